@@ -1,0 +1,55 @@
+# Two commands do everything on a fresh Debian 12 machine:
+#   make demo    install what is missing, build, run the quick-start example
+#   make test    install what is missing, build, run the whole ctest suite
+# and:
+#   make bench       build and run the benchmarks (installs libbenchmark, libtorch)
+#   make sanitize    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make golden      regenerate the PyTorch golden values (installs python3-torch)
+#   make format      apply .clang-format
+
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build demo test bench sanitize golden format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(BUILD)/examples/quickstart
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+bench:
+	@scripts/install-deps.sh bench
+	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DXLOSS_BUILD_TESTS=OFF -DXLOSS_BUILD_EXAMPLES=OFF \
+	      -DXLOSS_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-bench -j $(JOBS)
+	$(BUILD)-bench/benchmarks/xloss_bench --benchmark_out=$(BUILD)-bench/bench.json --benchmark_out_format=json
+
+sanitize: deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	      $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+
+golden:
+	@scripts/install-deps.sh golden
+	/usr/bin/python3 tests/golden/generate_kl_div_golden.py
+
+format:
+	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan

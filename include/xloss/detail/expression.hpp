@@ -1,0 +1,250 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_EXPRESSION_HPP
+#define XLOSS_DETAIL_EXPRESSION_HPP
+
+// From xtensor expressions to the flat arrays the kernels read: value types,
+// broadcast shapes and their error messages, and the chunked walk that hands
+// any expression (views, transposes, broadcasts, lazy functions, mixed types)
+// to the kernels. Contiguous row-major data of the right type is handed over
+// in place; anything else is copied chunk by chunk into stack buffers.
+
+#include <algorithm>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include <xtensor/xbroadcast.hpp>
+#include <xtensor/xexpression.hpp>
+#include <xtensor/xstorage.hpp>
+#include <xtensor/xutils.hpp>
+
+#include "kernels.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        using shape_type = xt::svector<std::size_t, 4>;
+
+        template <class T>
+        struct is_loss_value
+            : std::integral_constant<bool, std::is_same<T, float>::value || std::is_same<T, double>::value>
+        {
+        };
+
+        /// The promoted value type of the arguments: float, or double as soon as one is double.
+        template <class... T>
+        struct loss_value
+        {
+            static_assert((is_loss_value<std::decay_t<T>>::value && ...),
+                          "xloss: losses take float or double elements; integral and complex element types are "
+                          "not supported (convert with xt::cast<double>(e))");
+            using type = std::common_type_t<std::decay_t<T>...>;
+        };
+
+        template <class... E>
+        using loss_value_t = typename loss_value<typename E::value_type...>::type;
+
+        template <class S>
+        inline shape_type to_shape(const S& s)
+        {
+            return shape_type(s.begin(), s.end());
+        }
+
+        /// "(2, 3)"; a 0-d shape is "()".
+        template <class S>
+        inline std::string shape_to_string(const S& s)
+        {
+            std::string r = "(";
+            for (std::size_t i = 0; i < s.size(); ++i)
+            {
+                r += (i ? ", " : "") + std::to_string(s[i]);
+            }
+            return r + ")";
+        }
+
+        inline std::size_t size_of(const shape_type& s)
+        {
+            std::size_t n = 1;
+            for (std::size_t d : s)
+            {
+                n *= d;
+            }
+            return n;
+        }
+
+        /// NumPy broadcast of two shapes; throws std::invalid_argument naming both.
+        inline shape_type broadcast_shapes(const shape_type& a, const shape_type& b, const char* func,
+                                           const char* name_a, const char* name_b)
+        {
+            shape_type r(std::max(a.size(), b.size()), 1);
+            for (std::size_t i = 0; i < r.size(); ++i)
+            {
+                const std::size_t da = i < a.size() ? a[a.size() - 1 - i] : 1;
+                const std::size_t db = i < b.size() ? b[b.size() - 1 - i] : 1;
+                if (da != db && da != 1 && db != 1)
+                {
+                    throw std::invalid_argument(std::string("xloss::") + func + ": " + name_a + " of shape "
+                                                + shape_to_string(a) + " and " + name_b + " of shape "
+                                                + shape_to_string(b) + " cannot be broadcast together");
+                }
+                r[r.size() - 1 - i] = da == 1 ? db : da;
+            }
+            return r;
+        }
+
+        /// Whether shape s broadcasts to `to` without changing it.
+        inline bool broadcasts_to(const shape_type& s, const shape_type& to)
+        {
+            if (s.size() > to.size())
+            {
+                return false;
+            }
+            for (std::size_t i = 0; i < s.size(); ++i)
+            {
+                const std::size_t d = s[s.size() - 1 - i];
+                if (d != 1 && d != to[to.size() - 1 - i])
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /// A pointer to e's elements when they are of type V, contiguous and row-major; else nullptr.
+        template <class V, class E>
+        inline const V* contiguous_data(const E& e)
+        {
+            if constexpr (xt::has_data_interface<E>::value && std::is_same<typename E::value_type, V>::value)
+            {
+                const auto& shape = e.shape();
+                const auto& strides = e.strides();
+                std::ptrdiff_t expected = 1;
+                for (std::size_t i = shape.size(); i-- > 0;)
+                {
+                    if (shape[i] != 1 && static_cast<std::ptrdiff_t>(strides[i]) != expected)
+                    {
+                        return nullptr;
+                    }
+                    expected *= static_cast<std::ptrdiff_t>(shape[i]);
+                }
+                return e.data() + e.data_offset();
+            }
+            else
+            {
+                (void)e;
+                return nullptr;
+            }
+        }
+
+        /// Elements read in place.
+        template <class V>
+        struct pointer_source
+        {
+            const V* data;
+
+            const V* chunk(V*, std::size_t offset, std::size_t) const noexcept
+            {
+                return data + offset;
+            }
+        };
+
+        /// Elements copied from an xtensor iterator, chunk by chunk.
+        template <class V, class It>
+        struct iterator_source
+        {
+            It it;
+
+            const V* chunk(V* buf, std::size_t, std::size_t m)
+            {
+                for (std::size_t j = 0; j < m; ++j, ++it)
+                {
+                    buf[j] = static_cast<V>(*it);
+                }
+                return buf;
+            }
+        };
+
+        /// One value for every element.
+        template <class V>
+        struct scalar_source
+        {
+            V value;
+
+            scalar_arg<V> chunk(V*, std::size_t, std::size_t) const noexcept
+            {
+                return {value};
+            }
+        };
+
+        /// Chunk length of the walk: a multiple of every block_sum::block, so chunking never changes a sum.
+        constexpr std::size_t chunk_size = 1024;
+
+        /// Calls f(x, t, g, m, offset) on consecutive chunks of n elements.
+        template <class V, class SX, class ST, class SG, class F>
+        inline void for_each_chunk(std::size_t n, SX sx, ST st, SG sg, F&& f)
+        {
+            alignas(64) V xb[chunk_size];
+            alignas(64) V tb[chunk_size];
+            alignas(64) V gb[chunk_size];
+            for (std::size_t offset = 0; offset < n; offset += chunk_size)
+            {
+                const std::size_t m = std::min(chunk_size, n - offset);
+                f(sx.chunk(xb, offset, m), st.chunk(tb, offset, m), sg.chunk(gb, offset, m), m, offset);
+            }
+        }
+
+        /**
+         * Walks x, t and g over the broadcast shape in row-major order, handing chunks to f.
+         * g is a scalar_source or an xexpression broadcastable to shape.
+         */
+        template <class V, class E1, class E2, class G, class F>
+        inline void walk(const E1& x, const E2& t, const G& g, const shape_type& shape, F&& f)
+        {
+            const std::size_t n = size_of(shape);
+            const V* px = x.shape().size() == shape.size() && std::equal(shape.begin(), shape.end(), x.shape().begin())
+                              ? contiguous_data<V>(x)
+                              : nullptr;
+            const V* pt = t.shape().size() == shape.size() && std::equal(shape.begin(), shape.end(), t.shape().begin())
+                              ? contiguous_data<V>(t)
+                              : nullptr;
+            if constexpr (xt::is_xexpression<G>::value)
+            {
+                const V* pg =
+                    g.shape().size() == shape.size() && std::equal(shape.begin(), shape.end(), g.shape().begin())
+                        ? contiguous_data<V>(g)
+                        : nullptr;
+                if (px && pt && pg)
+                {
+                    for_each_chunk<V>(n, pointer_source<V>{px}, pointer_source<V>{pt}, pointer_source<V>{pg}, f);
+                    return;
+                }
+                const auto bx = xt::broadcast(x, shape);
+                const auto bt = xt::broadcast(t, shape);
+                const auto bg = xt::broadcast(g, shape);
+                for_each_chunk<V>(n, iterator_source<V, decltype(bx.cbegin())>{bx.cbegin()},
+                                  iterator_source<V, decltype(bt.cbegin())>{bt.cbegin()},
+                                  iterator_source<V, decltype(bg.cbegin())>{bg.cbegin()}, f);
+            }
+            else
+            {
+                if (px && pt)
+                {
+                    for_each_chunk<V>(n, pointer_source<V>{px}, pointer_source<V>{pt}, g, f);
+                    return;
+                }
+                const auto bx = xt::broadcast(x, shape);
+                const auto bt = xt::broadcast(t, shape);
+                for_each_chunk<V>(n, iterator_source<V, decltype(bx.cbegin())>{bx.cbegin()},
+                                  iterator_source<V, decltype(bt.cbegin())>{bt.cbegin()}, g, f);
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,167 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_KERNELS_HPP
+#define XLOSS_DETAIL_KERNELS_HPP
+
+// Fused single-pass loops over contiguous arrays: a sum of a pointwise op and an
+// elementwise map. Both run the whole array, tail included, through the same
+// batch arithmetic (the tail in a padded batch), so a result never depends on
+// where an element sits, and feeding the same data in chunks whose length is a
+// multiple of block_sum::block gives bit-identical results.
+
+#include <algorithm>
+#include <cstddef>
+
+#include "simd.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /// A scalar that an op receives in every lane (the reduced losses' gradient).
+        template <class T>
+        struct scalar_arg
+        {
+            T value;
+        };
+
+        template <class B, class T>
+        inline B load_arg(const T* p, std::size_t i) noexcept
+        {
+            return batch_traits<B>::load(p + i);
+        }
+
+        template <class B, class T>
+        inline B load_arg(scalar_arg<T> s, std::size_t /*i*/) noexcept
+        {
+            return B(s.value);
+        }
+
+        template <class B, class T>
+        inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
+        {
+            alignas(64) T buf[batch_traits<B>::size];
+            std::fill(std::begin(buf), std::end(buf), pad);
+            std::copy(p + i, p + n, buf);
+            return batch_traits<B>::load(buf);
+        }
+
+        template <class B, class T>
+        inline B load_tail(scalar_arg<T> s, std::size_t, std::size_t, T) noexcept
+        {
+            return B(s.value);
+        }
+
+        /// The last n - i < size elements as a batch; padding lanes see x = 0, t = 1, g = 0.
+        template <class B, class Op, class X, class Y, class G>
+        inline B apply_tail(Op op, const X& x, const Y& t, const G& g, std::size_t i, std::size_t n) noexcept
+        {
+            using T = value_type_t<B>;
+            return op(load_tail<B>(x, i, n, T(0)), load_tail<B>(t, i, n, T(1)), load_tail<B>(g, i, n, T(0)));
+        }
+
+        /**
+         * Accurate running sum of op(x, t, g) over arrays fed in one or more calls.
+         *
+         * The terms are added in batches into `unroll` accumulators of type B; every
+         * `rounds` batches per accumulator (one block) the accumulators are folded
+         * and added into a double. Each term thus passes through at most
+         * rounds + log2(unroll) + log2(lanes) additions in T before reaching double:
+         * about 10 in float, which bounds the relative error by 10 * 2^-24 of the
+         * sum of absolute values, whatever the length.
+         */
+        template <class B>
+        class block_sum
+        {
+        public:
+
+            using value_type = value_type_t<B>;
+            static constexpr std::size_t lanes = batch_traits<B>::size;
+            static constexpr std::size_t unroll = 4;
+            static constexpr std::size_t rounds = 4;
+            static constexpr std::size_t block = lanes * unroll * rounds;
+
+            /// Adds op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg.
+            template <class Op, class G>
+            void add(Op op, const value_type* x, const value_type* t, G g, std::size_t n) noexcept;
+
+            double total() const noexcept
+            {
+                return m_total;
+            }
+
+        private:
+
+            void flush(B (&acc)[unroll]) noexcept
+            {
+                const B folded = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                m_total += static_cast<double>(batch_traits<B>::hsum(folded));
+            }
+
+            double m_total = 0.;
+        };
+
+        template <class B>
+        template <class Op, class G>
+        inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n) noexcept
+        {
+            std::size_t i = 0;
+            for (; i + block <= n; i += block)
+            {
+                B acc[unroll] = {B(0), B(0), B(0), B(0)};
+                for (std::size_t r = 0; r < rounds; ++r)
+                {
+                    for (std::size_t u = 0; u < unroll; ++u)
+                    {
+                        const std::size_t j = i + (r * unroll + u) * lanes;
+                        acc[u] += op(load_arg<B>(x, j), load_arg<B>(t, j), load_arg<B>(g, j));
+                    }
+                }
+                flush(acc);
+            }
+            if (i == n)
+            {
+                return;
+            }
+            // Less than a block left: the same batch-to-accumulator pattern, then one flush.
+            B acc[unroll] = {B(0), B(0), B(0), B(0)};
+            std::size_t k = 0;
+            for (; i + lanes <= n; i += lanes, ++k)
+            {
+                acc[k % unroll] += op(load_arg<B>(x, i), load_arg<B>(t, i), load_arg<B>(g, i));
+            }
+            if (i < n)
+            {
+                alignas(64) value_type lanes_buf[lanes];
+                batch_traits<B>::store(lanes_buf, apply_tail<B>(op, x, t, g, i, n));
+                std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
+                acc[k % unroll] += batch_traits<B>::load(lanes_buf);
+            }
+            flush(acc);
+        }
+
+        /// out[i] = op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg.
+        template <class B, class Op, class G>
+        inline void map(Op op, const value_type_t<B>* x, const value_type_t<B>* t, G g, value_type_t<B>* out,
+                        std::size_t n) noexcept
+        {
+            constexpr std::size_t lanes = batch_traits<B>::size;
+            std::size_t i = 0;
+            for (; i + lanes <= n; i += lanes)
+            {
+                batch_traits<B>::store(out + i, op(load_arg<B>(x, i), load_arg<B>(t, i), load_arg<B>(g, i)));
+            }
+            if (i < n)
+            {
+                alignas(64) value_type_t<B> buf[lanes];
+                batch_traits<B>::store(buf, apply_tail<B>(op, x, t, g, i, n));
+                std::copy(buf, buf + (n - i), out + i);
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,97 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_SIMD_HPP
+#define XLOSS_DETAIL_SIMD_HPP
+
+// A uniform view of xsimd batches and plain scalars, so that every kernel is
+// written once and runs either on batches (the SIMD path) or on scalars (the
+// scalar path, used when xsimd offers no instruction set).
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+
+#include "../xloss_config.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /// A "batch" of one scalar: the scalar path.
+        template <class B>
+        struct batch_traits
+        {
+            using value_type = B;
+            static constexpr std::size_t size = 1;
+
+            static B load(const value_type* p) noexcept
+            {
+                return *p;
+            }
+
+            static void store(value_type* p, const B& v) noexcept
+            {
+                *p = v;
+            }
+
+            static value_type hsum(const B& v) noexcept
+            {
+                return v;
+            }
+        };
+
+#if XLOSS_USE_SIMD
+        template <class T, class A>
+        struct batch_traits<xsimd::batch<T, A>>
+        {
+            using value_type = T;
+            static constexpr std::size_t size = xsimd::batch<T, A>::size;
+
+            static xsimd::batch<T, A> load(const T* p) noexcept
+            {
+                return xsimd::batch<T, A>::load_unaligned(p);
+            }
+
+            static void store(T* p, const xsimd::batch<T, A>& v) noexcept
+            {
+                v.store_unaligned(p);
+            }
+
+            static T hsum(const xsimd::batch<T, A>& v) noexcept
+            {
+                return xsimd::hadd(v);
+            }
+        };
+
+        /// The batch type the library's kernels use for T.
+        template <class T>
+        using default_batch = xsimd::batch<T>;
+#else
+        template <class T>
+        using default_batch = T;
+#endif
+
+        template <class B>
+        using value_type_t = typename batch_traits<B>::value_type;
+
+        /// xsimd 8 has no scalar select; this is it.
+        template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+        inline T select(bool cond, T a, T b) noexcept
+        {
+            return cond ? a : b;
+        }
+
+        using std::exp;
+        using std::log;
+#if XLOSS_USE_SIMD
+        using xsimd::exp;
+        using xsimd::log;
+        using xsimd::select;
+#endif
+    }
+}
+
+#endif

@@ -1,0 +1,71 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_REDUCTION_HPP
+#define XLOSS_REDUCTION_HPP
+
+/// @file
+/// The reductions a loss applies to its pointwise terms.
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace xloss
+{
+    /**
+     * @brief How a loss reduces its pointwise terms, as in PyTorch.
+     */
+    enum class reduction
+    {
+        none,     ///< no reduction: one term per element of the broadcast shape
+        mean,     ///< sum divided by the number of elements (not the KL divergence)
+        sum,      ///< sum of all terms
+        batchmean ///< sum divided by the input's first dimension (the KL divergence per sample)
+    };
+
+    reduction parse_reduction(std::string_view name);
+    constexpr std::string_view to_string(reduction r) noexcept;
+
+    /**
+     * @brief Parses the name the Python frameworks use for a reduction.
+     * @param name one of "none", "mean", "sum", "batchmean"
+     * @return the matching enumerator
+     * @throw std::invalid_argument for any other name; the message lists the valid ones
+     */
+    inline reduction parse_reduction(std::string_view name)
+    {
+        for (reduction r : {reduction::none, reduction::mean, reduction::sum, reduction::batchmean})
+        {
+            if (name == to_string(r))
+            {
+                return r;
+            }
+        }
+        throw std::invalid_argument("xloss: unknown reduction '" + std::string(name)
+                                    + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'");
+    }
+
+    /**
+     * @brief The name of a reduction, as parse_reduction accepts it.
+     */
+    constexpr std::string_view to_string(reduction r) noexcept
+    {
+        switch (r)
+        {
+            case reduction::none:
+                return "none";
+            case reduction::mean:
+                return "mean";
+            case reduction::sum:
+                return "sum";
+            case reduction::batchmean:
+                return "batchmean";
+        }
+        return "unknown";
+    }
+}
+
+#endif

@@ -1,0 +1,18 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_XLOSS_HPP
+#define XLOSS_XLOSS_HPP
+
+/// @file
+/// Umbrella header: everything xloss offers.
+
+#include "kl_div.hpp"
+#include "kl_div_loss.hpp"
+#include "kl_div_options.hpp"
+#include "reduction.hpp"
+#include "xloss_config.hpp"
+
+#endif

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages xloss needs for a purpose, when they are missing.
+#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2
+#   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
+#   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
+set -euo pipefail
+
+build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2)
+case "${1:-build}" in
+    build) wanted=("${build[@]}") ;;
+    bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
+    golden) wanted=(python3-torch) ;;
+    *) echo "usage: $0 [build|bench|golden]" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "xloss: installing missing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "xloss: run as root, or install these packages: ${missing[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

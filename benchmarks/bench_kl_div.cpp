@@ -1,0 +1,360 @@
+// Throughput of xloss's KL-divergence loss beside its baselines, on the same
+// buffers in one run: a plain scalar loop, the naive xtensor expression, the
+// machine's memory bound (xsimd read/write kernels), a bare xsimd::log loop and,
+// when built with XLOSS_BENCH_TORCH, libtorch's kl_div with autograd.
+//
+// Run through `make bench`; scripts/bench_report.py turns the JSON into the
+// README's table and plot.
+
+#include <cmath>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <xtensor/xadapt.hpp>
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+
+#include <xloss/xloss.hpp>
+
+#ifdef XLOSS_BENCH_WITH_TORCH
+#include <torch/torch.h>
+#endif
+
+namespace
+{
+    template <class T>
+    using buffer = std::vector<T, xsimd::aligned_allocator<T>>;
+
+    /// Inputs of one size: log-probabilities, probabilities (10% zeros), their logs, a gradient.
+    template <class T>
+    struct bench_data
+    {
+        buffer<T> x, t, log_t, out;
+        xt::xarray<T> xa, ta;
+    };
+
+    template <class T>
+    const bench_data<T>& data(std::size_t n)
+    {
+        static std::map<std::size_t, std::unique_ptr<bench_data<T>>> cache;
+        auto& slot = cache[n];
+        if (!slot)
+        {
+            slot = std::make_unique<bench_data<T>>();
+            std::mt19937 gen(42);
+            std::uniform_real_distribution<double> u(0.0, 1.0);
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                const double t = u(gen) < 0.1 ? 0.0 : u(gen);
+                slot->x.push_back(static_cast<T>(std::log(u(gen) + 1e-3)));
+                slot->t.push_back(static_cast<T>(t));
+                slot->log_t.push_back(static_cast<T>(std::log(t)));
+            }
+            slot->out.resize(n);
+            slot->xa = xt::adapt(slot->x, {n});
+            slot->ta = xt::adapt(slot->t, {n});
+        }
+        return *slot;
+    }
+
+    template <class T>
+    auto view(const buffer<T>& b)
+    {
+        return xt::adapt(b.data(), b.size(), xt::no_ownership(), std::vector<std::size_t>{b.size()});
+    }
+
+    /// Items and the bytes a kernel must move: `arrays` arrays of n elements.
+    template <class T>
+    void set_counters(benchmark::State& state, std::size_t n, int arrays)
+    {
+        state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+        state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(T) * arrays));
+    }
+
+    // ---------------------------------------------------------------- xloss
+
+    template <class T>
+    void xloss_forward(benchmark::State& state, xloss::reduction r, bool log_target)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        const auto x = view(d.x);
+        const auto t = view(log_target ? d.log_t : d.t);
+        for (auto _ : state)
+        {
+            auto loss = xloss::kl_div(x, t, r, log_target);
+            benchmark::DoNotOptimize(loss.data());
+        }
+        set_counters<T>(state, n, r == xloss::reduction::none ? 3 : 2);
+    }
+
+    template <class T>
+    void xloss_backward(benchmark::State& state, xloss::reduction r, bool log_target)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        const auto x = view(d.x);
+        const auto t = view(log_target ? d.log_t : d.t);
+        for (auto _ : state)
+        {
+            auto grad = xloss::kl_div_backward(T(1), x, t, r, log_target);
+            benchmark::DoNotOptimize(grad.data());
+        }
+        set_counters<T>(state, n, 3);
+    }
+
+    // ------------------------------------------------------------ baselines
+
+    /// What a user writes by hand: one loop, the C library's log, a float accumulator.
+    template <class T>
+    void scalar_loop(benchmark::State& state)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            T sum = 0;
+            for (std::size_t i = 0; i < n; ++i)
+            {
+                const T t = d.t[i];
+                sum += t > 0 ? t * (std::log(t) - d.x[i]) : T(0);
+            }
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, 2);
+    }
+
+    /// The one-line xtensor expression (with XTENSOR_USE_XSIMD, its fastest form).
+    template <class T>
+    void naive_xtensor(benchmark::State& state)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            T sum = xt::sum(d.ta * (xt::log(d.ta) - d.xa))();
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, 2);
+    }
+
+    /// The memory bound of the reduced forward: read two arrays, nothing else.
+    template <class T>
+    void bound_read2(benchmark::State& state)
+    {
+        using batch = xsimd::batch<T>;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            batch a0(T(0)), a1(T(0));
+            std::size_t i = 0;
+            for (; i + 2 * batch::size <= n; i += 2 * batch::size)
+            {
+                a0 += batch::load_aligned(&d.x[i]) + batch::load_aligned(&d.t[i]);
+                a1 += batch::load_aligned(&d.x[i + batch::size]) + batch::load_aligned(&d.t[i + batch::size]);
+            }
+            T sum = xsimd::hadd(a0 + a1);
+            for (; i < n; ++i)
+            {
+                sum += d.x[i] + d.t[i];
+            }
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, 2);
+    }
+
+    /// The memory bound of `none` and of the gradients: read two arrays, write one.
+    template <class T>
+    void bound_read2_write1(benchmark::State& state)
+    {
+        using batch = xsimd::batch<T>;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = const_cast<bench_data<T>&>(data<T>(n));
+        for (auto _ : state)
+        {
+            std::size_t i = 0;
+            for (; i + batch::size <= n; i += batch::size)
+            {
+                (batch::load_aligned(&d.x[i]) + batch::load_aligned(&d.t[i])).store_aligned(&d.out[i]);
+            }
+            for (; i < n; ++i)
+            {
+                d.out[i] = d.x[i] + d.t[i];
+            }
+            benchmark::DoNotOptimize(d.out.data());
+            benchmark::ClobberMemory();
+        }
+        set_counters<T>(state, n, 3);
+    }
+
+    /// A bare xsimd::log over one array: the cost of the transcendental alone.
+    template <class T>
+    void xsimd_log(benchmark::State& state)
+    {
+        using batch = xsimd::batch<T>;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            batch acc(T(0));
+            std::size_t i = 0;
+            for (; i + batch::size <= n; i += batch::size)
+            {
+                acc += xsimd::log(batch::load_aligned(&d.t[i]) + batch(T(1)));
+            }
+            T sum = xsimd::hadd(acc);
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, 1);
+    }
+
+#ifdef XLOSS_BENCH_WITH_TORCH
+    /// libtorch's own default, read before any benchmark changes it.
+    const int torch_default_threads = torch::get_num_threads();
+
+    template <class T>
+    torch::Tensor as_tensor(const buffer<T>& b)
+    {
+        const auto dtype = std::is_same<T, float>::value ? torch::kFloat32 : torch::kFloat64;
+        return torch::from_blob(const_cast<T*>(b.data()), {static_cast<std::int64_t>(b.size())},
+                                torch::TensorOptions().dtype(dtype));
+    }
+
+    template <class T>
+    void torch_forward(benchmark::State& state, int threads)
+    {
+        torch::set_num_threads(threads > 0 ? threads : torch_default_threads);
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        const auto x = as_tensor(d.x);
+        const auto t = as_tensor(d.t);
+        torch::NoGradGuard no_grad;
+        for (auto _ : state)
+        {
+            auto loss = torch::kl_div(x, t, at::Reduction::Sum, false);
+            benchmark::DoNotOptimize(loss.data_ptr());
+        }
+        set_counters<T>(state, n, 2);
+    }
+
+    template <class T>
+    void torch_forward_backward(benchmark::State& state, int threads)
+    {
+        torch::set_num_threads(threads > 0 ? threads : torch_default_threads);
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        const auto t = as_tensor(d.t);
+        for (auto _ : state)
+        {
+            auto x = as_tensor(d.x).detach().requires_grad_(true);
+            auto loss = torch::kl_div(x, t, at::Reduction::Sum, false);
+            loss.backward();
+            benchmark::DoNotOptimize(x.grad().data_ptr());
+        }
+        set_counters<T>(state, n, 3);
+    }
+#endif
+
+    /// Sizes 2^10 .. 2^24 by 4x, and sizes that are not a multiple of any SIMD width.
+    void sizes(benchmark::internal::Benchmark* b)
+    {
+        for (std::int64_t n = 1 << 10; n <= 1 << 24; n *= 4)
+        {
+            b->Arg(n);
+        }
+        b->Arg(1000003);
+        b->Arg(12345);
+    }
+}
+
+namespace
+{
+    template <class F>
+    void add(const std::string& name, F f)
+    {
+        benchmark::RegisterBenchmark(name.c_str(), f)->Apply(sizes);
+    }
+
+    /// Names read implementation/type/variant, then the size: "xloss_forward/float/sum/1048576".
+    template <class T>
+    void register_type(const std::string& type)
+    {
+        using xloss::reduction;
+        const std::pair<const char*, reduction> forward[] = {{"sum", reduction::sum},
+                                                             {"mean", reduction::mean},
+                                                             {"batchmean", reduction::batchmean},
+                                                             {"none", reduction::none}};
+        for (const auto& [name, r] : forward)
+        {
+            add("xloss_forward/" + type + "/" + name,
+                [r = r](benchmark::State& s)
+                {
+                    xloss_forward<T>(s, r, false);
+                });
+            add("xloss_forward/" + type + "/" + name + "_log_target",
+                [r = r](benchmark::State& s)
+                {
+                    xloss_forward<T>(s, r, true);
+                });
+        }
+        add("xloss_backward/" + type + "/sum",
+            [](benchmark::State& s)
+            {
+                xloss_backward<T>(s, reduction::sum, false);
+            });
+        add("xloss_backward/" + type + "/sum_log_target",
+            [](benchmark::State& s)
+            {
+                xloss_backward<T>(s, reduction::sum, true);
+            });
+        add("scalar_loop/" + type + "/sum", scalar_loop<T>);
+        add("naive_xtensor/" + type + "/sum", naive_xtensor<T>);
+        add("bound_read2/" + type, bound_read2<T>);
+        add("bound_read2_write1/" + type, bound_read2_write1<T>);
+        add("xsimd_log/" + type, xsimd_log<T>);
+#ifdef XLOSS_BENCH_WITH_TORCH
+        add("torch_forward/" + type + "/sum_1thread",
+            [](benchmark::State& s)
+            {
+                torch_forward<T>(s, 1);
+            });
+        add("torch_forward/" + type + "/sum_default_threads",
+            [](benchmark::State& s)
+            {
+                torch_forward<T>(s, 0);
+            });
+        add("torch_forward_backward/" + type + "/sum_1thread",
+            [](benchmark::State& s)
+            {
+                torch_forward_backward<T>(s, 1);
+            });
+        add("torch_forward_backward/" + type + "/sum_default_threads",
+            [](benchmark::State& s)
+            {
+                torch_forward_backward<T>(s, 0);
+            });
+#endif
+    }
+}
+
+int main(int argc, char** argv)
+{
+    register_type<float>("float");
+    register_type<double>("double");
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+    {
+        return 1;
+    }
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -3,6 +3,7 @@
 #   make test    install what is missing, build, run the whole ctest suite
 # and:
 #   make bench       build and run the benchmarks (installs libbenchmark, libtorch)
+#   make test-long   the exhaustive tests CI leaves out (minutes)
 #   make sanitize    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make golden      regenerate the PyTorch golden values (installs python3-torch)
 #   make format      apply .clang-format
@@ -11,7 +12,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test bench sanitize golden format clean
+.PHONY: all deps configure build demo test test-long bench sanitize golden format clean
 
 all: build
 
@@ -28,7 +29,11 @@ demo: build
 	$(BUILD)/examples/quickstart
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+# Tests too long for CI (exhaustive checks over every float), run by hand.
+test-long: build
+	cd $(BUILD) && ctest --output-on-failure -V -L long
 
 bench:
 	@scripts/install-deps.sh bench
@@ -42,7 +47,7 @@ sanitize: deps
 	      -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	      $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -LE long
 
 golden:
 	@scripts/install-deps.sh golden

@@ -11,8 +11,8 @@ int main()
     xt::xarray<float> target = {{0.7f, 0.2f, 0.1f}, {0.0f, 0.9f, 0.1f}};
 
     xloss::KLDivLoss loss(xloss::reduction::batchmean);
-    auto value = loss(input, target);          // 0-d xt::xarray<float>
-    auto grad = loss.backward(input, target);  // d loss / d input, shape (2, 3)
+    auto value = loss(input, target);         // 0-d xt::xarray<float>
+    auto grad = loss.backward(input, target); // d loss / d input, shape (2, 3)
 
     std::cout << "KL divergence per sample: " << value() << "\n" << grad << "\n";
 }

@@ -17,6 +17,7 @@
 
 #include <limits>
 
+#include "fast_math.hpp"
 #include "simd.hpp"
 
 namespace xloss
@@ -36,7 +37,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
             {
                 const B zero(0);
-                return select((t == zero) & (x == x), zero, t * (log(t) - x));
+                return select((t == zero) & (x == x), zero, t * (kernel_log(t) - x));
             }
         };
 
@@ -80,7 +81,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select((t == zero) & (x == x), zero, (log(t) + B(1) - x) * g);
+                return select((t == zero) & (x == x), zero, (kernel_log(t) + B(1) - x) * g);
             }
         };
 

@@ -4,6 +4,7 @@
 #ifndef XLOSS_TEST_HELPERS_HPP
 #define XLOSS_TEST_HELPERS_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -60,7 +61,7 @@ namespace xloss_test
     template <class E1, class E2>
     bool identical(const E1& a, const E2& b)
     {
-        if (a.shape() != b.shape())
+        if (!std::equal(a.shape().begin(), a.shape().end(), b.shape().begin(), b.shape().end()))
         {
             return false;
         }

@@ -16,6 +16,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "kl_div.hpp"
+#include "kl_div_forward_backward.hpp"
 #include "kl_div_options.hpp"
 
 namespace xloss
@@ -25,7 +26,8 @@ namespace xloss
      *
      * `loss(input, target)` is `kl_div(input, target, loss.options())`;
      * `loss.backward(input, target[, grad_output])` is the gradient w.r.t. the input,
-     * `loss.target_backward(...)` the gradient w.r.t. the target (grad_output defaults to 1).
+     * `loss.target_backward(...)` the gradient w.r.t. the target (grad_output defaults to 1),
+     * `loss.forward_backward(input, target)` the loss and the input gradient in one pass.
      *
      * @tparam T the value type the loss computes in; `void` (the default) promotes the
      *         arguments' types (float, or double as soon as one is double)
@@ -80,6 +82,11 @@ namespace xloss
         template <class E1, class E2, class G>
         auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                              const G& grad_output) const;
+
+        /// The loss and its gradients in one pass; see kl_div_forward_backward().
+        template <class E1, class E2>
+        auto forward_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                              bool with_target_grad = false) const;
 
         /// The reduction applied to the pointwise terms.
         xloss::reduction reduction() const noexcept
@@ -178,6 +185,14 @@ namespace xloss
                                               const G& grad_output) const
     {
         return kl_div_target_backward(grad_output, as_value(input), as_value(target), m_options);
+    }
+
+    template <class T>
+    template <class E1, class E2>
+    inline auto KLDivLoss<T>::forward_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                                               bool with_target_grad) const
+    {
+        return kl_div_forward_backward(as_value(input), as_value(target), m_options, with_target_grad);
     }
 }
 

@@ -66,10 +66,29 @@ namespace xloss
             return *this;
         }
 
+        /// Threads for large contiguous tensors (default 1); used when compiled with OpenMP.
+        constexpr int num_threads() const noexcept
+        {
+            return m_num_threads;
+        }
+
+        /**
+         * Sets the number of OpenMP threads for tensors of more than 65536 elements whose input,
+         * target (and grad_output) are contiguous: 1 (the default) runs on the calling thread, 0
+         * takes OpenMP's default. Results are bit-identical for any value. Without OpenMP (compile
+         * with -fopenmp, or link OpenMP::OpenMP_CXX) it is ignored.
+         */
+        constexpr kl_div_options& num_threads(int value) noexcept
+        {
+            m_num_threads = value;
+            return *this;
+        }
+
     private:
 
         xloss::reduction m_reduction;
         bool m_log_target;
+        int m_num_threads = 1;
     };
 }
 

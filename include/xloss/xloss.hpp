@@ -10,8 +10,10 @@
 /// Umbrella header: everything xloss offers.
 
 #include "kl_div.hpp"
+#include "kl_div_forward_backward.hpp"
 #include "kl_div_loss.hpp"
 #include "kl_div_options.hpp"
+#include "kl_div_out.hpp"
 #include "reduction.hpp"
 #include "xloss_config.hpp"
 

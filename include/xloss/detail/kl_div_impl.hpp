@@ -1,0 +1,255 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_KL_DIV_IMPL_HPP
+#define XLOSS_DETAIL_KL_DIV_IMPL_HPP
+
+// What the kl_div functions share: the checks on shapes and options, the
+// reduction's divisor, and the passes that write the loss and the gradients
+// into flat arrays of the broadcast shape.
+
+#include <algorithm>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+
+#include "../kl_div_options.hpp"
+#include "../reduction.hpp"
+#include "expression.hpp"
+#include "kernels.hpp"
+#include "kl_div_ops.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /// Shapes and divisor of one call.
+        struct loss_setup
+        {
+            shape_type input_shape;
+            shape_type target_shape;
+            shape_type shape; ///< the broadcast shape: the shape of the `none` loss
+            std::size_t size;
+            double divisor; ///< what the reduction divides the sum by (1 for none and sum)
+            int threads;
+        };
+
+        inline int resolve_threads(int requested, const char* func)
+        {
+            if (requested < 0)
+            {
+                throw std::invalid_argument(std::string("xloss::") + func
+                                            + ": num_threads must be 0 (OpenMP's "
+                                              "default) or positive, got "
+                                            + std::to_string(requested));
+            }
+#ifdef _OPENMP
+            return requested == 0 ? omp_get_max_threads() : requested;
+#else
+            return 1;
+#endif
+        }
+
+        /// Checks that input and target broadcast, and works out the shapes and the divisor.
+        template <class E1, class E2>
+        inline loss_setup make_setup(const E1& x, const E2& t, const kl_div_options& options, const char* func)
+        {
+            loss_setup s;
+            s.input_shape = to_shape(x.shape());
+            s.target_shape = to_shape(t.shape());
+            s.shape = broadcast_shapes(s.input_shape, s.target_shape, func, "input", "target");
+            s.size = size_of(s.shape);
+            switch (options.reduction())
+            {
+                case reduction::mean:
+                    s.divisor = static_cast<double>(s.size);
+                    break;
+                case reduction::batchmean:
+                    s.divisor = s.input_shape.empty() ? 1. : static_cast<double>(s.input_shape[0]);
+                    break;
+                default:
+                    s.divisor = 1.;
+            }
+            s.threads = resolve_threads(options.num_threads(), func);
+            return s;
+        }
+
+        inline std::invalid_argument shape_error(const char* func, const char* what, const shape_type& got,
+                                                 const char* expected_what, const shape_type& expected)
+        {
+            return std::invalid_argument(std::string("xloss::") + func + ": " + what + " of shape "
+                                         + shape_to_string(got) + " does not match " + expected_what + " "
+                                         + shape_to_string(expected));
+        }
+
+        template <class V>
+        inline xt::xarray<V> make_scalar(V value)
+        {
+            xt::xarray<V> r = xt::xarray<V>::from_shape(shape_type{});
+            r() = value;
+            return r;
+        }
+
+        /// Sums a broadcast-shaped gradient over the axes its argument was broadcast along.
+        template <class V>
+        inline xt::xarray<V> sum_to_shape(xt::xarray<V>&& full, const shape_type& shape)
+        {
+            if (full.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), full.shape().begin()))
+            {
+                return std::move(full);
+            }
+            const std::size_t lead = full.dimension() - shape.size();
+            std::vector<std::size_t> axes;
+            for (std::size_t i = 0; i < full.dimension(); ++i)
+            {
+                if (i < lead || (shape[i - lead] == 1 && full.shape()[i] != 1))
+                {
+                    axes.push_back(i);
+                }
+            }
+            xt::xarray<V> r = xt::cast<V>(xt::sum<double>(full, axes, xt::evaluation_strategy::immediate));
+            r.reshape(shape);
+            return r;
+        }
+
+        /// The pointwise ops of one target space.
+        template <bool log_target>
+        struct kl_div_ops
+        {
+            using term = std::conditional_t<log_target, kl_term_log, kl_term>;
+            using input_grad = std::conditional_t<log_target, kl_input_grad_log, kl_input_grad>;
+            using target_grad = std::conditional_t<log_target, kl_target_grad_log, kl_target_grad>;
+        };
+
+        /// Calls f(kl_div_ops<log_target>{}) with the target space as a compile-time constant.
+        template <class F>
+        inline decltype(auto) with_ops(bool log_target, F&& f)
+        {
+            return log_target ? f(kl_div_ops<true>{}) : f(kl_div_ops<false>{});
+        }
+
+        /**
+         * One pass over input and target: returns the reduced loss (sum / divisor), or writes the
+         * `none` loss into `loss_out`; writes the input gradient into `grad_input` and the target
+         * gradient into `grad_target` where they are not null, over the broadcast shape. The
+         * gradients are those of the loss times `grad_scale` (grad_output / divisor).
+         */
+        template <class V, class Ops, class E1, class E2>
+        inline double fused_pass(Ops, const E1& x, const E2& t, const loss_setup& s, bool reduce, V* loss_out,
+                                 V grad_scale, V* grad_input, V* grad_target)
+        {
+            using batch = default_batch<V>;
+            const typename Ops::term term{};
+            const scalar_source<V> g{grad_scale};
+            const double total = walk<block_sum<batch>, V>(
+                x, t, g, s.shape, s.threads,
+                [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto& acc)
+                {
+                    if (reduce)
+                    {
+                        acc.add(term, px, pt, pg, m);
+                    }
+                    else if (loss_out)
+                    {
+                        map<batch>(term, px, pt, pg, loss_out + offset, m);
+                    }
+                    if (grad_input)
+                    {
+                        map<batch>(typename Ops::input_grad{}, px, pt, pg, grad_input + offset, m);
+                    }
+                    if (grad_target)
+                    {
+                        map<batch>(typename Ops::target_grad{}, px, pt, pg, grad_target + offset, m);
+                    }
+                });
+            return total / s.divisor;
+        }
+
+        /// One gradient (`Op`) over the broadcast shape into `out`, for grad_output `g`: a
+        /// scalar_source already divided by the divisor, or an expression broadcastable to the shape.
+        template <class V, class Op, class E1, class E2, class G>
+        inline void gradient_pass(Op op, const G& g, const E1& x, const E2& t, const loss_setup& s, V* out)
+        {
+            using batch = default_batch<V>;
+            walk<block_sum<batch>, V>(x, t, g, s.shape, s.threads,
+                                      [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto&)
+                                      {
+                                          map<batch>(op, px, pt, pg, out + offset, m);
+                                      });
+        }
+
+        /// Checks grad_output and calls f with what the gradient pass takes for it.
+        template <class V, class G, class F>
+        inline void with_grad_output(const G& grad_output, reduction r, const loss_setup& s, const char* func, F&& f)
+        {
+            if constexpr (xt::is_xexpression<G>::value)
+            {
+                static_assert(std::is_arithmetic<typename G::value_type>::value,
+                              "xloss: grad_output must hold arithmetic values");
+                const shape_type grad_shape = to_shape(grad_output.shape());
+                if (r == reduction::none)
+                {
+                    if (!broadcasts_to(grad_shape, s.shape))
+                    {
+                        throw std::invalid_argument(
+                            std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(grad_shape)
+                            + " does not broadcast to the loss's shape " + shape_to_string(s.shape));
+                    }
+                    f(grad_output);
+                    return;
+                }
+                if (!grad_shape.empty())
+                {
+                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
+                                                + shape_to_string(grad_shape)
+                                                + " does not match the reduced loss's shape (); pass a 0-d "
+                                                  "expression or a scalar");
+                }
+                f(scalar_source<V>{static_cast<V>(static_cast<double>(grad_output()) / s.divisor)});
+            }
+            else
+            {
+                static_assert(std::is_arithmetic<G>::value,
+                              "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
+                f(scalar_source<V>{static_cast<V>(static_cast<double>(grad_output) / s.divisor)});
+            }
+        }
+
+        /// The gradient w.r.t. one argument (`wrt_target` says which), in that argument's shape.
+        template <class V, bool wrt_target, class G, class E1, class E2>
+        inline xt::xarray<V> gradient(const G& grad_output, const E1& x, const E2& t, const kl_div_options& options,
+                                      const char* func)
+        {
+            const loss_setup s = make_setup(x, t, options, func);
+            xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
+            with_grad_output<V>(
+                grad_output, options.reduction(), s, func,
+                [&](const auto& g)
+                {
+                    with_ops(
+                        options.log_target(),
+                        [&](auto ops)
+                        {
+                            using ops_t = decltype(ops);
+                            using op =
+                                std::conditional_t<wrt_target, typename ops_t::target_grad, typename ops_t::input_grad>;
+                            gradient_pass<V>(op{}, g, x, t, s, full.data());
+                        });
+                });
+            return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
+        }
+    }
+}
+
+#endif

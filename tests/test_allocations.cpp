@@ -1,0 +1,125 @@
+// Counts heap allocations: the calls that write into caller-provided outputs
+// allocate nothing. Replaces the global operator new for this test binary; it
+// counts only while a test has switched counting on.
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include <xtensor/xtensor.hpp>
+
+#include <xloss/xloss.hpp>
+
+namespace
+{
+    std::atomic<bool> counting{false};
+    std::atomic<long> allocations{0};
+
+    /// Counts the allocations made while f runs.
+    template <class F>
+    long count_allocations(F&& f)
+    {
+        allocations = 0;
+        counting = true;
+        f();
+        counting = false;
+        return allocations;
+    }
+}
+
+void* operator new(std::size_t n)
+{
+    if (counting)
+    {
+        ++allocations;
+    }
+    if (void* p = std::malloc(n ? n : 1))
+    {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+
+void operator delete(void* p) noexcept
+{
+    std::free(p);
+}
+
+void operator delete(void* p, std::size_t) noexcept
+{
+    std::free(p);
+}
+
+TEST_CASE("Calls into caller-provided outputs allocate nothing", "[allocations]")
+{
+    const std::size_t n = 100000;
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({100, n / 100});
+    xt::xtensor<float, 2> t = xt::xtensor<float, 2>::from_shape({100, n / 100});
+    std::mt19937 gen(1);
+    std::uniform_real_distribution<float> u(0.01f, 1.f);
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        x.flat(i) = std::log(u(gen));
+        t.flat(i) = u(gen);
+    }
+    xt::xtensor<float, 2> out = xt::zeros_like(x);
+    xt::xtensor<float, 2> gx = xt::zeros_like(x);
+    xt::xtensor<float, 2> gt = xt::zeros_like(x);
+    float value = 0.f;
+
+    for (bool log_target : {false, true})
+    {
+        for (auto r : {xloss::reduction::sum, xloss::reduction::mean, xloss::reduction::batchmean})
+        {
+            const xloss::kl_div_options opts(r, log_target);
+            CHECK(count_allocations(
+                      [&]
+                      {
+                          xloss::kl_div_out(value, x, t, opts);
+                      })
+                  == 0);
+            CHECK(count_allocations(
+                      [&]
+                      {
+                          xloss::kl_div_backward_out(gx, 1.f, x, t, opts);
+                      })
+                  == 0);
+            CHECK(count_allocations(
+                      [&]
+                      {
+                          xloss::kl_div_target_backward_out(gt, 1.f, x, t, opts);
+                      })
+                  == 0);
+            CHECK(count_allocations(
+                      [&]
+                      {
+                          xloss::kl_div_forward_backward_out(value, gx, gt, x, t, opts);
+                      })
+                  == 0);
+            // The allocating form allocates the 0-d array it returns, and nothing else.
+            CHECK(count_allocations(
+                      [&]
+                      {
+                          (void)xloss::kl_div(x, t, opts);
+                      })
+                  == 1);
+        }
+        const xloss::kl_div_options none(xloss::reduction::none, log_target);
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      xloss::kl_div_out(out, x, t, none);
+                  })
+              == 0);
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      xloss::kl_div_forward_backward_out(out, gx, x, t, none);
+                  })
+              == 0);
+    }
+    CHECK(value > 0.f);
+}

@@ -36,12 +36,12 @@ namespace
     template <class T>
     struct bench_data
     {
-        buffer<T> x, t, log_t, out;
+        buffer<T> x, t, log_t, out, out2;
         xt::xarray<T> xa, ta;
     };
 
     template <class T>
-    const bench_data<T>& data(std::size_t n)
+    bench_data<T>& data(std::size_t n)
     {
         static std::map<std::size_t, std::unique_ptr<bench_data<T>>> cache;
         auto& slot = cache[n];
@@ -58,14 +58,16 @@ namespace
                 slot->log_t.push_back(static_cast<T>(std::log(t)));
             }
             slot->out.resize(n);
+            slot->out2.resize(n);
             slot->xa = xt::adapt(slot->x, {n});
             slot->ta = xt::adapt(slot->t, {n});
         }
         return *slot;
     }
 
+    /// A 1-d xtensor view over a buffer, without copying it.
     template <class T>
-    auto view(const buffer<T>& b)
+    auto view(buffer<T>& b)
     {
         return xt::adapt(b.data(), b.size(), xt::no_ownership(), std::vector<std::size_t>{b.size()});
     }
@@ -79,35 +81,82 @@ namespace
     }
 
     // ---------------------------------------------------------------- xloss
+    // Every xloss benchmark writes into preallocated outputs, as a training loop would.
+
+    xloss::kl_div_options options(xloss::reduction r, bool log_target, int threads)
+    {
+        return xloss::kl_div_options(r, log_target).num_threads(threads);
+    }
 
     template <class T>
-    void xloss_forward(benchmark::State& state, xloss::reduction r, bool log_target)
+    void xloss_forward(benchmark::State& state, xloss::reduction r, bool log_target, int threads)
     {
         const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
+        auto& d = data<T>(n);
         const auto x = view(d.x);
         const auto t = view(log_target ? d.log_t : d.t);
+        auto out = view(d.out);
+        const auto opts = options(r, log_target, threads);
         for (auto _ : state)
         {
-            auto loss = xloss::kl_div(x, t, r, log_target);
-            benchmark::DoNotOptimize(loss.data());
+            if (r == xloss::reduction::none)
+            {
+                xloss::kl_div_out(out, x, t, opts);
+                benchmark::ClobberMemory();
+            }
+            else
+            {
+                T loss = 0;
+                xloss::kl_div_out(loss, x, t, opts);
+                benchmark::DoNotOptimize(loss);
+            }
         }
         set_counters<T>(state, n, r == xloss::reduction::none ? 3 : 2);
     }
 
     template <class T>
-    void xloss_backward(benchmark::State& state, xloss::reduction r, bool log_target)
+    void xloss_backward(benchmark::State& state, xloss::reduction r, bool log_target, int threads)
     {
         const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
+        auto& d = data<T>(n);
         const auto x = view(d.x);
         const auto t = view(log_target ? d.log_t : d.t);
+        auto grad = view(d.out);
+        const auto opts = options(r, log_target, threads);
         for (auto _ : state)
         {
-            auto grad = xloss::kl_div_backward(T(1), x, t, r, log_target);
-            benchmark::DoNotOptimize(grad.data());
+            xloss::kl_div_backward_out(grad, T(1), x, t, opts);
+            benchmark::ClobberMemory();
         }
         set_counters<T>(state, n, 3);
+    }
+
+    /// The loss and the input gradient in one pass.
+    template <class T>
+    void xloss_forward_backward(benchmark::State& state, xloss::reduction r, bool log_target, int threads)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = data<T>(n);
+        const auto x = view(d.x);
+        const auto t = view(log_target ? d.log_t : d.t);
+        auto grad = view(d.out);
+        auto loss_none = view(d.out2);
+        const auto opts = options(r, log_target, threads);
+        for (auto _ : state)
+        {
+            if (r == xloss::reduction::none)
+            {
+                xloss::kl_div_forward_backward_out(loss_none, grad, x, t, opts);
+            }
+            else
+            {
+                T loss = 0;
+                xloss::kl_div_forward_backward_out(loss, grad, x, t, opts);
+                benchmark::DoNotOptimize(loss);
+            }
+            benchmark::ClobberMemory();
+        }
+        set_counters<T>(state, n, r == xloss::reduction::none ? 4 : 3);
     }
 
     // ------------------------------------------------------------ baselines
@@ -145,6 +194,23 @@ namespace
         set_counters<T>(state, n, 2);
     }
 
+    /// The naive expression for the loss, then the gradient -t as a second expression.
+    template <class T>
+    void naive_xtensor_forward_backward(benchmark::State& state)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = data<T>(n);
+        auto grad = view(d.out);
+        for (auto _ : state)
+        {
+            T sum = xt::sum(d.ta * (xt::log(d.ta) - d.xa))();
+            grad = -d.ta;
+            benchmark::DoNotOptimize(sum);
+            benchmark::ClobberMemory();
+        }
+        set_counters<T>(state, n, 3);
+    }
+
     /// The memory bound of the reduced forward: read two arrays, nothing else.
     template <class T>
     void bound_read2(benchmark::State& state)
@@ -171,13 +237,46 @@ namespace
         set_counters<T>(state, n, 2);
     }
 
+    /// The two-thread memory bound: each thread reads its half of both arrays (OpenMP).
+    template <class T>
+    void bound_read2_threads(benchmark::State& state)
+    {
+        using batch = xsimd::batch<T>;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            T total = 0;
+#pragma omp parallel for num_threads(2) reduction(+ : total)
+            for (int half = 0; half < 2; ++half)
+            {
+                const std::size_t begin = (n / 2 / batch::size) * batch::size * static_cast<std::size_t>(half);
+                const std::size_t end = half == 0 ? begin + (n / 2 / batch::size) * batch::size : n;
+                batch acc(T(0));
+                std::size_t i = begin;
+                for (; i + batch::size <= end; i += batch::size)
+                {
+                    acc += batch::load_aligned(&d.x[i]) + batch::load_aligned(&d.t[i]);
+                }
+                T sum = xsimd::hadd(acc);
+                for (; i < end; ++i)
+                {
+                    sum += d.x[i] + d.t[i];
+                }
+                total += sum;
+            }
+            benchmark::DoNotOptimize(total);
+        }
+        set_counters<T>(state, n, 2);
+    }
+
     /// The memory bound of `none` and of the gradients: read two arrays, write one.
     template <class T>
     void bound_read2_write1(benchmark::State& state)
     {
         using batch = xsimd::batch<T>;
         const std::size_t n = static_cast<std::size_t>(state.range(0));
-        auto& d = const_cast<bench_data<T>&>(data<T>(n));
+        auto& d = data<T>(n);
         for (auto _ : state)
         {
             std::size_t i = 0;
@@ -193,6 +292,26 @@ namespace
             benchmark::ClobberMemory();
         }
         set_counters<T>(state, n, 3);
+    }
+
+    /// A bare xsimd::exp over one array: the transcendental of the log_target path.
+    template <class T>
+    void xsimd_exp(benchmark::State& state)
+    {
+        using batch = xsimd::batch<T>;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        const auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            batch acc(T(0));
+            for (std::size_t i = 0; i + batch::size <= n; i += batch::size)
+            {
+                acc += xsimd::exp(batch::load_aligned(&d.x[i]));
+            }
+            T sum = xsimd::hadd(acc);
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, 1);
     }
 
     /// A bare xsimd::log over one array: the cost of the transcendental alone.
@@ -288,38 +407,55 @@ namespace
     void register_type(const std::string& type)
     {
         using xloss::reduction;
-        const std::pair<const char*, reduction> forward[] = {{"sum", reduction::sum},
-                                                             {"mean", reduction::mean},
-                                                             {"batchmean", reduction::batchmean},
-                                                             {"none", reduction::none}};
-        for (const auto& [name, r] : forward)
+        const std::pair<const char*, reduction> reductions[] = {{"sum", reduction::sum},
+                                                                {"mean", reduction::mean},
+                                                                {"batchmean", reduction::batchmean},
+                                                                {"none", reduction::none}};
+        for (const auto& [rname, r] : reductions)
         {
-            add("xloss_forward/" + type + "/" + name,
-                [r = r](benchmark::State& s)
-                {
-                    xloss_forward<T>(s, r, false);
-                });
-            add("xloss_forward/" + type + "/" + name + "_log_target",
-                [r = r](benchmark::State& s)
-                {
-                    xloss_forward<T>(s, r, true);
-                });
+            for (bool log_target : {false, true})
+            {
+                const std::string variant = std::string(rname) + (log_target ? "_log_target" : "");
+                add("xloss_forward/" + type + "/" + variant,
+                    [r = r, log_target](benchmark::State& s)
+                    {
+                        xloss_forward<T>(s, r, log_target, 1);
+                    });
+                add("xloss_backward/" + type + "/" + variant,
+                    [r = r, log_target](benchmark::State& s)
+                    {
+                        xloss_backward<T>(s, r, log_target, 1);
+                    });
+                add("xloss_forward_backward/" + type + "/" + variant,
+                    [r = r, log_target](benchmark::State& s)
+                    {
+                        xloss_forward_backward<T>(s, r, log_target, 1);
+                    });
+            }
         }
-        add("xloss_backward/" + type + "/sum",
+        add("xloss_forward/" + type + "/sum_2threads",
             [](benchmark::State& s)
             {
-                xloss_backward<T>(s, reduction::sum, false);
+                xloss_forward<T>(s, reduction::sum, false, 2);
             });
-        add("xloss_backward/" + type + "/sum_log_target",
+        add("xloss_forward/" + type + "/none_2threads",
             [](benchmark::State& s)
             {
-                xloss_backward<T>(s, reduction::sum, true);
+                xloss_forward<T>(s, reduction::none, false, 2);
+            });
+        add("xloss_forward_backward/" + type + "/sum_2threads",
+            [](benchmark::State& s)
+            {
+                xloss_forward_backward<T>(s, reduction::sum, false, 2);
             });
         add("scalar_loop/" + type + "/sum", scalar_loop<T>);
         add("naive_xtensor/" + type + "/sum", naive_xtensor<T>);
+        add("naive_xtensor_forward_backward/" + type + "/sum", naive_xtensor_forward_backward<T>);
         add("bound_read2/" + type, bound_read2<T>);
         add("bound_read2_write1/" + type, bound_read2_write1<T>);
+        add("bound_read2/" + type + "/2threads", bound_read2_threads<T>);
         add("xsimd_log/" + type, xsimd_log<T>);
+        add("xsimd_exp/" + type, xsimd_exp<T>);
 #ifdef XLOSS_BENCH_WITH_TORCH
         add("torch_forward/" + type + "/sum_1thread",
             [](benchmark::State& s)

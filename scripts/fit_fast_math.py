@@ -31,3 +31,43 @@ def as_float_hex(v):
 if __name__ == "__main__":
     print("log Q(r), degree 8 on [-1/3, 1/3]:")
     print(",\n".join(as_float_hex(c) for c in fit(q, -mp.mpf(1) / 3, mp.mpf(1) / 3, 8)))
+
+
+# The AVX-512 variant: x = 2^k z, z in [OFF, 2 OFF) split into 16 intervals by the top 4 bits of
+# its mantissa; in interval i, log z = log c_i + log1p(r) with r = z / c_i - 1, |r| < 0.0297.
+# invc[i] = 1/c_i rounded to float (1 exactly in the interval holding 1, so log(1) = 0), and
+# logc[i] = -log(invc[i]), so that the rounding of 1/c_i costs nothing.
+LOG_TABLE_OFFSET = 0x3F330000
+
+
+def log_table():
+    import struct
+
+    def from_bits(b):
+        return struct.unpack("f", struct.pack("I", b))[0]
+
+    def to_float(v):
+        return struct.unpack("f", struct.pack("f", v))[0]
+
+    invc, logc, rmin, rmax = [], [], 0.0, 0.0
+    for i in range(16):
+        a = from_bits(LOG_TABLE_OFFSET + i * (1 << 19))
+        b = from_bits(LOG_TABLE_OFFSET + (i + 1) * (1 << 19))
+        ic = 1.0 if a <= 1.0 < b else to_float(2.0 / (a + b))
+        invc.append(ic)
+        logc.append(float(-mp.log(mp.mpf(ic))))
+        rmin, rmax = min(rmin, a * ic - 1), max(rmax, b * ic - 1)
+    return invc, logc, rmin, rmax
+
+
+def print_log_table():
+    invc, logc, rmin, rmax = log_table()
+    print(f"log table: invc, logc (r in [{rmin:.6f}, {rmax:.6f}]):")
+    print(", ".join(as_float_hex(v) for v in invc))
+    print(", ".join(as_float_hex(v) for v in logc))
+    print("log1p(r) = r + r^2 Q(r), Q degree 2:")
+    print(",\n".join(as_float_hex(c) for c in fit(q, mp.mpf(rmin), mp.mpf(rmax), 2)))
+
+
+if __name__ == "__main__":
+    print_log_table()

@@ -120,6 +120,32 @@ TEST_CASE("fast_log: special values", "[fast_math]")
     CHECK(log1(denorm_min) == Approx(std::log(double(denorm_min))).epsilon(1e-7));
 }
 
+#if XSIMD_WITH_AVX512DQ
+TEST_CASE("log_normal (AVX-512 table log): at most 2 ulp on a sample of all positive normal floats", "[fast_math]")
+{
+    const auto table_log = [](const batch& b)
+    {
+        return xloss::detail::log_normal(b);
+    };
+    const auto rep = measure(0x00800000u, 0x7f800000u, 61, table_log, log_ref);
+    INFO("worst " << rep.worst << " ulp at " << rep.at << " over " << rep.count << " values");
+    CHECK(rep.worst <= 2.0);
+    CHECK(measure(0x3f700000u, 0x3f880000u, 1, table_log, log_ref).worst <= 2.0);
+    CHECK(xloss::detail::log_normal(batch(1.f)).get(0) == 0.f);
+}
+
+TEST_CASE("log_normal: exhaustive over every positive normal float", "[.][long][fast_math]")
+{
+    const auto table_log = [](const batch& b)
+    {
+        return xloss::detail::log_normal(b);
+    };
+    const auto rep = measure(0x00800000u, 0x7f800000u, 1, table_log, log_ref);
+    WARN("log_normal: worst " << rep.worst << " ulp at " << rep.at << " over " << rep.count << " values");
+    CHECK(rep.worst <= 2.0);
+}
+#endif
+
 TEST_CASE("fast_log: exhaustive over every positive float", "[.][long][fast_math]")
 {
     const auto rep = measure(1u, 0x7f800000u, 1, fast_log, log_ref);

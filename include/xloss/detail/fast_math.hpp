@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "simd.hpp"
 
@@ -56,6 +57,54 @@ namespace xloss
                                             xsimd::select(x < F(0.f), F(std::numeric_limits<float>::quiet_NaN()), x));
             return xsimd::select((x > F(0.f)) & (x < F(std::numeric_limits<float>::infinity())), y, special);
         }
+
+#if XSIMD_WITH_AVX512DQ
+        /// Archs with AVX512DQ: in-register 16-entry tables and one-instruction classification.
+        template <class A>
+        using if_avx512dq = std::enable_if_t<std::is_base_of<xsimd::avx512dq, A>::value, int>;
+
+        // 1/c_i and -log(1/c_i) for the 16 intervals of z in [0x1.66p-1, 0x1.66p+0): see
+        // scripts/fit_fast_math.py, which generates them.
+        alignas(64) inline constexpr float log_table_invc[16] = {
+            0x1.661ec6p+0f, 0x1.571ed4p+0f, 0x1.49539ep+0f, 0x1.3c995ap+0f, 0x1.30d19p+0f,  0x1.25e228p+0f,
+            0x1.1bb4a4p+0f, 0x1.12358ep+0f, 0x1.0953f4p+0f, 0x1p+0f,        0x1.e573acp-1f, 0x1.ca4b3p-1f,
+            0x1.b20364p-1f, 0x1.9c2d14p-1f, 0x1.886e6p-1f,  0x1.767dcep-1f};
+        alignas(64) inline constexpr float log_table_logc[16] = {
+            -0x1.57bf74p-2f, -0x1.2bef08p-2f, -0x1.01eae4p-2f, -0x1.b31d84p-3f, -0x1.6574ecp-3f, -0x1.1aa2bep-3f,
+            -0x1.a4e764p-4f, -0x1.1973b6p-4f, -0x1.252f4p-5f,  0x0p+0f,         0x1.b42dep-5f,   0x1.c5e54cp-4f,
+            0x1.526e5ep-3f,  0x1.bc286cp-3f,  0x1.1058bep-2f,  0x1.40430ap-2f};
+
+        /**
+         * log(x) for positive, normal, finite x (1.62 ulp at most); finite for any other input.
+         * x = 2^k z; the top 4 mantissa bits of z pick c from a table held in registers, and
+         * log z = log c + log1p(r), r = z / c - 1, |r| < 0.03, needs a polynomial of degree 2 only.
+         */
+        template <class A, if_avx512dq<A> = 0>
+        inline xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
+        {
+            using F = xsimd::batch<float, A>;
+            using I = xsimd::batch<std::int32_t, A>;
+            const I bits = xsimd::bitwise_cast<I>(x);
+            const I shifted = bits - I(0x3f330000);
+            const I k = shifted >> 23;
+            const F z = xsimd::bitwise_cast<F>(bits - (shifted & I(std::int32_t(0xff800000u))));
+            // vpermps reads the low 4 bits of each index: the top 4 bits of z's mantissa.
+            const __m512i index = _mm512_srli_epi32(shifted, 19);
+            const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
+            const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
+            const F r = xsimd::fma(z, invc, F(-1.f));
+            const F q = xsimd::fma(xsimd::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
+            return xsimd::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + xsimd::fma(r * r, q, r);
+        }
+
+        /// Lanes of t that are not positive normal finite numbers or zeros, or where x is inf or NaN.
+        template <class A, if_avx512dq<A> = 0>
+        inline __mmask16 kl_special_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
+        {
+            // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
+            return _mm512_fpclass_ps_mask(t, 0xF9) | _mm512_fpclass_ps_mask(x, 0x99);
+        }
+#endif
 #endif
 
         /// The log the kernels use: fast_log for float batches, xsimd's or the C library's otherwise.

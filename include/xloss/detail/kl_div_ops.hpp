@@ -34,11 +34,32 @@ namespace xloss
         struct kl_term
         {
             template <class B>
-            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+            static B any_values(const B& x, const B& t) noexcept
             {
                 const B zero(0);
                 return select((t == zero) & (x == x), zero, t * (kernel_log(t) - x));
             }
+
+            template <class B>
+            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+            {
+                return any_values(x, t);
+            }
+
+#if XLOSS_USE_SIMD && XSIMD_WITH_AVX512DQ
+            // The hot path: when t holds only positive normal numbers and zeros and x only finite
+            // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
+            template <class A, if_avx512dq<A> = 0>
+            xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t,
+                                              const xsimd::batch<float, A>& /*g*/) const noexcept
+            {
+                if (kl_special_lanes(x, t) == 0)
+                {
+                    return t * (log_normal(t) - x);
+                }
+                return any_values(x, t);
+            }
+#endif
         };
 
         /// exp(t) * (t - x)

@@ -40,7 +40,10 @@ bench:
 	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DXLOSS_BUILD_TESTS=OFF -DXLOSS_BUILD_EXAMPLES=OFF \
 	      -DXLOSS_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-bench -j $(JOBS)
-	$(BUILD)-bench/benchmarks/xloss_bench --benchmark_out=$(BUILD)-bench/bench.json --benchmark_out_format=json
+	$(BUILD)-bench/benchmarks/xloss_bench --benchmark_min_time=0.05 --benchmark_repetitions=3 \
+	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+	      --benchmark_out=$(BUILD)-bench/bench.json --benchmark_out_format=json $(BENCH_FLAGS)
+	/usr/bin/python3 scripts/bench_report.py $(BUILD)-bench/bench.json --plot $(BUILD)-bench/throughput.png
 
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -97,12 +97,12 @@ namespace xloss
             return xsimd::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + xsimd::fma(r * r, q, r);
         }
 
-        /// Lanes of t that are not positive normal finite numbers or zeros, or where x is inf or NaN.
+        /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
         template <class A, if_avx512dq<A> = 0>
-        inline __mmask16 kl_special_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
+        inline bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
         {
             // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
-            return _mm512_fpclass_ps_mask(t, 0xF9) | _mm512_fpclass_ps_mask(x, 0x99);
+            return _kortestz_mask16_u8(_mm512_fpclass_ps_mask(t, 0xF9), _mm512_fpclass_ps_mask(x, 0x99));
         }
 #endif
 #endif

@@ -53,7 +53,7 @@ namespace xloss
             xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t,
                                               const xsimd::batch<float, A>& /*g*/) const noexcept
             {
-                if (kl_special_lanes(x, t) == 0)
+                if (kl_plain_lanes(x, t))
                 {
                     return t * (log_normal(t) - x);
                 }

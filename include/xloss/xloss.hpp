@@ -11,6 +11,7 @@
 
 #include "kl_div.hpp"
 #include "kl_div_forward_backward.hpp"
+#include "kl_div_kernel.hpp"
 #include "kl_div_loss.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_out.hpp"

@@ -19,6 +19,10 @@
 #include <limits>
 #include <type_traits>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 #include "simd.hpp"
 
 namespace xloss
@@ -58,7 +62,11 @@ namespace xloss
             return xsimd::select((x > F(0.f)) & (x < F(std::numeric_limits<float>::infinity())), y, special);
         }
 
-#if XSIMD_WITH_AVX512DQ
+#if defined(__x86_64__) || defined(_M_X64)
+        // Defined in every translation unit, whatever its -m flags, so that the ops' definitions agree
+        // across translation units built for different instruction sets (runtime dispatch); only a
+        // translation unit compiled for AVX512DQ instantiates them.
+
         /// Archs with AVX512DQ: in-register 16-entry tables and one-instruction classification.
         template <class A>
         using if_avx512dq = std::enable_if_t<std::is_base_of<xsimd::avx512dq, A>::value, int>;

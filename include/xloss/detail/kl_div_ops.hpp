@@ -46,7 +46,7 @@ namespace xloss
                 return any_values(x, t);
             }
 
-#if XLOSS_USE_SIMD && XSIMD_WITH_AVX512DQ
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
             // The hot path: when t holds only positive normal numbers and zeros and x only finite
             // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
             template <class A, if_avx512dq<A> = 0>

@@ -112,7 +112,7 @@ def plot(rate, path):
         ("bare xsimd::log", "xsimd_log/float"),
         ("bound: read 2 arrays", "bound_read2/float"),
     ]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(10, 5))
     for label, impl in lines:
         pts = sorted((n, v) for (i, n), v in rate.items() if i == impl and n & (n - 1) == 0)
         if pts:
@@ -124,7 +124,7 @@ def plot(rate, path):
     ax.set_ylabel("G elements / s")
     ax.set_title("KL divergence, float32, reduction=sum (one thread unless said)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

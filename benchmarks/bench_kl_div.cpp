@@ -293,19 +293,18 @@ namespace
         set_counters<T>(state, n, 3);
     }
 
-    /// A bare xsimd::exp over one array: the transcendental of the log_target path.
-    template <class T>
-    void xsimd_exp(benchmark::State& state)
+    /// f(batch) summed over one array: the cost of a transcendental alone.
+    template <class T, class F>
+    void transcendental_loop(benchmark::State& state, const buffer<T>& in, F f)
     {
         using batch = xsimd::batch<T>;
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
+        const std::size_t n = in.size();
         for (auto _ : state)
         {
             batch acc(T(0));
             for (std::size_t i = 0; i + batch::size <= n; i += batch::size)
             {
-                acc += xsimd::exp(batch::load_aligned(&d.x[i]));
+                acc += f(batch::load_aligned(&in[i]));
             }
             T sum = xsimd::hadd(acc);
             benchmark::DoNotOptimize(sum);
@@ -313,25 +312,28 @@ namespace
         set_counters<T>(state, n, 1);
     }
 
-    /// A bare xsimd::log over one array: the cost of the transcendental alone.
+    /// A bare xsimd::log over one array (of 1 + t): what the forward costs at the least without xloss's log.
     template <class T>
     void xsimd_log(benchmark::State& state)
     {
-        using batch = xsimd::batch<T>;
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
-        for (auto _ : state)
-        {
-            batch acc(T(0));
-            std::size_t i = 0;
-            for (; i + batch::size <= n; i += batch::size)
-            {
-                acc += xsimd::log(batch::load_aligned(&d.t[i]) + batch(T(1)));
-            }
-            T sum = xsimd::hadd(acc);
-            benchmark::DoNotOptimize(sum);
-        }
-        set_counters<T>(state, n, 1);
+        const auto& d = data<T>(static_cast<std::size_t>(state.range(0)));
+        transcendental_loop<T>(state, d.t,
+                               [](const auto& b)
+                               {
+                                   return xsimd::log(b + T(1));
+                               });
+    }
+
+    /// A bare xsimd::exp over one array: the transcendental of the log_target path.
+    template <class T>
+    void xsimd_exp(benchmark::State& state)
+    {
+        const auto& d = data<T>(static_cast<std::size_t>(state.range(0)));
+        transcendental_loop<T>(state, d.x,
+                               [](const auto& b)
+                               {
+                                   return xsimd::exp(b);
+                               });
     }
 
 #ifdef XLOSS_BENCH_WITH_TORCH

@@ -93,20 +93,7 @@ namespace xloss
                 out = gradient<V, wrt_target>(grad_output, x, t, options, func);
                 return out;
             }
-            with_grad_output<V>(
-                grad_output, options.reduction(), s, func,
-                [&](const auto& g)
-                {
-                    with_ops(
-                        options.log_target(),
-                        [&](auto ops)
-                        {
-                            using ops_t = decltype(ops);
-                            using op =
-                                std::conditional_t<wrt_target, typename ops_t::target_grad, typename ops_t::input_grad>;
-                            gradient_pass<V>(op{}, g, x, t, s, data);
-                        });
-                });
+            gradient_into<V, wrt_target>(data, grad_output, x, t, s, options, func);
             return out;
         }
     }

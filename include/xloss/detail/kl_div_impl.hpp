@@ -226,13 +226,11 @@ namespace xloss
             }
         }
 
-        /// The gradient w.r.t. one argument (`wrt_target` says which), in that argument's shape.
+        /// The gradient w.r.t. one argument (`wrt_target` says which) over the broadcast shape, into `out`.
         template <class V, bool wrt_target, class G, class E1, class E2>
-        inline xt::xarray<V> gradient(const G& grad_output, const E1& x, const E2& t, const kl_div_options& options,
-                                      const char* func)
+        inline void gradient_into(V* out, const G& grad_output, const E1& x, const E2& t, const loss_setup& s,
+                                  const kl_div_options& options, const char* func)
         {
-            const loss_setup s = make_setup(x, t, options, func);
-            xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
             with_grad_output<V>(
                 grad_output, options.reduction(), s, func,
                 [&](const auto& g)
@@ -244,9 +242,19 @@ namespace xloss
                             using ops_t = decltype(ops);
                             using op =
                                 std::conditional_t<wrt_target, typename ops_t::target_grad, typename ops_t::input_grad>;
-                            gradient_pass<V>(op{}, g, x, t, s, full.data());
+                            gradient_pass<V>(op{}, g, x, t, s, out);
                         });
                 });
+        }
+
+        /// The gradient w.r.t. one argument (`wrt_target` says which), in that argument's shape.
+        template <class V, bool wrt_target, class G, class E1, class E2>
+        inline xt::xarray<V> gradient(const G& grad_output, const E1& x, const E2& t, const kl_div_options& options,
+                                      const char* func)
+        {
+            const loss_setup s = make_setup(x, t, options, func);
+            xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
+            gradient_into<V, wrt_target>(full.data(), grad_output, x, t, s, options, func);
             return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
         }
     }

@@ -93,14 +93,6 @@ namespace xloss
                                          + shape_to_string(expected));
         }
 
-        template <class V>
-        inline xt::xarray<V> make_scalar(V value)
-        {
-            xt::xarray<V> r = xt::xarray<V>::from_shape(shape_type{});
-            r() = value;
-            return r;
-        }
-
         /// Sums a broadcast-shaped gradient over the axes its argument was broadcast along.
         template <class V>
         inline xt::xarray<V> sum_to_shape(xt::xarray<V>&& full, const shape_type& shape)

@@ -63,6 +63,29 @@ namespace xloss
             return op(load_tail<B>(x, i, n, T(0)), load_tail<B>(t, i, n, T(1)), load_tail<B>(g, i, n, T(0)));
         }
 
+        /// A block_sum::add side effect that does nothing.
+        struct no_side
+        {
+            template <class B>
+            void operator()(const B&, const B&, const B&, std::size_t, std::size_t) const noexcept
+            {
+            }
+        };
+
+        /// Stores the first `count` lanes of v at p.
+        template <class B>
+        inline void store_lanes(value_type_t<B>* p, const B& v, std::size_t count) noexcept
+        {
+            if (count == batch_traits<B>::size)
+            {
+                batch_traits<B>::store(p, v);
+                return;
+            }
+            alignas(64) value_type_t<B> buf[batch_traits<B>::size];
+            batch_traits<B>::store(buf, v);
+            std::copy(buf, buf + count, p);
+        }
+
         /**
          * Accurate running sum of op(x, t, g) over arrays fed in one or more calls.
          *
@@ -84,9 +107,13 @@ namespace xloss
             static constexpr std::size_t rounds = 4;
             static constexpr std::size_t block = lanes * unroll * rounds;
 
-            /// Adds op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg.
-            template <class Op, class G>
-            void add(Op op, const value_type* x, const value_type* t, G g, std::size_t n) noexcept;
+            /**
+             * Adds op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg. For each
+             * batch, side(x, t, g, i, count) sees the batches loaded for elements [i, i + count):
+             * a fused pass writes its gradients there, from the same loads.
+             */
+            template <class Op, class G, class Side = no_side>
+            void add(Op op, const value_type* x, const value_type* t, G g, std::size_t n, Side side = {}) noexcept;
 
             double total() const noexcept
             {
@@ -105,9 +132,19 @@ namespace xloss
         };
 
         template <class B>
-        template <class Op, class G>
-        inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n) noexcept
+        template <class Op, class G, class Side>
+        inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n,
+                                      Side side) noexcept
         {
+            // One batch: the term into an accumulator, the side effect from the same loads.
+            auto step = [&](B& acc, std::size_t j)
+            {
+                const B xb = load_arg<B>(x, j);
+                const B tb = load_arg<B>(t, j);
+                const B gb = load_arg<B>(g, j);
+                acc += op(xb, tb, gb);
+                side(xb, tb, gb, j, lanes);
+            };
             std::size_t i = 0;
             for (; i + block <= n; i += block)
             {
@@ -116,8 +153,7 @@ namespace xloss
                 {
                     for (std::size_t u = 0; u < unroll; ++u)
                     {
-                        const std::size_t j = i + (r * unroll + u) * lanes;
-                        acc[u] += op(load_arg<B>(x, j), load_arg<B>(t, j), load_arg<B>(g, j));
+                        step(acc[u], i + (r * unroll + u) * lanes);
                     }
                 }
                 flush(acc);
@@ -131,14 +167,19 @@ namespace xloss
             std::size_t k = 0;
             for (; i + lanes <= n; i += lanes, ++k)
             {
-                acc[k % unroll] += op(load_arg<B>(x, i), load_arg<B>(t, i), load_arg<B>(g, i));
+                step(acc[k % unroll], i);
             }
             if (i < n)
             {
+                // The last n - i < lanes elements, padded with x = 0, t = 1, g = 0, padding lanes zeroed.
+                const B xb = load_tail<B>(x, i, n, value_type(0));
+                const B tb = load_tail<B>(t, i, n, value_type(1));
+                const B gb = load_tail<B>(g, i, n, value_type(0));
                 alignas(64) value_type lanes_buf[lanes];
-                batch_traits<B>::store(lanes_buf, apply_tail<B>(op, x, t, g, i, n));
+                batch_traits<B>::store(lanes_buf, op(xb, tb, gb));
                 std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
                 acc[k % unroll] += batch_traits<B>::load(lanes_buf);
+                side(xb, tb, gb, i, n - i);
             }
             flush(acc);
         }
@@ -156,9 +197,7 @@ namespace xloss
             }
             if (i < n)
             {
-                alignas(64) value_type_t<B> buf[lanes];
-                batch_traits<B>::store(buf, apply_tail<B>(op, x, t, g, i, n));
-                std::copy(buf, buf + (n - i), out + i);
+                store_lanes(out + i, apply_tail<B>(op, x, t, g, i, n), n - i);
             }
         }
     }

@@ -150,9 +150,24 @@ namespace xloss
                 {
                     if (reduce)
                     {
-                        acc.add(term, px, pt, pg, m);
+                        // One loop: each batch of x and t is loaded once for the term and the gradients.
+                        acc.add(term, px, pt, pg, m,
+                                [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i, std::size_t count)
+                                {
+                                    if (grad_input)
+                                    {
+                                        store_lanes(grad_input + offset + i, typename Ops::input_grad{}(xb, tb, gb),
+                                                    count);
+                                    }
+                                    if (grad_target)
+                                    {
+                                        store_lanes(grad_target + offset + i, typename Ops::target_grad{}(xb, tb, gb),
+                                                    count);
+                                    }
+                                });
+                        return;
                     }
-                    else if (loss_out)
+                    if (loss_out)
                     {
                         map<batch>(term, px, pt, pg, loss_out + offset, m);
                     }

@@ -100,9 +100,16 @@ namespace xloss
             const __m512i index = _mm512_srli_epi32(shifted, 19);
             const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
             const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
-            const F r = xsimd::fma(z, invc, F(-1.f));
-            const F q = xsimd::fma(xsimd::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
-            return xsimd::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + xsimd::fma(r * r, q, r);
+            // Fused multiply-adds by intrinsic: xsimd 8.1's fma on AVX-512 is a multiply and an add,
+            // fused only when the compiler contracts them (not at -O0, nor under sanitizers), and
+            // r = z / c - 1 needs the single rounding.
+            const auto fma = [](const F& a, const F& b, const F& c) -> F
+            {
+                return _mm512_fmadd_ps(a, b, c);
+            };
+            const F r = fma(z, invc, F(-1.f));
+            const F q = fma(fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
+            return fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + fma(r * r, q, r);
         }
 
         /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "simd.hpp"
 
@@ -136,14 +137,21 @@ namespace xloss
         inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n,
                                       Side side) noexcept
         {
-            // One batch: the term into an accumulator, the side effect from the same loads.
-            auto step = [&](B& acc, std::size_t j)
+            // One batch: its term, and the side effect from the same loads.
+            auto term = [&](std::size_t j)
             {
-                const B xb = load_arg<B>(x, j);
-                const B tb = load_arg<B>(t, j);
-                const B gb = load_arg<B>(g, j);
-                acc += op(xb, tb, gb);
-                side(xb, tb, gb, j, lanes);
+                if constexpr (std::is_same<Side, no_side>::value)
+                {
+                    return op(load_arg<B>(x, j), load_arg<B>(t, j), load_arg<B>(g, j));
+                }
+                else
+                {
+                    const B xb = load_arg<B>(x, j);
+                    const B tb = load_arg<B>(t, j);
+                    const B gb = load_arg<B>(g, j);
+                    side(xb, tb, gb, j, lanes);
+                    return op(xb, tb, gb);
+                }
             };
             std::size_t i = 0;
             for (; i + block <= n; i += block)
@@ -153,7 +161,7 @@ namespace xloss
                 {
                     for (std::size_t u = 0; u < unroll; ++u)
                     {
-                        step(acc[u], i + (r * unroll + u) * lanes);
+                        acc[u] += term(i + (r * unroll + u) * lanes);
                     }
                 }
                 flush(acc);
@@ -167,7 +175,7 @@ namespace xloss
             std::size_t k = 0;
             for (; i + lanes <= n; i += lanes, ++k)
             {
-                step(acc[k % unroll], i);
+                acc[k % unroll] += term(i);
             }
             if (i < n)
             {

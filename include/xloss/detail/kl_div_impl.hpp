@@ -148,23 +148,36 @@ namespace xloss
                 x, t, g, s.shape, s.threads,
                 [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto& acc)
                 {
+                    if (reduce && !grad_input && !grad_target)
+                    {
+                        acc.add(term, px, pt, pg, m);
+                        return;
+                    }
                     if (reduce)
                     {
-                        // One loop: each batch of x and t is loaded once for the term and the gradients.
-                        acc.add(term, px, pt, pg, m,
+                        // One loop: each batch of x and t is loaded once for the term and the gradients,
+                        // with the gradients to write known at compile time.
+                        auto fused = [&](auto input, auto target)
+                        {
+                            acc.add(
+                                term, px, pt, pg, m,
                                 [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i, std::size_t count)
                                 {
-                                    if (grad_input)
+                                    if constexpr (decltype(input)::value)
                                     {
                                         store_lanes(grad_input + offset + i, typename Ops::input_grad{}(xb, tb, gb),
                                                     count);
                                     }
-                                    if (grad_target)
+                                    if constexpr (decltype(target)::value)
                                     {
                                         store_lanes(grad_target + offset + i, typename Ops::target_grad{}(xb, tb, gb),
                                                     count);
                                     }
                                 });
+                        };
+                        using yes = std::true_type;
+                        using no = std::false_type;
+                        grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{})) : fused(no{}, yes{});
                         return;
                     }
                     if (loss_out)

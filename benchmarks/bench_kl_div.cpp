@@ -161,37 +161,46 @@ namespace
 
     // ------------------------------------------------------------ baselines
 
+    /// Times f(d), which returns a sum, over data of state.range(0) elements of which `arrays` are read.
+    template <class T, class F>
+    void time_sum(benchmark::State& state, int arrays, F f)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = data<T>(n);
+        for (auto _ : state)
+        {
+            T sum = f(d, n);
+            benchmark::DoNotOptimize(sum);
+        }
+        set_counters<T>(state, n, arrays);
+    }
+
     /// What a user writes by hand: one loop, the C library's log, a float accumulator.
     template <class T>
     void scalar_loop(benchmark::State& state)
     {
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
-        for (auto _ : state)
-        {
-            T sum = 0;
-            for (std::size_t i = 0; i < n; ++i)
-            {
-                const T t = d.t[i];
-                sum += t > 0 ? t * (std::log(t) - d.x[i]) : T(0);
-            }
-            benchmark::DoNotOptimize(sum);
-        }
-        set_counters<T>(state, n, 2);
+        time_sum<T>(state, 2,
+                    [](const bench_data<T>& d, std::size_t n)
+                    {
+                        T sum = 0;
+                        for (std::size_t i = 0; i < n; ++i)
+                        {
+                            const T t = d.t[i];
+                            sum += t > 0 ? t * (std::log(t) - d.x[i]) : T(0);
+                        }
+                        return sum;
+                    });
     }
 
     /// The one-line xtensor expression (with XTENSOR_USE_XSIMD, its fastest form).
     template <class T>
     void naive_xtensor(benchmark::State& state)
     {
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
-        for (auto _ : state)
-        {
-            T sum = xt::sum(d.ta * (xt::log(d.ta) - d.xa))();
-            benchmark::DoNotOptimize(sum);
-        }
-        set_counters<T>(state, n, 2);
+        time_sum<T>(state, 2,
+                    [](const bench_data<T>& d, std::size_t)
+                    {
+                        return static_cast<T>(xt::sum(d.ta * (xt::log(d.ta) - d.xa))());
+                    });
     }
 
     /// The naive expression for the loss, then the gradient -t as a second expression.
@@ -238,33 +247,28 @@ namespace
     template <class T>
     void bound_read2(benchmark::State& state)
     {
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
-        for (auto _ : state)
-        {
-            T sum = read2_sum(d.x.data(), d.t.data(), 0, n);
-            benchmark::DoNotOptimize(sum);
-        }
-        set_counters<T>(state, n, 2);
+        time_sum<T>(state, 2,
+                    [](const bench_data<T>& d, std::size_t n)
+                    {
+                        return read2_sum(d.x.data(), d.t.data(), 0, n);
+                    });
     }
 
     /// The two-thread memory bound: each thread reads its half of both arrays (OpenMP).
     template <class T>
     void bound_read2_threads(benchmark::State& state)
     {
-        const std::size_t n = static_cast<std::size_t>(state.range(0));
-        const auto& d = data<T>(n);
-        for (auto _ : state)
-        {
-            T total = 0;
+        time_sum<T>(state, 2,
+                    [](const bench_data<T>& d, std::size_t n)
+                    {
+                        T total = 0;
 #pragma omp parallel for num_threads(2) reduction(+ : total)
-            for (int half = 0; half < 2; ++half)
-            {
-                total += read2_sum(d.x.data(), d.t.data(), half * (n / 2), half ? n : n / 2);
-            }
-            benchmark::DoNotOptimize(total);
-        }
-        set_counters<T>(state, n, 2);
+                        for (int half = 0; half < 2; ++half)
+                        {
+                            total += read2_sum(d.x.data(), d.t.data(), half * (n / 2), half ? n : n / 2);
+                        }
+                        return total;
+                    });
     }
 
     /// The memory bound of `none` and of the gradients: read two arrays, write one.
@@ -295,45 +299,45 @@ namespace
 
     /// f(batch) summed over one array: the cost of a transcendental alone.
     template <class T, class F>
-    void transcendental_loop(benchmark::State& state, const buffer<T>& in, F f)
+    T batch_sum(const buffer<T>& in, F f)
     {
         using batch = xsimd::batch<T>;
-        const std::size_t n = in.size();
-        for (auto _ : state)
+        batch acc(T(0));
+        for (std::size_t i = 0; i + batch::size <= in.size(); i += batch::size)
         {
-            batch acc(T(0));
-            for (std::size_t i = 0; i + batch::size <= n; i += batch::size)
-            {
-                acc += f(batch::load_aligned(&in[i]));
-            }
-            T sum = xsimd::hadd(acc);
-            benchmark::DoNotOptimize(sum);
+            acc += f(batch::load_aligned(&in[i]));
         }
-        set_counters<T>(state, n, 1);
+        return xsimd::hadd(acc);
     }
 
     /// A bare xsimd::log over one array (of 1 + t): what the forward costs at the least without xloss's log.
     template <class T>
     void xsimd_log(benchmark::State& state)
     {
-        const auto& d = data<T>(static_cast<std::size_t>(state.range(0)));
-        transcendental_loop<T>(state, d.t,
-                               [](const auto& b)
-                               {
-                                   return xsimd::log(b + T(1));
-                               });
+        time_sum<T>(state, 1,
+                    [](const bench_data<T>& d, std::size_t)
+                    {
+                        return batch_sum(d.t,
+                                         [](const auto& b)
+                                         {
+                                             return xsimd::log(b + T(1));
+                                         });
+                    });
     }
 
     /// A bare xsimd::exp over one array: the transcendental of the log_target path.
     template <class T>
     void xsimd_exp(benchmark::State& state)
     {
-        const auto& d = data<T>(static_cast<std::size_t>(state.range(0)));
-        transcendental_loop<T>(state, d.x,
-                               [](const auto& b)
-                               {
-                                   return xsimd::exp(b);
-                               });
+        time_sum<T>(state, 1,
+                    [](const bench_data<T>& d, std::size_t)
+                    {
+                        return batch_sum(d.x,
+                                         [](const auto& b)
+                                         {
+                                             return xsimd::exp(b);
+                                         });
+                    });
     }
 
 #ifdef XLOSS_BENCH_WITH_TORCH

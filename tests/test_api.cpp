@@ -347,3 +347,29 @@ TEST_CASE("grad_output of the wrong shape: std::invalid_argument naming both sha
     xloss::KLDivLoss loss(reduction::mean);
     CHECK_THROWS_AS(loss.backward(x, t, g_bad), std::invalid_argument);
 }
+
+TEST_CASE("More than 2^31 elements: 64-bit sizes all the way", "[.][long][large]")
+{
+    // (65536, 1) against (1, 32769): 2^31 + 65536 terms through broadcasting, in little memory.
+    const std::size_t rows = 65536, cols = 32769;
+    xt::xarray<double> x = xt::xarray<double>::from_shape({rows, 1});
+    xt::xarray<double> t = xt::xarray<double>::from_shape({1, cols});
+    double sum_x = 0, sum_t = 0, sum_tlogt = 0;
+    for (std::size_t i = 0; i < rows; ++i)
+    {
+        x(i, 0) = -1.0 - static_cast<double>(i % 7) * 0.25;
+        sum_x += x(i, 0);
+    }
+    for (std::size_t j = 0; j < cols; ++j)
+    {
+        t(0, j) = static_cast<double>(j % 5 + 1) / 8.0;
+        sum_t += t(0, j);
+        sum_tlogt += t(0, j) * std::log(t(0, j));
+    }
+    // sum over i, j of t_j (log t_j - x_i)
+    const double expected = static_cast<double>(rows) * sum_tlogt - sum_x * sum_t;
+    const double mean = xloss::kl_div(x, t, reduction::mean)();
+    CHECK(mean * static_cast<double>(rows * cols) == Approx(expected).epsilon(1e-12));
+    CHECK(xloss::kl_div(x, t, reduction::sum)() == Approx(expected).epsilon(1e-12));
+    CHECK(xloss::kl_div(x, t, reduction::batchmean)() == Approx(expected / rows).epsilon(1e-12));
+}

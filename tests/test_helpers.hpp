@@ -100,10 +100,11 @@ namespace xloss_test
         std::string dtype;
         std::string reduction;
         bool log_target = false;
+        std::map<std::string, std::string> options; ///< key=value pairs of the `options` line
         std::map<std::string, golden_tensor> tensors;
     };
 
-    /// Reads the records written by tests/golden/generate_kl_div_golden.py.
+    /// Reads the records written by tests/golden/generate_kl_div_golden.py (and generate_semantics_golden.py).
     inline std::vector<golden_case> read_golden(const std::string& path)
     {
         std::ifstream in(path);
@@ -141,6 +142,15 @@ namespace xloss_test
                 int v = 0;
                 is >> v;
                 current.log_target = v != 0;
+            }
+            else if (key == "options")
+            {
+                std::string pair;
+                while (is >> pair)
+                {
+                    const auto eq = pair.find('=');
+                    current.options[pair.substr(0, eq)] = pair.substr(eq + 1);
+                }
             }
             else if (key == "end")
             {

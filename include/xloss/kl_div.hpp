@@ -11,6 +11,7 @@
 
 #include <xtensor/xarray.hpp>
 
+#include "detail/kl_div_general.hpp"
 #include "detail/kl_div_impl.hpp"
 #include "kl_div_options.hpp"
 #include "reduction.hpp"
@@ -90,7 +91,62 @@ namespace xloss
     auto kl_div_target_backward(const G& grad_output, const xt::xexpression<E1>& input,
                                 const xt::xexpression<E2>& target, const kl_div_options& options);
 
+    /**
+     * @brief The loss with a sample weight: each term times `sample_weight`, an expression that
+     *        broadcasts to the shape of input and target (MXNet's `sample_weight`), before the reduction.
+     */
+    template <class E1, class E2, class W>
+    auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target, const kl_div_options& options,
+                const xt::xexpression<W>& sample_weight);
+
+    /// @brief kl_div_backward() of the loss with a sample weight.
+    template <class G, class E1, class E2, class W>
+    auto kl_div_backward(const G& grad_output, const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                         const kl_div_options& options, const xt::xexpression<W>& sample_weight);
+
+    /// @brief kl_div_target_backward() of the loss with a sample weight.
+    template <class G, class E1, class E2, class W>
+    auto kl_div_target_backward(const G& grad_output, const xt::xexpression<E1>& input,
+                                const xt::xexpression<E2>& target, const kl_div_options& options,
+                                const xt::xexpression<W>& sample_weight);
+
     /** @} */
+
+    namespace detail
+    {
+        /// No sample weight, for the general path.
+        template <class V>
+        constexpr const xt::xarray<V>* no_weight = nullptr;
+    }
+
+    template <class E1, class E2, class W>
+    inline auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                       const kl_div_options& options, const xt::xexpression<W>& sample_weight)
+    {
+        using V = detail::loss_value_t<E1, E2>;
+        return detail::general_forward<V>(input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(),
+                                          options, "kl_div");
+    }
+
+    template <class G, class E1, class E2, class W>
+    inline auto kl_div_backward(const G& grad_output, const xt::xexpression<E1>& input,
+                                const xt::xexpression<E2>& target, const kl_div_options& options,
+                                const xt::xexpression<W>& sample_weight)
+    {
+        using V = detail::loss_value_t<E1, E2>;
+        return detail::general_gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(),
+                                                  &sample_weight.derived_cast(), options, "kl_div_backward");
+    }
+
+    template <class G, class E1, class E2, class W>
+    inline auto kl_div_target_backward(const G& grad_output, const xt::xexpression<E1>& input,
+                                       const xt::xexpression<E2>& target, const kl_div_options& options,
+                                       const xt::xexpression<W>& sample_weight)
+    {
+        using V = detail::loss_value_t<E1, E2>;
+        return detail::general_gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(),
+                                                 &sample_weight.derived_cast(), options, "kl_div_target_backward");
+    }
 
     template <class E1, class E2>
     inline auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
@@ -99,12 +155,16 @@ namespace xloss
         using V = detail::loss_value_t<E1, E2>;
         const auto& x = input.derived_cast();
         const auto& t = target.derived_cast();
+        if (detail::needs_general(options))
+        {
+            return detail::general_forward<V>(x, t, detail::no_weight<V>, options, "kl_div");
+        }
         const detail::loss_setup s = detail::make_setup(x, t, options, "kl_div");
         const bool reduce = options.reduction() != reduction::none;
         xt::xarray<V> out = xt::xarray<V>::from_shape(reduce ? detail::shape_type{} : s.shape);
         const double value =
-            detail::with_ops(options.log_target(),
-                             [&](auto ops)
+            detail::with_ops(options,
+                             [&](const auto& ops)
                              {
                                  return detail::fused_pass<V>(ops, x, t, s, reduce, out.data(), V(0), nullptr, nullptr);
                              });
@@ -127,6 +187,11 @@ namespace xloss
                                 const xt::xexpression<E2>& target, const kl_div_options& options)
     {
         using V = detail::loss_value_t<E1, E2>;
+        if (detail::needs_general(options))
+        {
+            return detail::general_gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(),
+                                                      detail::no_weight<V>, options, "kl_div_backward");
+        }
         return detail::gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(), options,
                                           "kl_div_backward");
     }
@@ -143,6 +208,11 @@ namespace xloss
                                        const xt::xexpression<E2>& target, const kl_div_options& options)
     {
         using V = detail::loss_value_t<E1, E2>;
+        if (detail::needs_general(options))
+        {
+            return detail::general_gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(),
+                                                     detail::no_weight<V>, options, "kl_div_target_backward");
+        }
         return detail::gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(), options,
                                          "kl_div_target_backward");
     }

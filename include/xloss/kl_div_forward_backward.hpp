@@ -68,15 +68,23 @@ namespace xloss
                                                                   const kl_div_options& options, bool with_target_grad,
                                                                   const char* func)
         {
+            kl_div_forward_backward_result<V> r;
+            if (needs_general(options))
+            {
+                r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
+                r.grad_input = general_gradient<V, false>(1.0, x, t, no_weight<V>, options, func);
+                r.grad_target = with_target_grad ? general_gradient<V, true>(1.0, x, t, no_weight<V>, options, func)
+                                                 : xt::xarray<V>::from_shape({0});
+                return r;
+            }
             const loss_setup s = make_setup(x, t, options, func);
             const bool reduce = options.reduction() != reduction::none;
-            kl_div_forward_backward_result<V> r;
             r.loss = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
             xt::xarray<V> gx = xt::xarray<V>::from_shape(s.shape);
             xt::xarray<V> gt = xt::xarray<V>::from_shape(with_target_grad ? s.shape : shape_type{0});
             const double value =
-                with_ops(options.log_target(),
-                         [&](auto ops)
+                with_ops(options,
+                         [&](const auto& ops)
                          {
                              return fused_pass<V>(ops, x, t, s, reduce, r.loss.data(), static_cast<V>(1. / s.divisor),
                                                   gx.data(), with_target_grad ? gt.data() : nullptr);
@@ -97,19 +105,20 @@ namespace xloss
         {
             constexpr const char* func = "kl_div_forward_backward_out";
             const loss_setup s = make_setup(x, t, options, func);
+            const shape_type loss_shape = make_plan(s, options, func).out_shape;
             const bool reduce = options.reduction() != reduction::none;
             if constexpr (std::is_arithmetic<L>::value)
             {
-                if (!reduce)
+                if (!loss_shape.empty() || !reduce)
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func
-                                                + ": reduction 'none' needs a loss container of shape "
-                                                + shape_to_string(s.shape) + ", not a scalar");
+                    throw std::invalid_argument(std::string("xloss::") + func + ": a loss of shape "
+                                                + shape_to_string(reduce ? loss_shape : s.shape)
+                                                + " needs a loss container, not a scalar");
                 }
             }
             else
             {
-                check_out_shape(loss, reduce ? shape_type{} : s.shape, func, "loss", "the loss's shape");
+                check_out_shape(loss, loss_shape, func, "loss", "the loss's shape");
             }
             check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape");
             if (grad_target)
@@ -124,7 +133,7 @@ namespace xloss
             {
                 lo = reduce ? nullptr : writable_data<V>(loss);
             }
-            if (!gx || (grad_target && !gt) || (!reduce && !lo))
+            if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options))
             {
                 auto r = forward_backward<V>(x, t, options, grad_target != nullptr, func);
                 if constexpr (std::is_arithmetic<L>::value)
@@ -143,8 +152,8 @@ namespace xloss
                 return;
             }
             const double value =
-                with_ops(options.log_target(),
-                         [&](auto ops)
+                with_ops(options,
+                         [&](const auto& ops)
                          {
                              return fused_pass<V>(ops, x, t, s, reduce, lo, static_cast<V>(1. / s.divisor), gx, gt);
                          });

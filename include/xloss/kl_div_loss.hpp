@@ -62,6 +62,11 @@ namespace xloss
         template <class E1, class E2>
         auto operator()(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target) const;
 
+        /// The loss with each term weighted by `sample_weight` (broadcastable to input and target).
+        template <class E1, class E2, class W>
+        auto operator()(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                        const xt::xexpression<W>& sample_weight) const;
+
         /// Same as operator().
         template <class E1, class E2>
         auto forward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target) const;
@@ -74,6 +79,11 @@ namespace xloss
         template <class E1, class E2, class G>
         auto backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target, const G& grad_output) const;
 
+        /// The gradient w.r.t. the input of the loss with a sample weight.
+        template <class E1, class E2, class G, class W>
+        auto backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target, const G& grad_output,
+                      const xt::xexpression<W>& sample_weight) const;
+
         /// The gradient w.r.t. the target for a unit grad_output; see kl_div_target_backward().
         template <class E1, class E2>
         auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target) const;
@@ -82,6 +92,11 @@ namespace xloss
         template <class E1, class E2, class G>
         auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                              const G& grad_output) const;
+
+        /// The gradient w.r.t. the target of the loss with a sample weight.
+        template <class E1, class E2, class G, class W>
+        auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                             const G& grad_output, const xt::xexpression<W>& sample_weight) const;
 
         /// The loss and its gradients in one pass; see kl_div_forward_backward().
         template <class E1, class E2>
@@ -185,6 +200,30 @@ namespace xloss
                                               const G& grad_output) const
     {
         return kl_div_target_backward(grad_output, as_value(input), as_value(target), m_options);
+    }
+
+    template <class T>
+    template <class E1, class E2, class W>
+    inline auto KLDivLoss<T>::operator()(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                                         const xt::xexpression<W>& sample_weight) const
+    {
+        return kl_div(as_value(input), as_value(target), m_options, sample_weight);
+    }
+
+    template <class T>
+    template <class E1, class E2, class G, class W>
+    inline auto KLDivLoss<T>::backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                                       const G& grad_output, const xt::xexpression<W>& sample_weight) const
+    {
+        return kl_div_backward(grad_output, as_value(input), as_value(target), m_options, sample_weight);
+    }
+
+    template <class T>
+    template <class E1, class E2, class G, class W>
+    inline auto KLDivLoss<T>::target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
+                                              const G& grad_output, const xt::xexpression<W>& sample_weight) const
+    {
+        return kl_div_target_backward(grad_output, as_value(input), as_value(target), m_options, sample_weight);
     }
 
     template <class T>

@@ -87,6 +87,11 @@ namespace xloss
             const shape_type& arg_shape = wrt_target ? s.target_shape : s.input_shape;
             check_out_shape(out, arg_shape, func, wrt_target ? "grad_target" : "grad_input",
                             wrt_target ? "the target's shape" : "the input's shape");
+            if (needs_general(options))
+            {
+                out = general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func);
+                return out;
+            }
             V* data = arg_shape == s.shape ? writable_data<V>(out) : nullptr;
             if (!data)
             {
@@ -107,11 +112,32 @@ namespace xloss
         const auto& x = input.derived_cast();
         const auto& t = target.derived_cast();
         const detail::loss_setup s = detail::make_setup(x, t, options, func);
-        const bool reduce = options.reduction() != reduction::none;
+        const detail::shape_type loss_shape = detail::make_plan(s, options, func).out_shape;
+        const bool reduce = loss_shape.empty() && options.reduction() != reduction::none;
+        if (detail::needs_general(options))
+        {
+            // Computed aside, then assigned: out stays untouched if anything throws.
+            if constexpr (std::is_arithmetic<O>::value)
+            {
+                if (!loss_shape.empty())
+                {
+                    throw std::invalid_argument(std::string("xloss::") + func + ": the loss has shape "
+                                                + detail::shape_to_string(loss_shape)
+                                                + "; a scalar out needs a 0-d loss");
+                }
+                out = static_cast<O>(detail::general_forward<V>(x, t, detail::no_weight<V>, options, func)());
+            }
+            else
+            {
+                detail::check_out_shape(out, loss_shape, func, "out", "the loss's shape");
+                out = detail::general_forward<V>(x, t, detail::no_weight<V>, options, func);
+            }
+            return out;
+        }
         auto pass = [&](V* loss)
         {
-            return detail::with_ops(options.log_target(),
-                                    [&](auto ops)
+            return detail::with_ops(options,
+                                    [&](const auto& ops)
                                     {
                                         return detail::fused_pass<V>(ops, x, t, s, reduce, loss, V(0), nullptr,
                                                                      nullptr);

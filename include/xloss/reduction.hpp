@@ -9,6 +9,7 @@
 /// @file
 /// The reductions a loss applies to its pointwise terms.
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,6 +29,7 @@ namespace xloss
 
     reduction parse_reduction(std::string_view name);
     constexpr std::string_view to_string(reduction r) noexcept;
+    constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept;
 
     /**
      * @brief Parses the name the Python frameworks use for a reduction.
@@ -65,6 +67,22 @@ namespace xloss
                 return "batchmean";
         }
         return "unknown";
+    }
+
+    /**
+     * @brief The reduction PyTorch's deprecated `size_average` and `reduce` arguments stand for.
+     *
+     * As PyTorch maps them: an absent argument counts as true; `reduce = false` gives `none`
+     * whatever `size_average`; otherwise `size_average = false` gives `sum`, and `mean` else.
+     * (In PyTorch, giving either argument overrides `reduction`; `batchmean` has no legacy form.)
+     */
+    constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept
+    {
+        if (!reduce.value_or(true))
+        {
+            return reduction::none;
+        }
+        return size_average.value_or(true) ? reduction::mean : reduction::sum;
     }
 }
 

@@ -15,6 +15,7 @@
 #include "kl_div_loss.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_out.hpp"
+#include "kl_div_with_logits.hpp"
 #include "reduction.hpp"
 #include "xloss_config.hpp"
 

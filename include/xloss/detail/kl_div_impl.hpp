@@ -11,7 +11,9 @@
 // into flat arrays of the broadcast shape.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -61,10 +63,125 @@ namespace xloss
 #endif
         }
 
-        /// Checks that input and target broadcast, and works out the shapes and the divisor.
+        inline std::string number_to_string(double v)
+        {
+            std::ostringstream os;
+            os.precision(9);
+            os << v;
+            return os.str();
+        }
+
+        inline std::invalid_argument option_error(const char* func, const char* option, const std::string& must,
+                                                  double got)
+        {
+            return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must
+                                         + ", got " + number_to_string(got));
+        }
+
+        /// Checks the options that hold numbers.
+        inline void check_options(const kl_div_options& options, const char* func)
+        {
+            if (!(options.epsilon() >= 0.) || std::isinf(options.epsilon()))
+            {
+                throw option_error(func, "epsilon", "finite and not negative", options.epsilon());
+            }
+            if (options.epsilon() > 0. && options.log_target())
+            {
+                throw std::invalid_argument(std::string("xloss::") + func + ": epsilon "
+                                            + number_to_string(options.epsilon())
+                                            + " applies to probability targets, but log_target is set");
+            }
+            if (!std::isfinite(options.weight()))
+            {
+                throw option_error(func, "weight", "finite", options.weight());
+            }
+            if (!(options.divisor() >= 0.) || std::isinf(options.divisor()))
+            {
+                throw option_error(func, "divisor", "positive (or 0: from the shapes)", options.divisor());
+            }
+        }
+
+        /**
+         * Throws std::domain_error at the first element of e, in row-major order, for which bad(v) holds,
+         * naming the argument, the flat index and the value: target_policy::checked.
+         */
+        template <class E, class Bad>
+        inline void check_values(const E& e, const char* func, const char* name, const char* what, Bad bad)
+        {
+            using T = typename E::value_type;
+            auto fail = [&](std::size_t index, T v)
+            {
+                throw std::domain_error(std::string("xloss::") + func + ": " + name + " holds " + what
+                                        + " at flat index " + std::to_string(index) + ": " + number_to_string(v)
+                                        + " (target_policy::checked)");
+            };
+            if (const T* p = contiguous_data<T>(e))
+            {
+                // Blocks without an early exit vectorise; the rare failing block is searched again.
+                const std::size_t n = e.size();
+                for (std::size_t begin = 0; begin < n; begin += chunk_size)
+                {
+                    const std::size_t end = std::min(n, begin + chunk_size);
+                    bool any = false;
+                    for (std::size_t i = begin; i < end; ++i)
+                    {
+                        any |= bad(p[i]);
+                    }
+                    for (std::size_t i = begin; any && i < end; ++i)
+                    {
+                        if (bad(p[i]))
+                        {
+                            fail(i, p[i]);
+                        }
+                    }
+                }
+                return;
+            }
+            std::size_t i = 0;
+            for (auto it = e.cbegin(); it != e.cend(); ++it, ++i)
+            {
+                if (bad(*it))
+                {
+                    fail(i, *it);
+                }
+            }
+        }
+
+        /// target_policy::checked: a NaN input, a negative or NaN probability, a NaN log-probability.
+        template <class E1, class E2>
+        inline void check_policy(const E1& x, const E2& t, const kl_div_options& options, const char* func)
+        {
+            if (options.target_policy() != target_policy::checked)
+            {
+                return;
+            }
+            check_values(x, func, "input", "NaN",
+                         [](auto v)
+                         {
+                             return v != v;
+                         });
+            if (options.log_target())
+            {
+                check_values(t, func, "target", "NaN",
+                             [](auto v)
+                             {
+                                 return v != v;
+                             });
+                return;
+            }
+            check_values(t, func, "target", "a negative or NaN probability",
+                         [](auto v)
+                         {
+                             return !(v >= 0);
+                         });
+        }
+
+        /// Checks the options, the shapes and (target_policy::checked) the values, and works out the
+        /// shapes and the divisor.
         template <class E1, class E2>
         inline loss_setup make_setup(const E1& x, const E2& t, const kl_div_options& options, const char* func)
         {
+            check_options(options, func);
             loss_setup s;
             s.input_shape = to_shape(x.shape());
             s.target_shape = to_shape(t.shape());
@@ -81,7 +198,13 @@ namespace xloss
                 default:
                     s.divisor = 1.;
             }
+            const bool averages = options.reduction() == reduction::mean || options.reduction() == reduction::batchmean;
+            if (averages && options.divisor() > 0.)
+            {
+                s.divisor = options.divisor();
+            }
             s.threads = resolve_threads(options.num_threads(), func);
+            check_policy(x, t, options, func);
             return s;
         }
 
@@ -115,20 +238,23 @@ namespace xloss
             return r;
         }
 
-        /// The pointwise ops of one target space.
-        template <bool log_target>
-        struct kl_div_ops
-        {
-            using term = std::conditional_t<log_target, kl_term_log, kl_term>;
-            using input_grad = std::conditional_t<log_target, kl_input_grad_log, kl_input_grad>;
-            using target_grad = std::conditional_t<log_target, kl_target_grad_log, kl_target_grad>;
-        };
-
-        /// Calls f(kl_div_ops<log_target>{}) with the target space as a compile-time constant.
+        /**
+         * Calls f with the op_set the options select: PyTorch's probability ops (the fast path), the
+         * log-target ops, or the general probability ops for an epsilon or the `zero` policy.
+         */
         template <class F>
-        inline decltype(auto) with_ops(bool log_target, F&& f)
+        inline decltype(auto) with_ops(const kl_div_options& options, F&& f)
         {
-            return log_target ? f(kl_div_ops<true>{}) : f(kl_div_ops<false>{});
+            if (options.log_target())
+            {
+                return f(op_set<kl_term_log, kl_input_grad_log, kl_target_grad_log>{});
+            }
+            if (options.epsilon() == 0. && options.target_policy() != target_policy::zero)
+            {
+                return f(op_set<kl_term, kl_input_grad, kl_target_grad>{});
+            }
+            const general_prob p{options.epsilon(), options.target_policy() == target_policy::zero};
+            return f(op_set<kl_term_general, kl_input_grad_general, kl_target_grad_general>{{p}, {p}, {p}});
         }
 
         /**
@@ -138,11 +264,11 @@ namespace xloss
          * gradients are those of the loss times `grad_scale` (grad_output / divisor).
          */
         template <class V, class Ops, class E1, class E2>
-        inline double fused_pass(Ops, const E1& x, const E2& t, const loss_setup& s, bool reduce, V* loss_out,
+        inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce, V* loss_out,
                                  V grad_scale, V* grad_input, V* grad_target)
         {
             using batch = default_batch<V>;
-            const typename Ops::term term{};
+            const auto& term = ops.term;
             const scalar_source<V> g{grad_scale};
             const double total = walk<block_sum<batch>, V>(
                 x, t, g, s.shape, s.threads,
@@ -165,12 +291,12 @@ namespace xloss
                                 {
                                     if constexpr (decltype(input)::value)
                                     {
-                                        store_lanes(grad_input + offset + i, typename Ops::input_grad{}(xb, tb, gb),
+                                        store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
                                                     count);
                                     }
                                     if constexpr (decltype(target)::value)
                                     {
-                                        store_lanes(grad_target + offset + i, typename Ops::target_grad{}(xb, tb, gb),
+                                        store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
                                                     count);
                                     }
                                 });
@@ -186,11 +312,11 @@ namespace xloss
                     }
                     if (grad_input)
                     {
-                        map<batch>(typename Ops::input_grad{}, px, pt, pg, grad_input + offset, m);
+                        map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
                     }
                     if (grad_target)
                     {
-                        map<batch>(typename Ops::target_grad{}, px, pt, pg, grad_target + offset, m);
+                        map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
                     }
                 });
             return total / s.divisor;
@@ -255,15 +381,18 @@ namespace xloss
                 grad_output, options.reduction(), s, func,
                 [&](const auto& g)
                 {
-                    with_ops(
-                        options.log_target(),
-                        [&](auto ops)
-                        {
-                            using ops_t = decltype(ops);
-                            using op =
-                                std::conditional_t<wrt_target, typename ops_t::target_grad, typename ops_t::input_grad>;
-                            gradient_pass<V>(op{}, g, x, t, s, out);
-                        });
+                    with_ops(options,
+                             [&](const auto& ops)
+                             {
+                                 if constexpr (wrt_target)
+                                 {
+                                     gradient_pass<V>(ops.target_grad, g, x, t, s, out);
+                                 }
+                                 else
+                                 {
+                                     gradient_pass<V>(ops.input_grad, g, x, t, s, out);
+                                 }
+                             });
                 });
         }
 

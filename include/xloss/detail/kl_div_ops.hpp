@@ -106,6 +106,76 @@ namespace xloss
             }
         };
 
+        /**
+         * The probability-target ops for a policy or an epsilon other than PyTorch's: MXNet's
+         * `t * (log(t + eps) - x)`, and Paddle's (`zero`) 0 wherever the target is not positive.
+         */
+        struct general_prob
+        {
+            double eps;                 ///< added to t inside the log
+            bool zero_nonpositive;      ///< target_policy::zero
+
+            /// Where term and gradients are exactly 0.
+            template <class B>
+            auto zero_mask(const B& x, const B& t) const noexcept
+            {
+                const B zero(0);
+                return zero_nonpositive ? !(t > zero) : ((t == zero) & (x == x));
+            }
+
+            template <class B>
+            B log_t(const B& t) const noexcept
+            {
+                return kernel_log(t + B(static_cast<value_type_t<B>>(eps)));
+            }
+        };
+
+        /// t * (log(t + eps) - x)
+        struct kl_term_general
+        {
+            general_prob p;
+
+            template <class B>
+            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+            {
+                return select(p.zero_mask(x, t), B(0), t * (p.log_t(t) - x));
+            }
+        };
+
+        /// d/dx: -t * g
+        struct kl_input_grad_general
+        {
+            general_prob p;
+
+            template <class B>
+            B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
+            {
+                const B zero(0);
+                return select(p.zero_nonpositive ? !(t > zero) : (t == zero), zero, -t * g);
+            }
+        };
+
+        /// d/dt: (log(t + eps) + t / (t + eps) - x) * g; at t = 0 with eps > 0 that is log(eps) - x,
+        /// the true derivative, not 0.
+        struct kl_target_grad_general
+        {
+            general_prob p;
+
+            template <class B>
+            B operator()(const B& x, const B& t, const B& g) const noexcept
+            {
+                using T = value_type_t<B>;
+                const B zero(0);
+                const B ratio = p.eps == 0. ? B(1) : t / (t + B(static_cast<T>(p.eps)));
+                const B d = (p.log_t(t) + ratio - x) * g;
+                if (p.eps == 0.)
+                {
+                    return select(p.zero_mask(x, t), zero, d);
+                }
+                return p.zero_nonpositive ? select(!(t > zero), zero, d) : d;
+            }
+        };
+
         /// d/dt with log_target: exp(t) * (t - x + 1) * g
         struct kl_target_grad_log
         {
@@ -115,6 +185,15 @@ namespace xloss
                 const B zero(0);
                 return select((t == neg_inf<B>()) & (x == x), zero, exp(t) * (t - x + B(1)) * g);
             }
+        };
+
+        /// The loss's three ops for one target space and policy, as objects (some carry parameters).
+        template <class Term, class InputGrad, class TargetGrad>
+        struct op_set
+        {
+            Term term;
+            InputGrad input_grad;
+            TargetGrad target_grad;
         };
     }
 }

@@ -84,11 +84,19 @@ namespace xloss
             return cond ? a : b;
         }
 
+        /// The larger of two scalars (xsimd::max for batches).
+        template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+        inline T max(T a, T b) noexcept
+        {
+            return a < b ? b : a;
+        }
+
         using std::exp;
         using std::log;
 #if XLOSS_USE_SIMD
         using xsimd::exp;
         using xsimd::log;
+        using xsimd::max;
         using xsimd::select;
 #endif
     }

@@ -1,0 +1,167 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_DISTILL_KERNELS_HPP
+#define XLOSS_DETAIL_DISTILL_KERNELS_HPP
+
+// Row kernels of the distillation loss T^2 KL(softmax(t/T) || softmax(s/T)):
+// with a = (t - max t) / T and b = (s - max s) / T, p = exp(a) / Za and
+// q = exp(b) / Zb, the row's KL is sum(p (a - b)) - log Za + log Zb. A row is
+// read twice for the loss (max, then the sums) and once more to write terms or
+// gradients; no softmax is ever stored. A teacher class whose probability is 0
+// (a -inf logit, or one that underflows) contributes exactly 0.
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+
+#include "kernels.hpp"
+#include "simd.hpp"
+#include "softmax_kernels.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /// What one row's loss and gradients need.
+        template <class T>
+        struct distill_row
+        {
+            T max_t;     ///< the teacher's largest logit
+            T max_s;     ///< the student's largest logit
+            T log_za;    ///< log of the teacher's partition sum (after the max is taken off)
+            T log_zb;    ///< the same for the student
+            double kl;   ///< the row's KL divergence (without T^2)
+        };
+
+        /// The scaled, shifted logits a and b of one batch, and their exponentials.
+        template <class B>
+        struct distill_batch
+        {
+            B a, b, ea, eb;
+
+            distill_batch(const value_type_t<B>* s, const value_type_t<B>* t, std::size_t i, std::size_t n,
+                          const distill_row<value_type_t<B>>& r, value_type_t<B> inv_temp) noexcept
+            {
+                constexpr auto lowest = -std::numeric_limits<value_type_t<B>>::infinity();
+                a = (load_row<B>(t, i, n, lowest) - B(r.max_t)) * B(inv_temp);
+                b = (load_row<B>(s, i, n, lowest) - B(r.max_s)) * B(inv_temp);
+                ea = exp(a);
+                eb = exp(b);
+            }
+
+            /// log p - log q, where p > 0.
+            B log_ratio(const distill_row<value_type_t<B>>& r) const noexcept
+            {
+                return (a - B(r.log_za)) - (b - B(r.log_zb));
+            }
+        };
+
+        /**
+         * The row's maxima, partition sums and KL. The maxima must be taken first (the caller
+         * checks them); `with_kl` skips the KL's sum when only the student gradient is wanted.
+         */
+        template <class B>
+        inline void distill_sums(const value_type_t<B>* s, const value_type_t<B>* t, std::size_t n,
+                                 value_type_t<B> inv_temp, bool with_kl, distill_row<value_type_t<B>>& r) noexcept
+        {
+            using T = value_type_t<B>;
+            row_sum<B> za, zb, cross;
+            r.log_za = r.log_zb = T(0);
+            for_each_batch<B>(n,
+                              [&](std::size_t i, std::size_t)
+                              {
+                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
+                                  za.add(d.ea);
+                                  zb.add(d.eb);
+                                  if (with_kl)
+                                  {
+                                      cross.add(select(d.ea == B(0), B(0), d.ea * (d.a - d.b)));
+                                  }
+                              });
+            const double sa = za.total();
+            const double sb = zb.total();
+            r.log_za = static_cast<T>(std::log(sa));
+            r.log_zb = static_cast<T>(std::log(sb));
+            r.kl = with_kl ? cross.total() / sa - std::log(sa) + std::log(sb) : 0.;
+        }
+
+        /// out = scale * p (log p - log q): the `none` terms of a row.
+        template <class B>
+        inline void distill_terms(const value_type_t<B>* s, const value_type_t<B>* t, std::size_t n,
+                                  value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
+                                  value_type_t<B> scale, value_type_t<B>* out) noexcept
+        {
+            const B inv_za(std::exp(-r.log_za));
+            for_each_batch<B>(n,
+                              [&](std::size_t i, std::size_t count)
+                              {
+                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
+                                  const B term = select(d.ea == B(0), B(0), d.ea * inv_za * d.log_ratio(r));
+                                  store_lanes(out + i, term * B(scale), count);
+                              });
+        }
+
+        /**
+         * Sums over a row with a per-element grad_output g: sum(g p) and sum(g p (log p - log q + 1)),
+         * what the gradients of the `none` loss need.
+         */
+        template <class B>
+        inline void distill_grad_sums(const value_type_t<B>* s, const value_type_t<B>* t,
+                                      const value_type_t<B>* g, std::size_t n, value_type_t<B> inv_temp,
+                                      const distill_row<value_type_t<B>>& r, double& gp, double& gpl) noexcept
+        {
+            const B inv_za(std::exp(-r.log_za));
+            row_sum<B> sum_gp, sum_gpl;
+            for_each_batch<B>(n,
+                              [&](std::size_t i, std::size_t)
+                              {
+                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
+                                  const B gpb = load_row<B>(g, i, n, 0) * d.ea * inv_za;
+                                  sum_gp.add(gpb);
+                                  sum_gpl.add(select(d.ea == B(0), B(0), gpb * (d.log_ratio(r) + B(1))));
+                              });
+            gp = sum_gp.total();
+            gpl = sum_gpl.total();
+        }
+
+        /**
+         * The gradient of a row w.r.t. the student's logits (`wrt_teacher` false) or the teacher's:
+         * with grad_output g (a scalar_arg or a pointer), gp = sum(g p), gpl = sum(g p (l + 1)),
+         * l = log p - log q, and `scale` = T / divisor:
+         *   student: scale * (q gp - g p);   teacher: scale * p (g (l + 1) - gpl).
+         */
+        template <class B, bool wrt_teacher, class G>
+        inline void distill_gradient(const value_type_t<B>* s, const value_type_t<B>* t, G g, std::size_t n,
+                                     value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
+                                     value_type_t<B> scale, value_type_t<B> gp, value_type_t<B> gpl,
+                                     value_type_t<B>* out) noexcept
+        {
+            const B inv_za(std::exp(-r.log_za));
+            const B inv_zb(std::exp(-r.log_zb));
+            for_each_batch<B>(n,
+                              [&](std::size_t i, std::size_t count)
+                              {
+                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
+                                  const B gb = i + count <= n && count == batch_traits<B>::size
+                                                   ? load_arg<B>(g, i)
+                                                   : load_tail<B>(g, i, n, value_type_t<B>(0));
+                                  const B p = d.ea * inv_za;
+                                  B v;
+                                  if constexpr (wrt_teacher)
+                                  {
+                                      v = select(d.ea == B(0), B(0), p * (gb * (d.log_ratio(r) + B(1)) - B(gpl)));
+                                  }
+                                  else
+                                  {
+                                      v = d.eb * inv_zb * B(gp) - gb * p;
+                                  }
+                                  store_lanes(out + i, v * B(scale), count);
+                              });
+        }
+    }
+}
+
+#endif

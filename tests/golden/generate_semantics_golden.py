@@ -11,10 +11,13 @@ the gradients from torch's autograd:
              label * (log(label + 1e-12) - pred), times sample_weight, times
              weight, mean over every axis but batch_axis (gluon/loss.py)
   axes       F.kl_div(reduction='none') summed or averaged over chosen axes
-  legacy     F.kl_div(size_average=..., reduce=...): PyTorch's own mapping
+  legacy     F.kl_div(size_average=..., reduce=...): PyTorch's own mapping (called as legacy
+             code calls it, without reduction: given reduction='batchmean' as well,
+             PyTorch 1.13 also divides the legacy result by the batch size)
   logits     knowledge distillation: T*T * F.kl_div(log_softmax(s/T), log_softmax(t/T),
              reduction, log_target=True), where a class masked in the teacher (-inf)
-             contributes 0 (PyTorch gives 0 * -inf = NaN there); computed in float64
+             contributes 0 to the loss and the gradients (PyTorch gives 0 * -inf = NaN
+             there); computed in float64 from the stored (float or double) logits
 Records use the format of generate_kl_div_golden.py, plus a line
   options key=value ...
 """
@@ -58,9 +61,12 @@ def zero_policy(x, t, reduction, log_target):
     if log_target:
         pw = torch.exp(t) * (t - x)
     else:
+        # The formula's gradients (Paddle writes them out: t > 0 ? -t g : 0); autograd through
+        # where() would otherwise turn 0 * NaN (a NaN target) into NaN.
         positive = t > 0
         safe = torch.where(positive, t, torch.ones_like(t))
-        pw = torch.where(positive, t * (torch.log(safe) - x), torch.zeros_like(t))
+        kept = torch.where(positive, t, torch.zeros_like(t))
+        pw = torch.where(positive, kept * (torch.log(safe) - x), torch.zeros_like(t))
     return reduce(pw, x, reduction)
 
 
@@ -77,10 +83,14 @@ def gluon(pred, label, sample_weight, from_logits, axis, weight, batch_axis):
 
 
 def distill(s, t, temperature, reduction, axis):
+    # A masked (-inf) logit becomes -1e30: the same softmax (exp underflows to exactly 0), but
+    # a masked teacher class then contributes 0 * finite = 0 to the loss and its gradients,
+    # where PyTorch's composition gives 0 * -inf = NaN (and NaN gradients for the whole row).
+    s = torch.where(s == -math.inf, torch.full_like(s, -1e30), s)
+    t = torch.where(t == -math.inf, torch.full_like(t, -1e30), t)
     ls = torch.log_softmax(s / temperature, axis)
     lt = torch.log_softmax(t / temperature, axis)
     pw = F.kl_div(ls, lt, reduction="none", log_target=True)
-    pw = torch.where(lt == -math.inf, torch.zeros_like(pw), pw)
     return temperature * temperature * reduce(pw, s, reduction)
 
 
@@ -174,7 +184,7 @@ def main():
                 warnings.simplefilter("ignore")
                 legacy = torch.nn._reduction.legacy_get_string(size_average, reduce_flag, emit_warning=False)
                 out, gout, (gx, gt) = differentiate(
-                    lambda a, b: F.kl_div(a, b, size_average=size_average, reduce=reduce_flag, reduction="batchmean"),
+                    lambda a, b: F.kl_div(a, b, size_average=size_average, reduce=reduce_flag),
                     gen, torch.float32, x, t)
             records.append(record(f"legacy_{size_average}_{reduce_flag}", "float", legacy, False,
                                   {"size_average": size_average, "reduce": reduce_flag},

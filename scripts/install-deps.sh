@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages xloss needs for a purpose, when they are missing.
-#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2
+#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 set -euo pipefail
 
-build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2)
+build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin)
 case "${1:-build}" in
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;

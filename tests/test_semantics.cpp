@@ -91,9 +91,9 @@ namespace
             CHECK(xloss_test::compare(xloss::kl_div(x, t, opts, w), expect("output"), rtol, atol) == "");
             CHECK(xloss_test::compare(xloss::kl_div_backward(g, x, t, opts, w), expect("grad_input"), rtol, atol)
                   == "");
-            CHECK(xloss_test::compare(xloss::kl_div_target_backward(g, x, t, opts, w), expect("grad_target"), rtol,
-                                      atol)
-                  == "");
+            CHECK(
+                xloss_test::compare(xloss::kl_div_target_backward(g, x, t, opts, w), expect("grad_target"), rtol, atol)
+                == "");
             xloss::KLDivLoss loss(opts);
             CHECK(xloss_test::identical(loss(x, t, w), xloss::kl_div(x, t, opts, w)));
             CHECK(xloss_test::identical(loss.backward(x, t, g, w), xloss::kl_div_backward(g, x, t, opts, w)));
@@ -128,8 +128,8 @@ namespace
             }
         }
         atol *= magnitude;
-        CHECK(xloss_test::compare(xloss::kl_div_with_logits(s, t, temperature, r, axis),
-                                  c.tensors.at("output").as<T>(), rtol, atol)
+        CHECK(xloss_test::compare(xloss::kl_div_with_logits(s, t, temperature, r, axis), c.tensors.at("output").as<T>(),
+                                  rtol, atol)
               == "");
         CHECK(xloss_test::compare(xloss::kl_div_with_logits_backward(g, s, t, temperature, r, axis),
                                   c.tensors.at("grad_input").as<T>(), rtol, atol)
@@ -208,7 +208,8 @@ TEST_CASE("OneFlow's documented example comes out exactly with target_policy::ze
     CHECK(std::round(none(0) * 1e4) / 1e4 == Approx(1.3514).margin(1e-9));
     CHECK(none(1) == 0.f);
     CHECK(std::round(none(2) * 1e4) / 1e4 == Approx(-0.0836).margin(1e-9));
-    CHECK(std::round(xloss::kl_div(x, t, opts.reduction(reduction::mean))() * 1e4) / 1e4 == Approx(0.4226).margin(1e-9));
+    CHECK(std::round(xloss::kl_div(x, t, opts.reduction(reduction::mean))() * 1e4) / 1e4
+          == Approx(0.4226).margin(1e-9));
     opts.reduction(reduction::sum).log_target(true);
     CHECK(std::round(xloss::kl_div(x, t, opts)() * 1e4) / 1e4 == Approx(5.7801).margin(1e-9));
     // Gradients are 0 where the target is not positive.
@@ -314,7 +315,7 @@ TEST_CASE("kl_div_with_logits: gradients against finite differences, logits of a
 {
     xt::xarray<double> s = {{0.3, -1.2, 2.0, 0.1, -0.4}, {1.1, 0.2, -2.0, 0.5, 0.0}};
     xt::xarray<double> t = {{0.5, 0.1, 1.0, -1.0, 0.2}, {-0.3, 0.9, 0.4, 0.4, -1.5}};
-    t(1, 2) = -std::numeric_limits<double>::infinity();  // a class masked in the teacher
+    t(1, 2) = -std::numeric_limits<double>::infinity(); // a class masked in the teacher
     const xt::xarray<double> gout = {{0.5, 1.0, -1.0, 2.0, 0.3}, {1.0, 0.0, 0.7, -0.2, 1.1}};
     for (auto r : {reduction::batchmean, reduction::sum, reduction::mean, reduction::none})
     {
@@ -376,47 +377,127 @@ TEST_CASE("Errors of the new options name the argument and the value", "[semanti
         return std::string("no exception");
     };
     using opts = xloss::kl_div_options;
-    CHECK(message([&] { xloss::kl_div(x, t, opts(reduction::sum).axes({2})); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts(reduction::sum).axes({2}));
+              })
           == "xloss::kl_div: axis in axes 2 is out of range for a tensor of 2 dimensions");
-    CHECK(message([&] { xloss::kl_div(x, t, opts(reduction::sum).axes({1, -1})); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts(reduction::sum).axes({1, -1}));
+              })
           == "xloss::kl_div: axis -1 appears twice in axes");
-    CHECK(message([&] { xloss::kl_div(x, t, opts(reduction::batchmean).axes({1})); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts(reduction::batchmean).axes({1}));
+              })
           == "xloss::kl_div: axes (or per_sample) need reduction 'sum' or 'mean', not 'batchmean'");
-    CHECK(message([&] { xloss::kl_div(x, t, opts::gluon(true, -1, 1., 3)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts::gluon(true, -1, 1., 3));
+              })
           == "xloss::kl_div: batch_axis 3 is out of range for a tensor of 2 dimensions");
-    CHECK(message([&] { xloss::kl_div(x, t, opts().input_logits(true).softmax_axis(-3)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts().input_logits(true).softmax_axis(-3));
+              })
           == "xloss::kl_div: softmax_axis -3 is out of range for a tensor of 2 dimensions");
-    CHECK(message([&] { xloss::kl_div(x, t, opts::gluon(), xt::xarray<float>{1.f, 2.f, 3.f}); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts::gluon(), xt::xarray<float>{1.f, 2.f, 3.f});
+              })
           == "xloss::kl_div: sample_weight of shape (3) does not broadcast to the shape (2, 2) of input and target");
-    CHECK(message([&] { xloss::kl_div(x, t, opts().epsilon(-1.)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts().epsilon(-1.));
+              })
           == "xloss::kl_div: epsilon must be finite and not negative, got -1");
-    CHECK(message([&] { xloss::kl_div(x, t, opts(reduction::sum, true).epsilon(1e-12)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts(reduction::sum, true).epsilon(1e-12));
+              })
           == "xloss::kl_div: epsilon 1e-12 applies to probability targets, but log_target is set");
-    CHECK(message([&] { xloss::kl_div(x, t, opts().divisor(-4.)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts().divisor(-4.));
+              })
           == "xloss::kl_div: divisor must be positive (or 0: from the shapes), got -4");
-    CHECK(message([&] { xloss::kl_div(x, t, opts().weight(std::nan(""))); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(x, t, opts().weight(std::nan("")));
+              })
           == "xloss::kl_div: weight must be finite, got nan");
     const float inf = std::numeric_limits<float>::infinity();
     const xt::xarray<float> masked = {{0.f, 1.f}, {-inf, -inf}};
-    CHECK(message([&] { xloss::kl_div(masked, t, opts().input_logits(true)); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(masked, t, opts().input_logits(true));
+              })
           == "xloss::kl_div: input row 1 along softmax_axis -1 is all -inf: its softmax is undefined");
-    CHECK(message([&] { xloss::kl_div_with_logits(x, x, 0.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits(x, x, 0.);
+              })
           == "xloss::kl_div_with_logits: temperature must be positive and finite, got 0");
-    CHECK(message([&] { xloss::kl_div_with_logits(x, x, -2.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits(x, x, -2.);
+              })
           == "xloss::kl_div_with_logits: temperature must be positive and finite, got -2");
-    CHECK(message([&] { xloss::kl_div_with_logits(x, x, 1., reduction::sum, 2); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits(x, x, 1., reduction::sum, 2);
+              })
           == "xloss::kl_div_with_logits: axis 2 is out of range for a tensor of 2 dimensions");
-    CHECK(message([&] { xloss::kl_div_with_logits(x, xt::xarray<float>{1.f, 2.f}, 1.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits(x, xt::xarray<float>{1.f, 2.f}, 1.);
+              })
           == "xloss::kl_div_with_logits: student_logits of shape (2, 2) and teacher_logits of shape (2) differ");
-    CHECK(message([&] { xloss::kl_div_with_logits(x, masked, 1.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits(x, masked, 1.);
+              })
           == "xloss::kl_div_with_logits: teacher_logits row 1 is all -inf: its softmax is undefined");
-    CHECK(message([&] { xloss::kl_div_with_logits_backward(1.f, masked, x, 1., reduction::sum, 0); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits_backward(1.f, masked, x, 1., reduction::sum, 0);
+              })
           == "no exception");
-    CHECK(message([&] { xloss::kl_div_with_logits_backward(1.f, masked, x, 1.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits_backward(1.f, masked, x, 1.);
+              })
           == "xloss::kl_div_with_logits_backward: student_logits row 1 is all -inf: its softmax is undefined");
-    CHECK(message([&] { xloss::kl_div_with_logits_backward(xt::xarray<float>{1.f, 2.f}, x, x, 1.); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_with_logits_backward(xt::xarray<float>{1.f, 2.f}, x, x, 1.);
+              })
           == "xloss::kl_div_with_logits_backward: grad_output of shape (2) does not broadcast to the loss's shape ()");
-    CHECK(message([&] { xloss::kl_div_backward(xt::xarray<float>{1.f, 2.f, 3.f}, x, t, opts::gluon()); })
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div_backward(xt::xarray<float>{1.f, 2.f, 3.f}, x, t, opts::gluon());
+              })
           == "xloss::kl_div_backward: grad_output of shape (3) does not broadcast to the loss's shape (2)");
 }
 

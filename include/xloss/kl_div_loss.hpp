@@ -95,8 +95,8 @@ namespace xloss
 
         /// The gradient w.r.t. the target of the loss with a sample weight.
         template <class E1, class E2, class G, class W>
-        auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
-                             const G& grad_output, const xt::xexpression<W>& sample_weight) const;
+        auto target_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target, const G& grad_output,
+                             const xt::xexpression<W>& sample_weight) const;
 
         /// The loss and its gradients in one pass; see kl_div_forward_backward().
         template <class E1, class E2>

@@ -153,7 +153,8 @@ namespace xloss
                 distill_row<V> r;
                 r.max_s = row_max<batch>(sr, n);
                 r.max_t = row_max<batch>(tr, n);
-                for (auto [m, name] : {std::pair<V, const char*>{r.max_s, "student_logits"}, {r.max_t, "teacher_logits"}})
+                for (auto [m, name] :
+                     {std::pair<V, const char*>{r.max_s, "student_logits"}, {r.max_t, "teacher_logits"}})
                 {
                     if (m == -std::numeric_limits<V>::infinity())
                     {
@@ -235,9 +236,8 @@ namespace xloss
     }
 
     template <class E1, class E2>
-    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits,
-                                   const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
-                                   std::ptrdiff_t axis)
+    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits, const xt::xexpression<E2>& teacher_logits,
+                                   double temperature, reduction r, std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
         using batch = detail::default_batch<V>;
@@ -251,13 +251,12 @@ namespace xloss
         if (r == reduction::none)
         {
             xt::xarray<V> out = xt::xarray<V>::from_shape(setup.shape);
-            detail::for_each_logit_row<V>(s.data, t.data, out.data(), setup, inv_temp, false, func,
-                                          [&](std::size_t, const V* sr, const V* tr, const auto& row, V* o,
-                                              const detail::row_layout& rows)
-                                          {
-                                              detail::distill_terms<batch>(sr, tr, rows.length, inv_temp, row,
-                                                                           static_cast<V>(t2), o);
-                                          });
+            detail::for_each_logit_row<V>(
+                s.data, t.data, out.data(), setup, inv_temp, false, func,
+                [&](std::size_t, const V* sr, const V* tr, const auto& row, V* o, const detail::row_layout& rows)
+                {
+                    detail::distill_terms<batch>(sr, tr, rows.length, inv_temp, row, static_cast<V>(t2), o);
+                });
             return out;
         }
         double total = 0.;
@@ -273,8 +272,8 @@ namespace xloss
 
     template <class G, class E1, class E2>
     inline auto kl_div_with_logits_backward(const G& grad_output, const xt::xexpression<E1>& student_logits,
-                                            const xt::xexpression<E2>& teacher_logits, double temperature,
-                                            reduction r, std::ptrdiff_t axis)
+                                            const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
+                                            std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
         return detail::distill_gradient_array<V, false>(grad_output, student_logits.derived_cast(),

@@ -29,11 +29,11 @@ namespace xloss
         template <class T>
         struct distill_row
         {
-            T max_t;     ///< the teacher's largest logit
-            T max_s;     ///< the student's largest logit
-            T log_za;    ///< log of the teacher's partition sum (after the max is taken off)
-            T log_zb;    ///< the same for the student
-            double kl;   ///< the row's KL divergence (without T^2)
+            T max_t;   ///< the teacher's largest logit
+            T max_s;   ///< the student's largest logit
+            T log_za;  ///< log of the teacher's partition sum (after the max is taken off)
+            T log_zb;  ///< the same for the student
+            double kl; ///< the row's KL divergence (without T^2)
         };
 
         /// The scaled, shifted logits a and b of one batch, and their exponentials.
@@ -109,9 +109,9 @@ namespace xloss
          * what the gradients of the `none` loss need.
          */
         template <class B>
-        inline void distill_grad_sums(const value_type_t<B>* s, const value_type_t<B>* t,
-                                      const value_type_t<B>* g, std::size_t n, value_type_t<B> inv_temp,
-                                      const distill_row<value_type_t<B>>& r, double& gp, double& gpl) noexcept
+        inline void distill_grad_sums(const value_type_t<B>* s, const value_type_t<B>* t, const value_type_t<B>* g,
+                                      std::size_t n, value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
+                                      double& gp, double& gpl) noexcept
         {
             const B inv_za(std::exp(-r.log_za));
             row_sum<B> sum_gp, sum_gpl;

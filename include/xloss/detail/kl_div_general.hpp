@@ -119,8 +119,7 @@ namespace xloss
                 if (m == -std::numeric_limits<V>::infinity())
                 {
                     throw std::invalid_argument(std::string("xloss::") + func + ": " + name + " row "
-                                                + std::to_string(k) + " along " + axis_name + " "
-                                                + std::to_string(axis)
+                                                + std::to_string(k) + " along " + axis_name + " " + std::to_string(axis)
                                                 + " is all -inf: its softmax is undefined");
                 }
                 const V lse = static_cast<V>(row_logsumexp<batch>(row, rows.length, m));
@@ -170,8 +169,7 @@ namespace xloss
                                   with_ops(options,
                                            [&](const auto& ops)
                                            {
-                                               fused_pass<V>(ops, x, t, s, false, terms.data(), V(0), nullptr,
-                                                             nullptr);
+                                               fused_pass<V>(ops, x, t, s, false, terms.data(), V(0), nullptr, nullptr);
                                            });
                               });
             // MXNet's order: the sample weight, then the scalar weight.
@@ -270,9 +268,10 @@ namespace xloss
                     if (!wrt_target && options.input_logits())
                     {
                         // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
-                        const std::size_t axis = normalize_axis(options.softmax_axis(), x.dimension(), func,
-                                                                "softmax_axis");
-                        const xt::xarray<V> total = xt::sum(grad, {axis}, xt::keep_dims | xt::evaluation_strategy::immediate);
+                        const std::size_t axis =
+                            normalize_axis(options.softmax_axis(), x.dimension(), func, "softmax_axis");
+                        const xt::xarray<V> total =
+                            xt::sum(grad, {axis}, xt::keep_dims | xt::evaluation_strategy::immediate);
                         grad -= xt::exp(x) * total;
                     }
                     return grad;

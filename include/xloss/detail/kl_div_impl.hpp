@@ -74,8 +74,8 @@ namespace xloss
         inline std::invalid_argument option_error(const char* func, const char* option, const std::string& must,
                                                   double got)
         {
-            return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must
-                                         + ", got " + number_to_string(got));
+            return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must + ", got "
+                                         + number_to_string(got));
         }
 
         /// Checks the options that hold numbers.
@@ -264,8 +264,8 @@ namespace xloss
          * gradients are those of the loss times `grad_scale` (grad_output / divisor).
          */
         template <class V, class Ops, class E1, class E2>
-        inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce, V* loss_out,
-                                 V grad_scale, V* grad_input, V* grad_target)
+        inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
+                                 V* loss_out, V grad_scale, V* grad_input, V* grad_target)
         {
             using batch = default_batch<V>;
             const auto& term = ops.term;
@@ -291,13 +291,11 @@ namespace xloss
                                 {
                                     if constexpr (decltype(input)::value)
                                     {
-                                        store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
-                                                    count);
+                                        store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb), count);
                                     }
                                     if constexpr (decltype(target)::value)
                                     {
-                                        store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
-                                                    count);
+                                        store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb), count);
                                     }
                                 });
                         };
@@ -377,23 +375,22 @@ namespace xloss
         inline void gradient_into(V* out, const G& grad_output, const E1& x, const E2& t, const loss_setup& s,
                                   const kl_div_options& options, const char* func)
         {
-            with_grad_output<V>(
-                grad_output, options.reduction(), s, func,
-                [&](const auto& g)
-                {
-                    with_ops(options,
-                             [&](const auto& ops)
-                             {
-                                 if constexpr (wrt_target)
-                                 {
-                                     gradient_pass<V>(ops.target_grad, g, x, t, s, out);
-                                 }
-                                 else
-                                 {
-                                     gradient_pass<V>(ops.input_grad, g, x, t, s, out);
-                                 }
-                             });
-                });
+            with_grad_output<V>(grad_output, options.reduction(), s, func,
+                                [&](const auto& g)
+                                {
+                                    with_ops(options,
+                                             [&](const auto& ops)
+                                             {
+                                                 if constexpr (wrt_target)
+                                                 {
+                                                     gradient_pass<V>(ops.target_grad, g, x, t, s, out);
+                                                 }
+                                                 else
+                                                 {
+                                                     gradient_pass<V>(ops.input_grad, g, x, t, s, out);
+                                                 }
+                                             });
+                                });
         }
 
         /// The gradient w.r.t. one argument (`wrt_target` says which), in that argument's shape.

@@ -112,8 +112,8 @@ namespace xloss
          */
         struct general_prob
         {
-            double eps;                 ///< added to t inside the log
-            bool zero_nonpositive;      ///< target_policy::zero
+            double eps;            ///< added to t inside the log
+            bool zero_nonpositive; ///< target_policy::zero
 
             /// Where term and gradients are exactly 0.
             template <class B>

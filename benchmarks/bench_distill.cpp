@@ -1,0 +1,196 @@
+// Throughput of the fused distillation loss kl_div_with_logits beside doing the
+// same with xloss's own kl_div after a separate (stored) log-softmax, and beside
+// PyTorch's composition T*T*kl_div(log_softmax(s/T), log_softmax(t/T), log_target)
+// in libtorch, on the same logits in one run. Items are logits (batch x classes).
+
+#include <cstddef>
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include <xtensor/xarray.hpp>
+#include <xtensor/xmath.hpp>
+
+#include <xloss/xloss.hpp>
+
+#ifdef XLOSS_BENCH_WITH_TORCH
+#include <torch/torch.h>
+#endif
+
+namespace
+{
+    constexpr double temperature = 2.0;
+
+    struct logits
+    {
+        xt::xarray<float> student, teacher;
+    };
+
+    const logits& data(std::size_t batch, std::size_t classes)
+    {
+        static std::vector<std::pair<std::pair<std::size_t, std::size_t>, logits>> cache;
+        for (const auto& [key, value] : cache)
+        {
+            if (key.first == batch && key.second == classes)
+            {
+                return value;
+            }
+        }
+        std::mt19937 gen(7);
+        std::normal_distribution<float> normal(0.f, 3.f);
+        logits l{xt::xarray<float>::from_shape({batch, classes}), xt::xarray<float>::from_shape({batch, classes})};
+        for (auto& v : l.student)
+        {
+            v = normal(gen);
+        }
+        for (auto& v : l.teacher)
+        {
+            v = normal(gen);
+        }
+        cache.push_back({{batch, classes}, std::move(l)});
+        return cache.back().second;
+    }
+
+    void set_items(benchmark::State& state, std::size_t batch, std::size_t classes)
+    {
+        state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch * classes));
+    }
+
+    std::size_t batch_of(const benchmark::State& state)
+    {
+        return static_cast<std::size_t>(state.range(0));
+    }
+
+    std::size_t classes_of(const benchmark::State& state)
+    {
+        return static_cast<std::size_t>(state.range(1));
+    }
+
+    void fused_forward(benchmark::State& state)
+    {
+        const auto& d = data(batch_of(state), classes_of(state));
+        for (auto _ : state)
+        {
+            benchmark::DoNotOptimize(xloss::kl_div_with_logits(d.student, d.teacher, temperature)());
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+
+    void fused_forward_backward(benchmark::State& state)
+    {
+        const auto& d = data(batch_of(state), classes_of(state));
+        for (auto _ : state)
+        {
+            benchmark::DoNotOptimize(xloss::kl_div_with_logits(d.student, d.teacher, temperature)());
+            auto grad = xloss::kl_div_with_logits_backward(1.f, d.student, d.teacher, temperature);
+            benchmark::DoNotOptimize(grad.data());
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+
+    /// log_softmax(z / T) along the last axis, stored: what a user writes without the fused loss.
+    xt::xarray<float> stored_log_softmax(const xt::xarray<float>& z)
+    {
+        const xt::xarray<float> scaled = z / static_cast<float>(temperature);
+        const xt::xarray<float> m = xt::amax(scaled, {1}, xt::keep_dims | xt::evaluation_strategy::immediate);
+        const xt::xarray<float> lse =
+            m + xt::log(xt::sum(xt::exp(scaled - m), {1}, xt::keep_dims | xt::evaluation_strategy::immediate));
+        return scaled - lse;
+    }
+
+    void kl_div_after_softmax_forward(benchmark::State& state)
+    {
+        const auto& d = data(batch_of(state), classes_of(state));
+        const auto opts = xloss::kl_div_options(xloss::reduction::batchmean, true);
+        for (auto _ : state)
+        {
+            const auto ls = stored_log_softmax(d.student);
+            const auto lt = stored_log_softmax(d.teacher);
+            benchmark::DoNotOptimize(temperature * temperature * xloss::kl_div(ls, lt, opts)());
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+
+    void kl_div_after_softmax_forward_backward(benchmark::State& state)
+    {
+        const auto& d = data(batch_of(state), classes_of(state));
+        const auto opts = xloss::kl_div_options(xloss::reduction::batchmean, true);
+        const float t2 = static_cast<float>(temperature * temperature);
+        for (auto _ : state)
+        {
+            const auto ls = stored_log_softmax(d.student);
+            const auto lt = stored_log_softmax(d.teacher);
+            auto r = xloss::kl_div_forward_backward(ls, lt, opts);
+            benchmark::DoNotOptimize(r.loss());
+            // Back through the log-softmax and the 1/T: T^2 / T (g - softmax * sum(g)).
+            const xt::xarray<float> total =
+                xt::sum(r.grad_input, {1}, xt::keep_dims | xt::evaluation_strategy::immediate);
+            xt::xarray<float> grad = (t2 / static_cast<float>(temperature)) * (r.grad_input - xt::exp(ls) * total);
+            benchmark::DoNotOptimize(grad.data());
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+
+#ifdef XLOSS_BENCH_WITH_TORCH
+    torch::Tensor composition(const torch::Tensor& s, const torch::Tensor& t)
+    {
+        const auto ls = torch::log_softmax(s / temperature, 1);
+        const auto lt = torch::log_softmax(t / temperature, 1);
+        return temperature * temperature * torch::kl_div(ls, lt, at::Reduction::Sum, true) / s.size(0);
+    }
+
+    void torch_forward(benchmark::State& state)
+    {
+        torch::set_num_threads(1);
+        const auto& d = data(batch_of(state), classes_of(state));
+        const auto s = torch::from_blob(const_cast<float*>(d.student.data()),
+                                        {int64_t(batch_of(state)), int64_t(classes_of(state))});
+        const auto t = torch::from_blob(const_cast<float*>(d.teacher.data()),
+                                        {int64_t(batch_of(state)), int64_t(classes_of(state))});
+        torch::NoGradGuard no_grad;
+        for (auto _ : state)
+        {
+            benchmark::DoNotOptimize(composition(s, t).item<float>());
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+
+    void torch_forward_backward(benchmark::State& state)
+    {
+        torch::set_num_threads(1);
+        const auto& d = data(batch_of(state), classes_of(state));
+        const auto t = torch::from_blob(const_cast<float*>(d.teacher.data()),
+                                        {int64_t(batch_of(state)), int64_t(classes_of(state))});
+        auto s = torch::from_blob(const_cast<float*>(d.student.data()),
+                                  {int64_t(batch_of(state)), int64_t(classes_of(state))})
+                     .clone()
+                     .requires_grad_(true);
+        for (auto _ : state)
+        {
+            auto loss = composition(s, t);
+            loss.backward();
+            benchmark::DoNotOptimize(s.grad().data_ptr<float>());
+            s.mutable_grad().reset();
+        }
+        set_items(state, batch_of(state), classes_of(state));
+    }
+#endif
+
+    void shapes(benchmark::internal::Benchmark* b)
+    {
+        // (batch, classes): a classifier, ImageNet-sized heads, a language model's vocabulary.
+        b->Args({256, 10})->Args({128, 1000})->Args({8, 32000})->Unit(benchmark::kMicrosecond);
+    }
+}
+
+BENCHMARK(fused_forward)->Apply(shapes);
+BENCHMARK(fused_forward_backward)->Apply(shapes);
+BENCHMARK(kl_div_after_softmax_forward)->Apply(shapes);
+BENCHMARK(kl_div_after_softmax_forward_backward)->Apply(shapes);
+#ifdef XLOSS_BENCH_WITH_TORCH
+BENCHMARK(torch_forward)->Apply(shapes);
+BENCHMARK(torch_forward_backward)->Apply(shapes);
+#endif
+
+BENCHMARK_MAIN();

@@ -531,3 +531,33 @@ TEST_CASE("Calls into caller outputs with the new options: results, and untouche
     CHECK_THROWS_AS(xloss::kl_div_backward_out(grad, 1.f, masked, t, g), std::invalid_argument);
     CHECK(xloss_test::identical(grad, xloss::kl_div_backward(1.f, z, t, g)));
 }
+
+TEST_CASE("kl_div_with_logits_forward_backward gives the separate calls' numbers bit for bit", "[semantics][logits]")
+{
+    xt::xarray<float> s = xt::xarray<float>::from_shape({3, 4, 21});
+    xt::xarray<float> t = xt::xarray<float>::from_shape({3, 4, 21});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = std::sin(0.7f * float(i)) * 4.f;
+        t.flat(i) = std::cos(0.3f * float(i)) * 3.f;
+    }
+    for (std::ptrdiff_t axis : {-1, 1})
+    {
+        for (auto r : {reduction::batchmean, reduction::sum, reduction::mean, reduction::none})
+        {
+            const auto fb = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis, true);
+            CHECK(xloss_test::identical(fb.loss, xloss::kl_div_with_logits(s, t, 3.0, r, axis)));
+            CHECK(xloss_test::identical(fb.grad_input, xloss::kl_div_with_logits_backward(1.f, s, t, 3.0, r, axis)));
+            CHECK(xloss_test::identical(fb.grad_target,
+                                        xloss::kl_div_with_logits_teacher_backward(1.f, s, t, 3.0, r, axis)));
+            const auto student_only = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis);
+            CHECK(xloss_test::identical(student_only.grad_input, fb.grad_input));
+            CHECK(student_only.grad_target.size() == 0);
+        }
+    }
+    // A view (not contiguous) gives the numbers of its contiguous copy.
+    const auto sv = xt::view(s, xt::all(), 1, xt::all());
+    const auto tv = xt::view(t, xt::all(), 1, xt::all());
+    CHECK(xloss_test::identical(xloss::kl_div_with_logits(sv, tv, 2.0),
+                                xloss::kl_div_with_logits(xt::xarray<float>(sv), xt::xarray<float>(tv), 2.0)));
+}

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "detail/expression.hpp"
 #include "detail/kl_div_impl.hpp"
 #include "detail/softmax_kernels.hpp"
+#include "kl_div_forward_backward.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -79,9 +81,22 @@ namespace xloss
                                              const xt::xexpression<E2>& teacher_logits, double temperature,
                                              reduction r = reduction::batchmean, std::ptrdiff_t axis = -1);
 
+    /**
+     * @brief The loss and the student's gradient (and, if `with_teacher_grad`, the teacher's) for
+     *        grad_output 1, in one set of passes over the logits: what a training step needs.
+     * @return `{loss, grad_input, grad_target}`: grad_input is the student's gradient, grad_target
+     *         the teacher's (shape (0) unless asked for)
+     */
+    template <class E1, class E2>
+    auto kl_div_with_logits_forward_backward(const xt::xexpression<E1>& student_logits,
+                                             const xt::xexpression<E2>& teacher_logits, double temperature,
+                                             reduction r = reduction::batchmean, std::ptrdiff_t axis = -1,
+                                             bool with_teacher_grad = false);
+
     /** @} */
 
     namespace detail
+
     {
         /// The logits as contiguous row-major data of V: in place, or a copy.
         template <class V>
@@ -134,22 +149,80 @@ namespace xloss
             return setup;
         }
 
+        /// grad_output of the distillation loss: one number (`uniform`), or an array of the logits' shape.
+        template <class V>
+        struct distill_grad_output
+        {
+            V uniform = 0;
+            xt::xarray<V> full; ///< empty unless grad_output varies per element (`none`)
+        };
+
+        template <class V, class G>
+        inline distill_grad_output<V> make_distill_grad_output(const G& grad_output, const logits_setup& setup,
+                                                               reduction r, const char* func)
+        {
+            distill_grad_output<V> g;
+            if constexpr (xt::is_xexpression<G>::value)
+            {
+                const shape_type g_shape = to_shape(grad_output.shape());
+                const shape_type loss_shape = r == reduction::none ? setup.shape : shape_type{};
+                if (!broadcasts_to(g_shape, loss_shape))
+                {
+                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
+                                                + shape_to_string(g_shape) + " does not broadcast to the loss's shape "
+                                                + shape_to_string(loss_shape));
+                }
+                if (g_shape.empty())
+                {
+                    g.uniform = static_cast<V>(grad_output());
+                }
+                else
+                {
+                    g.full = xt::broadcast(xt::cast<V>(grad_output), setup.shape);
+                }
+            }
+            else
+            {
+                static_assert(std::is_arithmetic<G>::value,
+                              "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
+                g.uniform = static_cast<V>(grad_output);
+            }
+            return g;
+        }
+
         /**
-         * Runs f(k, s_row, t_row, row_stats, out_row) over the rows, after the maxima (checked for
-         * rows of -inf) and the sums; `out` (may be null) is the array the rows write into.
+         * The rows' pass set: maxima (rows of -inf throw), sums, then one write pass for the outputs
+         * that are not null (`terms`: the `none` loss; the student's and the teacher's gradients for
+         * grad_output g). Returns the sum of the rows' KL divergences (without T^2) when `with_kl`.
+         * Strided rows go through a few rows of scratch.
          */
-        template <class V, class F>
-        inline void for_each_logit_row(const V* s, const V* t, V* out, const logits_setup& setup, V inv_temp,
-                                       bool with_kl, const char* func, F&& f)
+        template <class V>
+        inline double distill_rows(const V* s, const V* t, const logits_setup& setup, double temperature,
+                                   const distill_grad_output<V>& g, bool with_kl, V* terms, V* grad_student,
+                                   V* grad_teacher, const char* func)
         {
             using batch = default_batch<V>;
             const row_layout rows(setup.shape, setup.axis);
             const std::size_t n = rows.length;
-            std::vector<V> scratch(rows.inner == 1 ? 0 : 3 * n);
+            const V inv_temp = static_cast<V>(1. / temperature);
+            const bool per_element = g.full.size() > 0 && g.full.dimension() > 0;
+            const bool writes = terms || grad_student || grad_teacher;
+            // Teacher gradients for a uniform grad_output need the row's KL.
+            with_kl = with_kl || (grad_teacher && !per_element);
+            std::vector<V> scratch(rows.inner == 1 ? 0 : 6 * n);
+            V* buf[6];
+            for (std::size_t j = 0; j < 6; ++j)
+            {
+                buf[j] = scratch.data() + j * n;
+            }
+            distill_outputs<V> o;
+            o.term_scale = static_cast<V>(temperature * temperature);
+            o.grad_scale = static_cast<V>(temperature / setup.divisor);
+            double total = 0.;
             for (std::size_t k = 0; k < rows.rows && n > 0; ++k)
             {
-                const V* sr = rows.read(s, k, scratch.data());
-                const V* tr = rows.read(t, k, scratch.data() + n);
+                const V* sr = rows.read(s, k, buf[0]);
+                const V* tr = rows.read(t, k, buf[1]);
                 distill_row<V> r;
                 r.max_s = row_max<batch>(sr, n);
                 r.max_t = row_max<batch>(tr, n);
@@ -163,122 +236,93 @@ namespace xloss
                     }
                 }
                 distill_sums<batch>(sr, tr, n, inv_temp, with_kl, r);
-                V* o = out ? rows.write(out, k, scratch.data() + 2 * n) : nullptr;
-                f(k, sr, tr, r, o, rows);
-                if (o)
+                total += r.kl;
+                if (!writes)
                 {
-                    rows.scatter(out, k, o);
+                    continue;
                 }
-            }
-        }
-
-        template <class V, bool wrt_teacher, class G, class E1, class E2>
-        inline xt::xarray<V> distill_gradient_array(const G& grad_output, const E1& s_expr, const E2& t_expr,
-                                                    double temperature, reduction r, std::ptrdiff_t axis,
-                                                    const char* func)
-        {
-            using batch = default_batch<V>;
-            const logits_setup setup = make_logits_setup(s_expr, t_expr, temperature, r, axis, func);
-            const contiguous_logits<V> s(s_expr), t(t_expr);
-            const V inv_temp = static_cast<V>(1. / temperature);
-            const V scale = static_cast<V>(temperature / setup.divisor);
-            xt::xarray<V> out = xt::xarray<V>::from_shape(setup.shape);
-            // grad_output: one number for a reduced loss, an array of the logits' shape for `none`.
-            xt::xarray<V> g_full;
-            V g_scalar = 0;
-            if constexpr (xt::is_xexpression<G>::value)
-            {
-                const shape_type g_shape = to_shape(grad_output.shape());
-                const shape_type loss_shape = r == reduction::none ? setup.shape : shape_type{};
-                if (!broadcasts_to(g_shape, loss_shape))
+                o.term = terms ? rows.write(terms, k, buf[3]) : nullptr;
+                o.student = grad_student ? rows.write(grad_student, k, buf[4]) : nullptr;
+                o.teacher = grad_teacher ? rows.write(grad_teacher, k, buf[5]) : nullptr;
+                if (per_element)
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
-                                                + shape_to_string(g_shape) + " does not broadcast to the loss's shape "
-                                                + shape_to_string(loss_shape));
-                }
-                if (r == reduction::none && !g_shape.empty())
-                {
-                    g_full = xt::broadcast(xt::cast<V>(grad_output), setup.shape);
+                    const V* gr = rows.read(static_cast<const V*>(g.full.data()), k, buf[2]);
+                    double gp = 0., gpl = 0.;
+                    distill_grad_sums<batch>(sr, tr, gr, n, inv_temp, r, gp, gpl);
+                    o.gp = static_cast<V>(gp);
+                    o.gpl = static_cast<V>(gpl);
+                    distill_write<batch>(sr, tr, gr, n, inv_temp, r, o);
                 }
                 else
                 {
-                    g_scalar = static_cast<V>(grad_output());
+                    o.gp = g.uniform;
+                    o.gpl = static_cast<V>(g.uniform * (r.kl + 1.));
+                    distill_write<batch>(sr, tr, scalar_arg<V>{g.uniform}, n, inv_temp, r, o);
+                }
+                for (auto [out, row] :
+                     {std::pair<V*, V*>{terms, o.term}, {grad_student, o.student}, {grad_teacher, o.teacher}})
+                {
+                    if (out)
+                    {
+                        rows.scatter(out, k, row);
+                    }
                 }
             }
-            else
+            return total;
+        }
+
+        /// The loss and the gradients asked for, into new arrays.
+        template <class V, class G, class E1, class E2>
+        inline kl_div_forward_backward_result<V> distill(const G& grad_output, const E1& s_expr, const E2& t_expr,
+                                                         double temperature, reduction r, std::ptrdiff_t axis,
+                                                         bool loss, bool grad_student, bool grad_teacher,
+                                                         const char* func)
+        {
+            const logits_setup setup = make_logits_setup(s_expr, t_expr, temperature, r, axis, func);
+            const distill_grad_output<V> g = make_distill_grad_output<V>(grad_output, setup, r, func);
+            const contiguous_logits<V> s(s_expr), t(t_expr);
+            const bool none = r == reduction::none;
+            auto array = [&](bool wanted)
             {
-                g_scalar = static_cast<V>(grad_output);
+                return xt::xarray<V>::from_shape(wanted ? setup.shape : shape_type{0});
+            };
+            kl_div_forward_backward_result<V> result{array(loss && none), array(grad_student), array(grad_teacher)};
+            auto data = [](xt::xarray<V>& a)
+            {
+                return a.size() > 0 ? a.data() : nullptr;
+            };
+            const double total = distill_rows<V>(s.data, t.data, setup, temperature, g, loss && !none,
+                                                 data(result.loss), data(result.grad_input), data(result.grad_target),
+                                                 func);
+            if (loss && !none)
+            {
+                result.loss = xt::xarray<V>::from_shape({});
+                result.loss() = static_cast<V>(temperature * temperature * total / setup.divisor);
             }
-            const bool per_element = g_full.size() > 0 && g_full.dimension() > 0;
-            std::vector<V> g_row(per_element && setup.axis + 1 != setup.shape.size() ? setup.shape[setup.axis] : 0);
-            for_each_logit_row<V>(
-                s.data, t.data, out.data(), setup, inv_temp, wrt_teacher && !per_element, func,
-                [&](std::size_t k, const V* sr, const V* tr, const distill_row<V>& row, V* o, const row_layout& rows)
-                {
-                    const std::size_t n = rows.length;
-                    if (per_element)
-                    {
-                        const V* gr = rows.read(static_cast<const V*>(g_full.data()), k, g_row.data());
-                        double gp = 0., gpl = 0.;
-                        distill_grad_sums<batch>(sr, tr, gr, n, inv_temp, row, gp, gpl);
-                        distill_gradient<batch, wrt_teacher>(sr, tr, gr, n, inv_temp, row, scale, static_cast<V>(gp),
-                                                             static_cast<V>(gpl), o);
-                    }
-                    else
-                    {
-                        const scalar_arg<V> g{g_scalar};
-                        distill_gradient<batch, wrt_teacher>(sr, tr, g, n, inv_temp, row, scale, g_scalar,
-                                                             static_cast<V>(g_scalar * (row.kl + 1.)), o);
-                    }
-                });
-            return out;
+            return result;
         }
     }
 
     template <class E1, class E2>
-    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits, const xt::xexpression<E2>& teacher_logits,
-                                   double temperature, reduction r, std::ptrdiff_t axis)
+    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits,
+                                   const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
+                                   std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
-        using batch = detail::default_batch<V>;
-        constexpr const char* func = "kl_div_with_logits";
-        const auto& se = student_logits.derived_cast();
-        const auto& te = teacher_logits.derived_cast();
-        const detail::logits_setup setup = detail::make_logits_setup(se, te, temperature, r, axis, func);
-        const detail::contiguous_logits<V> s(se), t(te);
-        const V inv_temp = static_cast<V>(1. / temperature);
-        const double t2 = temperature * temperature;
-        if (r == reduction::none)
-        {
-            xt::xarray<V> out = xt::xarray<V>::from_shape(setup.shape);
-            detail::for_each_logit_row<V>(
-                s.data, t.data, out.data(), setup, inv_temp, false, func,
-                [&](std::size_t, const V* sr, const V* tr, const auto& row, V* o, const detail::row_layout& rows)
-                {
-                    detail::distill_terms<batch>(sr, tr, rows.length, inv_temp, row, static_cast<V>(t2), o);
-                });
-            return out;
-        }
-        double total = 0.;
-        detail::for_each_logit_row<V>(s.data, t.data, nullptr, setup, inv_temp, true, func,
-                                      [&](std::size_t, const V*, const V*, const auto& row, V*, const auto&)
-                                      {
-                                          total += row.kl;
-                                      });
-        xt::xarray<V> out = xt::xarray<V>::from_shape({});
-        out() = static_cast<V>(t2 * total / setup.divisor);
-        return out;
+        return detail::distill<V>(1., student_logits.derived_cast(), teacher_logits.derived_cast(), temperature, r,
+                                  axis, true, false, false, "kl_div_with_logits")
+            .loss;
     }
 
     template <class G, class E1, class E2>
     inline auto kl_div_with_logits_backward(const G& grad_output, const xt::xexpression<E1>& student_logits,
-                                            const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
-                                            std::ptrdiff_t axis)
+                                            const xt::xexpression<E2>& teacher_logits, double temperature,
+                                            reduction r, std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
-        return detail::distill_gradient_array<V, false>(grad_output, student_logits.derived_cast(),
-                                                        teacher_logits.derived_cast(), temperature, r, axis,
-                                                        "kl_div_with_logits_backward");
+        return detail::distill<V>(grad_output, student_logits.derived_cast(), teacher_logits.derived_cast(),
+                                  temperature, r, axis, false, true, false, "kl_div_with_logits_backward")
+            .grad_input;
     }
 
     template <class G, class E1, class E2>
@@ -287,9 +331,19 @@ namespace xloss
                                                     reduction r, std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
-        return detail::distill_gradient_array<V, true>(grad_output, student_logits.derived_cast(),
-                                                       teacher_logits.derived_cast(), temperature, r, axis,
-                                                       "kl_div_with_logits_teacher_backward");
+        return detail::distill<V>(grad_output, student_logits.derived_cast(), teacher_logits.derived_cast(),
+                                  temperature, r, axis, false, false, true, "kl_div_with_logits_teacher_backward")
+            .grad_target;
+    }
+
+    template <class E1, class E2>
+    inline auto kl_div_with_logits_forward_backward(const xt::xexpression<E1>& student_logits,
+                                                    const xt::xexpression<E2>& teacher_logits, double temperature,
+                                                    reduction r, std::ptrdiff_t axis, bool with_teacher_grad)
+    {
+        using V = detail::loss_value_t<E1, E2>;
+        return detail::distill<V>(1., student_logits.derived_cast(), teacher_logits.derived_cast(), temperature, r,
+                                  axis, true, true, with_teacher_grad, "kl_div_with_logits_forward_backward");
     }
 }
 

@@ -88,22 +88,6 @@ namespace xloss
             r.kl = with_kl ? cross.total() / sa - std::log(sa) + std::log(sb) : 0.;
         }
 
-        /// out = scale * p (log p - log q): the `none` terms of a row.
-        template <class B>
-        inline void distill_terms(const value_type_t<B>* s, const value_type_t<B>* t, std::size_t n,
-                                  value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
-                                  value_type_t<B> scale, value_type_t<B>* out) noexcept
-        {
-            const B inv_za(std::exp(-r.log_za));
-            for_each_batch<B>(n,
-                              [&](std::size_t i, std::size_t count)
-                              {
-                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
-                                  const B term = select(d.ea == B(0), B(0), d.ea * inv_za * d.log_ratio(r));
-                                  store_lanes(out + i, term * B(scale), count);
-                              });
-        }
-
         /**
          * Sums over a row with a per-element grad_output g: sum(g p) and sum(g p (log p - log q + 1)),
          * what the gradients of the `none` loss need.
@@ -127,17 +111,27 @@ namespace xloss
             gpl = sum_gpl.total();
         }
 
+        /// Where a row's write pass puts its results; a null pointer skips that output.
+        template <class T>
+        struct distill_outputs
+        {
+            T* term = nullptr;    ///< term_scale * p (log p - log q): the `none` loss
+            T* student = nullptr; ///< grad_scale * (q gp - g p): the student's gradient
+            T* teacher = nullptr; ///< grad_scale * p (g (l + 1) - gpl): the teacher's gradient
+            T term_scale = 0;     ///< T^2
+            T grad_scale = 0;     ///< T / divisor
+            T gp = 0;             ///< sum(g p) over the row (g itself for a uniform g)
+            T gpl = 0;            ///< sum(g p (l + 1)) over the row (g (KL + 1) for a uniform g)
+        };
+
         /**
-         * The gradient of a row w.r.t. the student's logits (`wrt_teacher` false) or the teacher's:
-         * with grad_output g (a scalar_arg or a pointer), gp = sum(g p), gpl = sum(g p (l + 1)),
-         * l = log p - log q, and `scale` = T / divisor:
-         *   student: scale * (q gp - g p);   teacher: scale * p (g (l + 1) - gpl).
+         * The write pass of a row: the terms and the gradients (l = log p - log q; g is the
+         * grad_output, a scalar_arg or a pointer), each from the same loads and exponentials.
          */
-        template <class B, bool wrt_teacher, class G>
-        inline void distill_gradient(const value_type_t<B>* s, const value_type_t<B>* t, G g, std::size_t n,
-                                     value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
-                                     value_type_t<B> scale, value_type_t<B> gp, value_type_t<B> gpl,
-                                     value_type_t<B>* out) noexcept
+        template <class B, class G>
+        inline void distill_write(const value_type_t<B>* s, const value_type_t<B>* t, G g, std::size_t n,
+                                  value_type_t<B> inv_temp, const distill_row<value_type_t<B>>& r,
+                                  const distill_outputs<value_type_t<B>>& o) noexcept
         {
             const B inv_za(std::exp(-r.log_za));
             const B inv_zb(std::exp(-r.log_zb));
@@ -145,20 +139,25 @@ namespace xloss
                               [&](std::size_t i, std::size_t count)
                               {
                                   const distill_batch<B> d(s, t, i, n, r, inv_temp);
-                                  const B gb = i + count <= n && count == batch_traits<B>::size
-                                                   ? load_arg<B>(g, i)
-                                                   : load_tail<B>(g, i, n, value_type_t<B>(0));
                                   const B p = d.ea * inv_za;
-                                  B v;
-                                  if constexpr (wrt_teacher)
+                                  const auto masked = d.ea == B(0);
+                                  const B gb = count == batch_traits<B>::size ? load_arg<B>(g, i)
+                                                                              : load_tail<B>(g, i, n, value_type_t<B>(0));
+                                  if (o.term)
                                   {
-                                      v = select(d.ea == B(0), B(0), p * (gb * (d.log_ratio(r) + B(1)) - B(gpl)));
+                                      store_lanes(o.term + i, select(masked, B(0), p * d.log_ratio(r)) * B(o.term_scale),
+                                                  count);
                                   }
-                                  else
+                                  if (o.student)
                                   {
-                                      v = d.eb * inv_zb * B(gp) - gb * p;
+                                      store_lanes(o.student + i, (d.eb * inv_zb * B(o.gp) - gb * p) * B(o.grad_scale),
+                                                  count);
                                   }
-                                  store_lanes(out + i, v * B(scale), count);
+                                  if (o.teacher)
+                                  {
+                                      const B v = select(masked, B(0), p * (gb * (d.log_ratio(r) + B(1)) - B(o.gpl)));
+                                      store_lanes(o.teacher + i, v * B(o.grad_scale), count);
+                                  }
                               });
         }
     }

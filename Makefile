@@ -44,6 +44,8 @@ bench:
 	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
 	      --benchmark_out=$(BUILD)-bench/bench.json --benchmark_out_format=json $(BENCH_FLAGS)
 	/usr/bin/python3 scripts/bench_report.py $(BUILD)-bench/bench.json --plot $(BUILD)-bench/throughput.png
+	$(BUILD)-bench/benchmarks/xloss_bench_distill --benchmark_min_time=0.2 --benchmark_repetitions=5 \
+	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true $(BENCH_FLAGS)
 
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -55,6 +57,7 @@ sanitize: deps
 golden:
 	@scripts/install-deps.sh golden
 	/usr/bin/python3 tests/golden/generate_kl_div_golden.py
+	/usr/bin/python3 tests/golden/generate_semantics_golden.py
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

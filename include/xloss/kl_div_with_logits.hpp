@@ -291,9 +291,9 @@ namespace xloss
             {
                 return a.size() > 0 ? a.data() : nullptr;
             };
-            const double total = distill_rows<V>(s.data, t.data, setup, temperature, g, loss && !none,
-                                                 data(result.loss), data(result.grad_input), data(result.grad_target),
-                                                 func);
+            const double total =
+                distill_rows<V>(s.data, t.data, setup, temperature, g, loss && !none, data(result.loss),
+                                data(result.grad_input), data(result.grad_target), func);
             if (loss && !none)
             {
                 result.loss = xt::xarray<V>::from_shape({});
@@ -304,9 +304,8 @@ namespace xloss
     }
 
     template <class E1, class E2>
-    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits,
-                                   const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
-                                   std::ptrdiff_t axis)
+    inline auto kl_div_with_logits(const xt::xexpression<E1>& student_logits, const xt::xexpression<E2>& teacher_logits,
+                                   double temperature, reduction r, std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
         return detail::distill<V>(1., student_logits.derived_cast(), teacher_logits.derived_cast(), temperature, r,
@@ -316,8 +315,8 @@ namespace xloss
 
     template <class G, class E1, class E2>
     inline auto kl_div_with_logits_backward(const G& grad_output, const xt::xexpression<E1>& student_logits,
-                                            const xt::xexpression<E2>& teacher_logits, double temperature,
-                                            reduction r, std::ptrdiff_t axis)
+                                            const xt::xexpression<E2>& teacher_logits, double temperature, reduction r,
+                                            std::ptrdiff_t axis)
     {
         using V = detail::loss_value_t<E1, E2>;
         return detail::distill<V>(grad_output, student_logits.derived_cast(), teacher_logits.derived_cast(),

@@ -135,30 +135,29 @@ namespace xloss
         {
             const B inv_za(std::exp(-r.log_za));
             const B inv_zb(std::exp(-r.log_zb));
-            for_each_batch<B>(n,
-                              [&](std::size_t i, std::size_t count)
-                              {
-                                  const distill_batch<B> d(s, t, i, n, r, inv_temp);
-                                  const B p = d.ea * inv_za;
-                                  const auto masked = d.ea == B(0);
-                                  const B gb = count == batch_traits<B>::size ? load_arg<B>(g, i)
-                                                                              : load_tail<B>(g, i, n, value_type_t<B>(0));
-                                  if (o.term)
-                                  {
-                                      store_lanes(o.term + i, select(masked, B(0), p * d.log_ratio(r)) * B(o.term_scale),
-                                                  count);
-                                  }
-                                  if (o.student)
-                                  {
-                                      store_lanes(o.student + i, (d.eb * inv_zb * B(o.gp) - gb * p) * B(o.grad_scale),
-                                                  count);
-                                  }
-                                  if (o.teacher)
-                                  {
-                                      const B v = select(masked, B(0), p * (gb * (d.log_ratio(r) + B(1)) - B(o.gpl)));
-                                      store_lanes(o.teacher + i, v * B(o.grad_scale), count);
-                                  }
-                              });
+            for_each_batch<B>(
+                n,
+                [&](std::size_t i, std::size_t count)
+                {
+                    const distill_batch<B> d(s, t, i, n, r, inv_temp);
+                    const B p = d.ea * inv_za;
+                    const auto masked = d.ea == B(0);
+                    const B gb =
+                        count == batch_traits<B>::size ? load_arg<B>(g, i) : load_tail<B>(g, i, n, value_type_t<B>(0));
+                    if (o.term)
+                    {
+                        store_lanes(o.term + i, select(masked, B(0), p * d.log_ratio(r)) * B(o.term_scale), count);
+                    }
+                    if (o.student)
+                    {
+                        store_lanes(o.student + i, (d.eb * inv_zb * B(o.gp) - gb * p) * B(o.grad_scale), count);
+                    }
+                    if (o.teacher)
+                    {
+                        const B v = select(masked, B(0), p * (gb * (d.log_ratio(r) + B(1)) - B(o.gpl)));
+                        store_lanes(o.teacher + i, v * B(o.grad_scale), count);
+                    }
+                });
         }
     }
 }

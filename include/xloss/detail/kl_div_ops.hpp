@@ -62,6 +62,20 @@ namespace xloss
 #endif
         };
 
+        /**
+         * exp(t) * d where exp(t) leaves the floating-point range, by its limit: d itself (an
+         * infinity) where exp(t) underflows to 0 and d is infinite (a masked input against a
+         * finite log-target), and 0 where d is 0 and exp(t) overflows; plain exp(t) * d elsewhere.
+         */
+        template <class B>
+        inline B exp_times(const B& t, const B& d) noexcept
+        {
+            const B zero(0);
+            const B e = exp(t);
+            const B v = select((e == zero) & (abs(d) == B(std::numeric_limits<value_type_t<B>>::infinity())), d, e * d);
+            return select(d == zero, zero, v);
+        }
+
         /// exp(t) * (t - x)
         struct kl_term_log
         {
@@ -69,7 +83,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp(t) * (t - x));
+                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x));
             }
         };
 
@@ -91,7 +105,7 @@ namespace xloss
             B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select(t == neg_inf<B>(), zero, -exp(t) * g);
+                return select(t == neg_inf<B>(), zero, -exp_times(t, g));
             }
         };
 
@@ -183,7 +197,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp(t) * (t - x + B(1)) * g);
+                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, (t - x + B(1)) * g));
             }
         };
 

@@ -91,9 +91,11 @@ namespace xloss
             return a < b ? b : a;
         }
 
+        using std::abs;
         using std::exp;
         using std::log;
 #if XLOSS_USE_SIMD
+        using xsimd::abs;
         using xsimd::exp;
         using xsimd::log;
         using xsimd::max;

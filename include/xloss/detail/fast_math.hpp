@@ -136,6 +136,17 @@ namespace xloss
             return fast_log(x);
         }
 
+        /// xsimd 8.1's double log is wrong for subnormals (it gives about log(4.9e-324) for all of
+        /// them): scale them into the normal range first (2^52), and take 52 ln 2 off.
+        template <class A>
+        inline xsimd::batch<double, A> kernel_log(const xsimd::batch<double, A>& x) noexcept
+        {
+            using F = xsimd::batch<double, A>;
+            const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
+            const F y = xsimd::log(xsimd::select(subnormal, x * F(0x1p52), x));
+            return xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y);
+        }
+
 #endif
     }
 }

@@ -6,13 +6,16 @@
 #   make test-long   the exhaustive tests CI leaves out (minutes)
 #   make sanitize    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make golden      regenerate the PyTorch golden values (installs python3-torch)
+#   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60)
 #   make format      apply .clang-format
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-long bench sanitize golden format clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps configure build demo test test-long bench sanitize fuzz golden format clean
 
 all: build
 
@@ -54,6 +57,19 @@ sanitize: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -LE long
 
+# clang's libFuzzer with ASan and UBSan (float-cast-overflow off: xsimd 8.1's exp converts
+# infinite lanes to integers before it selects them away). The checked-in corpus is copied,
+# so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
+fuzz:
+	@scripts/install-deps.sh fuzz
+	mkdir -p $(BUILD)-fuzz
+	clang++ -std=c++17 -O1 -g -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize=float-cast-overflow \
+	      -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_kl_div.cpp -o $(BUILD)-fuzz/fuzz_kl_div
+	$(BUILD)-fuzz/fuzz_kl_div tests/fuzz/regressions/*
+	rm -rf $(BUILD)-fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)-fuzz/corpus
+	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus > fuzz.log 2>&1; \
+	      status=$$?; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' fuzz.log | tail -n 60; exit $$status; }
+
 golden:
 	@scripts/install-deps.sh golden
 	/usr/bin/python3 tests/golden/generate_kl_div_golden.py
@@ -63,4 +79,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan $(BUILD)-fuzz

@@ -3,6 +3,7 @@
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
+#   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
 set -euo pipefail
 
 build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin)
@@ -10,7 +11,8 @@ case "${1:-build}" in
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     golden) wanted=(python3-torch) ;;
-    *) echo "usage: $0 [build|bench|golden]" >&2; exit 2 ;;
+    fuzz) wanted=(clang libclang-rt-14-dev) ;;
+    *) echo "usage: $0 [build|bench|golden|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=()

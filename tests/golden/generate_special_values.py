@@ -14,8 +14,8 @@ xloss's documented semantics (README, "Semantics"):
     gradients, whatever x but NaN (the input gradient: whatever x);
   - otherwise the formulas t (log t - x), -t, log t + 1 - x, or with log_target
     exp(t) (t - x), -exp(t), exp(t) (t - x + 1), with IEEE arithmetic, and exp(t) d
-    taken as its limit where exp(t) leaves the range: d where exp(t) is 0 and d
-    infinite, 0 where d is 0.
+    taken as its limit where exp(t) leaves the range: where exp(t) is 0, d if x (or g)
+    is infinite and 0 otherwise; 0 where d is 0.
 Each row where the two differ says why.
 """
 
@@ -45,12 +45,12 @@ def rounded(v, np_type):
         return float(np_type(v))
 
 
-def exp_times(e, d):
-    if d == 0:
-        return 0.0
-    if e == 0 and math.isinf(d):
+def exp_times(e, d, src):
+    if math.isnan(d):
         return d
-    return e * d
+    if e == 0:
+        return d if math.isinf(src) else 0.0
+    return 0.0 if d == 0 else mul(e, d)
 
 
 def mul(a, b):
@@ -66,9 +66,9 @@ def xloss_values(x, t, log_target, np_type):
         if log_target:
             zero = t == -math.inf
             e = rounded(np.exp(np_type(t)), np_type)
-            term = 0.0 if zero and not math.isnan(x) else exp_times(e, t - x)
-            gx = 0.0 if zero else -exp_times(e, 1.0)
-            gt = 0.0 if zero and not math.isnan(x) else exp_times(e, (t - x) + 1.0)
+            term = 0.0 if zero and not math.isnan(x) else exp_times(e, t - x, x)
+            gx = 0.0 if zero else -exp_times(e, 1.0, 1.0)
+            gt = 0.0 if zero and not math.isnan(x) else exp_times(e, (t - x) + 1.0, x)
         else:
             zero = t == 0
             log_t = nan if (t < 0 or math.isnan(t)) else (-math.inf if t == 0 else math.log(t))

@@ -15,6 +15,7 @@
 // The coefficients come from scripts/fit_fast_math.py (a near-minimax Chebyshev
 // fit in 40-digit arithmetic, rounded to float).
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -129,7 +130,26 @@ namespace xloss
             return log(x);
         }
 
+        /// The exp the kernels use: the C library's for scalars, xsimd's for batches.
+        template <class B>
+        inline B kernel_exp(const B& x) noexcept
+        {
+            return exp(x);
+        }
+
 #if XLOSS_USE_SIMD
+        /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
+        /// 3.6e-39, a subnormal): such arguments are shifted up by 64 ln 2 and the result scaled
+        /// back by 2^-64, so that subnormal results come out as the C library's do.
+        template <class T, class A>
+        inline xsimd::batch<T, A> kernel_exp(const xsimd::batch<T, A>& x) noexcept
+        {
+            using F = xsimd::batch<T, A>;
+            const auto low = x < F(std::log(std::numeric_limits<T>::min()));
+            const F e = xsimd::exp(xsimd::select(low, x + F(T(44.3614195558364998)), x));
+            return xsimd::select(low, e * F(T(0x1p-64)), e);
+        }
+
         template <class A>
         inline xsimd::batch<float, A> kernel_log(const xsimd::batch<float, A>& x) noexcept
         {

@@ -188,11 +188,16 @@ namespace xloss
             if (plan.all)
             {
                 xt::xarray<V> r = xt::xarray<V>::from_shape({});
-                r() = static_cast<V>(xt::sum<double>(terms, xt::evaluation_strategy::immediate)() / plan.divisor);
+                double total = 0.;
+                for (V v : terms)
+                {
+                    total += static_cast<double>(v);
+                }
+                r() = static_cast<V>(total / plan.divisor);
                 return r;
             }
             xt::xarray<V> r =
-                xt::cast<V>(xt::sum<double>(terms, plan.axes, xt::evaluation_strategy::immediate) / plan.divisor);
+                xt::cast<V>(sum_axes(terms, plan.axes, false) / plan.divisor);
             r.reshape(plan.out_shape);
             return r;
         }
@@ -271,7 +276,7 @@ namespace xloss
                         const std::size_t axis =
                             normalize_axis(options.softmax_axis(), x.dimension(), func, "softmax_axis");
                         const xt::xarray<V> total =
-                            xt::sum(grad, {axis}, xt::keep_dims | xt::evaluation_strategy::immediate);
+                            xt::cast<V>(sum_axes(grad, {axis}, true));
                         grad -= xt::exp(x) * total;
                     }
                     return grad;

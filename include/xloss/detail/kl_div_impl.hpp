@@ -24,6 +24,7 @@
 #endif
 
 #include <xtensor/xarray.hpp>
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xmath.hpp>
 
 #include "../kl_div_options.hpp"
@@ -216,6 +217,34 @@ namespace xloss
                                          + shape_to_string(expected));
         }
 
+        /**
+         * Sums of `full` over `axes` in double, with the reduced axes kept as 1 (keep_dims) or not.
+         * xtensor 0.24's immediate reducer writes out of bounds for an empty array (found by the
+         * fuzzer), so empty arrays give zeros here without calling it.
+         */
+        template <class E>
+        inline xt::xarray<double> sum_axes(const E& full, const std::vector<std::size_t>& axes, bool keep_dims)
+        {
+            if (full.size() == 0)
+            {
+                shape_type shape;
+                for (std::size_t i = 0; i < full.dimension(); ++i)
+                {
+                    const bool reduced = std::find(axes.begin(), axes.end(), i) != axes.end();
+                    if (!reduced || keep_dims)
+                    {
+                        shape.push_back(reduced ? 1 : full.shape()[i]);
+                    }
+                }
+                return xt::zeros<double>(shape);
+            }
+            if (keep_dims)
+            {
+                return xt::sum<double>(full, axes, xt::keep_dims | xt::evaluation_strategy::immediate);
+            }
+            return xt::sum<double>(full, axes, xt::evaluation_strategy::immediate);
+        }
+
         /// Sums a broadcast-shaped gradient over the axes its argument was broadcast along.
         template <class V>
         inline xt::xarray<V> sum_to_shape(xt::xarray<V>&& full, const shape_type& shape)
@@ -233,7 +262,7 @@ namespace xloss
                     axes.push_back(i);
                 }
             }
-            xt::xarray<V> r = xt::cast<V>(xt::sum<double>(full, axes, xt::evaluation_strategy::immediate));
+            xt::xarray<V> r = xt::cast<V>(sum_axes(full, axes, false));
             r.reshape(shape);
             return r;
         }

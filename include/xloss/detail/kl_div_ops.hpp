@@ -63,17 +63,19 @@ namespace xloss
         };
 
         /**
-         * exp(t) * d where exp(t) leaves the floating-point range, by its limit: d itself (an
-         * infinity) where exp(t) underflows to 0 and d is infinite (a masked input against a
-         * finite log-target), and 0 where d is 0 and exp(t) overflows; plain exp(t) * d elsewhere.
+         * exp(t) * d, where exp(t) leaves the floating-point range, by its limit. `src` is what
+         * makes d infinite in the mathematics (x, or g): where exp(t) underflows to 0, the limit
+         * is d if src is infinite, else 0 (d may still have overflowed); where d is 0 it is 0,
+         * also if exp(t) overflowed. NaN stays NaN.
          */
         template <class B>
-        inline B exp_times(const B& t, const B& d) noexcept
+        inline B exp_times(const B& t, const B& d, const B& src) noexcept
         {
             const B zero(0);
-            const B e = exp(t);
-            const B v = select((e == zero) & (abs(d) == B(std::numeric_limits<value_type_t<B>>::infinity())), d, e * d);
-            return select(d == zero, zero, v);
+            const B e = kernel_exp(t);
+            const B v = select(d == zero, zero, e * d);
+            const B inf(std::numeric_limits<value_type_t<B>>::infinity());
+            return select((e == zero) & (d == d), select(abs(src) == inf, d, zero), v);
         }
 
         /// exp(t) * (t - x)
@@ -83,7 +85,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x));
+                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x, x));
             }
         };
 
@@ -105,7 +107,7 @@ namespace xloss
             B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select(t == neg_inf<B>(), zero, -exp_times(t, g));
+                return select(t == neg_inf<B>(), zero, -exp_times(t, g, g));
             }
         };
 
@@ -197,7 +199,7 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, (t - x + B(1)) * g));
+                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x + B(1), x) * g);
             }
         };
 

@@ -6,6 +6,8 @@
 #   make test-long   the exhaustive tests CI leaves out (minutes)
 #   make sanitize    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make golden      regenerate the PyTorch golden values (installs python3-torch)
+#   make tsan        the thread-safety test under ThreadSanitizer
+#   make valgrind    the examples under valgrind's memcheck
 #   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60)
 #   make format      apply .clang-format
 
@@ -15,7 +17,7 @@ CMAKE_FLAGS ?=
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build demo test test-long bench sanitize fuzz golden format clean
+.PHONY: all deps configure build demo test test-long bench sanitize fuzz tsan valgrind golden format clean
 
 all: build
 
@@ -53,7 +55,7 @@ bench:
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	      -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	      -DXLOSS_EXAMPLE_TORCH=OFF $(CMAKE_FLAGS)
+	      -DXLOSS_TEST_SCALAR=OFF -DXLOSS_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j $(JOBS) -LE long
 
@@ -70,6 +72,27 @@ fuzz:
 	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus > fuzz.log 2>&1; \
 	      status=$$?; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' fuzz.log | tail -n 60; exit $$status; }
 
+# The thread-safety test under ThreadSanitizer (std::thread only: no OpenMP, which TSan does not see).
+tsan: deps
+	cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="-fsanitize=thread" \
+	      -DXLOSS_TEST_SCALAR=OFF -DXLOSS_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-tsan -j $(JOBS) --target xloss_tests_threads
+	TSAN_OPTIONS=halt_on_error=1 $(BUILD)-tsan/tests/xloss_tests_threads
+
+# The examples under valgrind's memcheck, built for baseline x86-64 (valgrind 3.19 has no AVX-512).
+# The MPI example is left out: Open MPI's own start-up is not memcheck-clean.
+VALGRIND_EXAMPLES = quickstart train_soft_labels distill interop dispatch
+valgrind: deps
+	@scripts/install-deps.sh valgrind
+	cmake -S . -B $(BUILD)-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXLOSS_NATIVE=OFF -DXLOSS_BUILD_TESTS=OFF \
+	      -DXLOSS_EXAMPLE_TORCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-valgrind -j $(JOBS) --target $(VALGRIND_EXAMPLES)
+	for example in $(VALGRIND_EXAMPLES); do \
+	    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	        $(BUILD)-valgrind/examples/$$example > /dev/null || exit 1; \
+	    echo "valgrind memcheck: $$example clean"; \
+	done
+
 golden:
 	@scripts/install-deps.sh golden
 	/usr/bin/python3 tests/golden/generate_kl_div_golden.py
@@ -79,4 +102,4 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan $(BUILD)-fuzz
+	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan $(BUILD)-fuzz $(BUILD)-tsan $(BUILD)-valgrind

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
+#   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
 set -euo pipefail
 
 build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin)
@@ -12,7 +13,8 @@ case "${1:-build}" in
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     golden) wanted=(python3-torch) ;;
     fuzz) wanted=(clang libclang-rt-14-dev) ;;
-    *) echo "usage: $0 [build|bench|golden|fuzz]" >&2; exit 2 ;;
+    valgrind) wanted=(valgrind) ;;
+    *) echo "usage: $0 [build|bench|golden|fuzz|valgrind]" >&2; exit 2 ;;
 esac
 
 missing=()

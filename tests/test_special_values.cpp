@@ -108,8 +108,8 @@ namespace
         {
             for (int k = 0; k < 3; ++k)
             {
-                INFO(dtype << (log_target ? " log_target" : "") << " x = " << rows[i].x_name << ", t = "
-                           << rows[i].t_name << ": " << what[k] << " " << got[k](i) << ", table "
+                INFO(dtype << (log_target ? " log_target" : "") << " x = " << rows[i].x_name
+                           << ", t = " << rows[i].t_name << ": " << what[k] << " " << got[k](i) << ", table "
                            << rows[i].expected[k]);
                 CHECK(matches(got[k](i), rows[i].expected[k]));
             }
@@ -153,8 +153,8 @@ TEST_CASE("log_target: exp(t) out of range gives the limit, not NaN", "[special]
     const auto none = xloss::kl_div(x, t, xloss::reduction::none, true);
     CHECK(none(0) == inf);
     CHECK(none(1) == -inf);
-    CHECK(none(2) == 0.f);  // exp(100) overflows, t - x = 0
-    CHECK(none(3) == 0.f);  // underflow against a finite difference: 0
+    CHECK(none(2) == 0.f); // exp(100) overflows, t - x = 0
+    CHECK(none(3) == 0.f); // underflow against a finite difference: 0
     const auto gt = xloss::kl_div_target_backward(1.f, x, t, xloss::reduction::none, true);
     CHECK(gt(0) == inf);
     CHECK(gt(1) == -inf);

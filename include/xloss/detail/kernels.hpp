@@ -18,6 +18,10 @@
 
 #include "simd.hpp"
 
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+#include <immintrin.h>
+#endif
+
 namespace xloss
 {
     namespace detail
@@ -41,9 +45,44 @@ namespace xloss
             return B(s.value);
         }
 
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+        // Declared in every translation unit, whatever its -m flags (see fast_math.hpp); only one
+        // compiled for AVX-512 instantiates the masked loads and stores.
+        template <class B>
+        struct is_avx512_batch : std::false_type
+        {
+        };
+
+        template <class T, class A>
+        struct is_avx512_batch<xsimd::batch<T, A>> : std::is_base_of<xsimd::avx512f, A>
+        {
+        };
+#else
+        template <class B>
+        struct is_avx512_batch : std::false_type
+        {
+        };
+#endif
+
+        /// Elements [i, n) of p, n - i < size, in a batch padded with `pad`: one masked load on AVX-512
+        /// (masked-off lanes are not read), a copy through the stack elsewhere.
         template <class B, class T>
         inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
         {
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+            if constexpr (is_avx512_batch<B>::value)
+            {
+                const unsigned mask = (1u << (n - i)) - 1u;
+                if constexpr (std::is_same<T, float>::value)
+                {
+                    return _mm512_mask_loadu_ps(_mm512_set1_ps(pad), static_cast<__mmask16>(mask), p + i);
+                }
+                else
+                {
+                    return _mm512_mask_loadu_pd(_mm512_set1_pd(pad), static_cast<__mmask8>(mask), p + i);
+                }
+            }
+#endif
             alignas(64) T buf[batch_traits<B>::size];
             std::fill(std::begin(buf), std::end(buf), pad);
             std::copy(p + i, p + n, buf);
@@ -82,6 +121,21 @@ namespace xloss
                 batch_traits<B>::store(p, v);
                 return;
             }
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+            if constexpr (is_avx512_batch<B>::value)
+            {
+                const unsigned mask = (1u << count) - 1u;
+                if constexpr (std::is_same<value_type_t<B>, float>::value)
+                {
+                    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
+                }
+                else
+                {
+                    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
+                }
+                return;
+            }
+#endif
             alignas(64) value_type_t<B> buf[batch_traits<B>::size];
             batch_traits<B>::store(buf, v);
             std::copy(buf, buf + count, p);

@@ -196,8 +196,7 @@ namespace xloss
                 r() = static_cast<V>(total / plan.divisor);
                 return r;
             }
-            xt::xarray<V> r =
-                xt::cast<V>(sum_axes(terms, plan.axes, false) / plan.divisor);
+            xt::xarray<V> r = xt::cast<V>(sum_axes(terms, plan.axes, false) / plan.divisor);
             r.reshape(plan.out_shape);
             return r;
         }
@@ -275,8 +274,7 @@ namespace xloss
                         // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
                         const std::size_t axis =
                             normalize_axis(options.softmax_axis(), x.dimension(), func, "softmax_axis");
-                        const xt::xarray<V> total =
-                            xt::cast<V>(sum_axes(grad, {axis}, true));
+                        const xt::xarray<V> total = xt::cast<V>(sum_axes(grad, {axis}, true));
                         grad -= xt::exp(x) * total;
                     }
                     return grad;

@@ -15,6 +15,7 @@
 // gives NaN in the term and the target gradient. The selects below do this,
 // rather than relying on log(0) = -inf, which -ffast-math does not keep.
 
+#include <cmath>
 #include <limits>
 
 #include "fast_math.hpp"
@@ -78,6 +79,36 @@ namespace xloss
             return select((e == zero) & (d == d), select(abs(src) == inf, d, zero), v);
         }
 
+        /// Whether one lane mask holds in every lane (a scalar's bool, or xsimd::all for batches).
+        inline bool all_lanes(bool b) noexcept
+        {
+            return b;
+        }
+
+#if XLOSS_USE_SIMD
+        template <class T, class A>
+        inline bool all_lanes(const xsimd::batch_bool<T, A>& b) noexcept
+        {
+            return xsimd::all(b);
+        }
+#endif
+
+        /**
+         * Whether, in every lane, exp(t) is a normal number or t is -inf (a masked class, which the
+         * ops select away): then exp(t) * d needs none of exp_times's limits (an infinite x makes
+         * exp(t) * d infinite by itself, d = t - x cannot overflow on its own, and a product that
+         * overflows does so in the mathematics too). The log-target ops' fast path.
+         */
+        template <class B>
+        inline bool plain_exp_lanes(const B& t) noexcept
+        {
+            using T = value_type_t<B>;
+            // log of the smallest normal number and of the largest, a little inside.
+            const B lo(static_cast<T>(std::log(std::numeric_limits<T>::min()) + 1));
+            const B hi(static_cast<T>(std::log(std::numeric_limits<T>::max()) - 1));
+            return all_lanes(((t > lo) | (t == neg_inf<B>())) & (t < hi));
+        }
+
         /// exp(t) * (t - x)
         struct kl_term_log
         {
@@ -85,7 +116,8 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x, x));
+                const auto masked = (t == neg_inf<B>()) & (x == x);
+                return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
             }
         };
 
@@ -107,7 +139,7 @@ namespace xloss
             B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select(t == neg_inf<B>(), zero, -exp_times(t, g, g));
+                return select(t == neg_inf<B>(), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
             }
         };
 
@@ -199,7 +231,9 @@ namespace xloss
             B operator()(const B& x, const B& t, const B& g) const noexcept
             {
                 const B zero(0);
-                return select((t == neg_inf<B>()) & (x == x), zero, exp_times(t, t - x + B(1), x) * g);
+                const auto masked = (t == neg_inf<B>()) & (x == x);
+                const B d = t - x + B(1);
+                return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
             }
         };
 

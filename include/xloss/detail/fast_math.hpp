@@ -139,15 +139,18 @@ namespace xloss
 
 #if XLOSS_USE_SIMD
         /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
-        /// 3.6e-39, a subnormal): such arguments are shifted up by 64 ln 2 and the result scaled
-        /// back by 2^-64, so that subnormal results come out as the C library's do.
+        /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
+        /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
+        /// result scaled back by a power of 2, exactly, so both ends come out as the C library's.
         template <class T, class A>
         inline xsimd::batch<T, A> kernel_exp(const xsimd::batch<T, A>& x) noexcept
         {
             using F = xsimd::batch<T, A>;
+            const T shift = T(44.3614195558364998); // 64 ln 2
             const auto low = x < F(std::log(std::numeric_limits<T>::min()));
-            const F e = xsimd::exp(xsimd::select(low, x + F(T(44.3614195558364998)), x));
-            return xsimd::select(low, e * F(T(0x1p-64)), e);
+            const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
+            const F e = xsimd::exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
+            return e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1)));
         }
 
         template <class A>

@@ -8,7 +8,8 @@
 #   make golden      regenerate the PyTorch golden values (installs python3-torch)
 #   make tsan        the thread-safety test under ThreadSanitizer
 #   make valgrind    the examples under valgrind's memcheck
-#   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60)
+#   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60;
+#                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N)
 #   make format      apply .clang-format
 
 BUILD ?= build
@@ -16,6 +17,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
 FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
 
 .PHONY: all deps configure build demo test test-long bench sanitize fuzz tsan valgrind golden format clean
 
@@ -69,7 +71,7 @@ fuzz:
 	      -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_kl_div.cpp -o $(BUILD)-fuzz/fuzz_kl_div
 	$(BUILD)-fuzz/fuzz_kl_div tests/fuzz/regressions/*
 	rm -rf $(BUILD)-fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)-fuzz/corpus
-	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus > fuzz.log 2>&1; \
+	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) corpus > fuzz.log 2>&1; \
 	      status=$$?; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' fuzz.log | tail -n 60; exit $$status; }
 
 # The thread-safety test under ThreadSanitizer (std::thread only: no OpenMP, which TSan does not see).

@@ -9,8 +9,9 @@
 
 #include <benchmark/benchmark.h>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xmath.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include <xloss/xloss.hpp>
 

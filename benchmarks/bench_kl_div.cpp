@@ -17,9 +17,10 @@
 
 #include <benchmark/benchmark.h>
 
-#include <xtensor/xadapt.hpp>
-#include <xtensor/xarray.hpp>
-#include <xtensor/xmath.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include <xloss/xloss.hpp>
 

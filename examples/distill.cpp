@@ -4,9 +4,10 @@
 #include <cstddef>
 #include <iostream>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xrandom.hpp>
-#include <xtensor/xsort.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(generators, xrandom.hpp)
+#include XLOSS_XTENSOR_HEADER(misc, xsort.hpp)
 
 #include <xloss/xloss.hpp>
 

@@ -6,7 +6,8 @@
 #include <iostream>
 #include <vector>
 
-#include <xtensor/xadapt.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
 
 #include <xloss/xloss.hpp>
 

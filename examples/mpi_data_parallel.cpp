@@ -11,9 +11,10 @@
 
 #include <mpi.h>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xrandom.hpp>
-#include <xtensor/xview.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(generators, xrandom.hpp)
+#include XLOSS_XTENSOR_HEADER(views, xview.hpp)
 
 #include <xloss/xloss.hpp>
 

@@ -1,8 +1,8 @@
 #include <iostream>
 
-#include <xtensor/xio.hpp>
-
 #include <xloss/xloss.hpp>
+// xtensor's printing; XLOSS_XTENSOR_HEADER finds it under xtensor 0.24 to 0.27 alike.
+#include XLOSS_XTENSOR_HEADER(io, xio.hpp)
 
 int main()
 {

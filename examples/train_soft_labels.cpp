@@ -5,8 +5,9 @@
 #include <cstddef>
 #include <iostream>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xrandom.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(generators, xrandom.hpp)
 
 #include <xloss/xloss.hpp>
 

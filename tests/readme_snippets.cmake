@@ -1,7 +1,7 @@
 cmake_minimum_required(VERSION 3.16)
 # Compiles and runs every ```cpp block of README.md, so the README cannot drift
 # from the code. Blocks in other languages (sh, cmake, text) are not compiled.
-#   cmake -DREADME=... -DCXX=... -DINCLUDE_DIR=... -DWORK_DIR=... -P readme_snippets.cmake
+#   cmake -DREADME=... -DCXX=... -DINCLUDE_DIR=... -DSTANDARD=17|20 -DWORK_DIR=... -P readme_snippets.cmake
 file(READ "${README}" text)
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
@@ -21,7 +21,7 @@ while(TRUE)
     math(EXPR count "${count} + 1")
     set(source "${WORK_DIR}/snippet_${count}.cpp")
     file(WRITE "${source}" "${code}")
-    execute_process(COMMAND "${CXX}" -std=c++17 -O1 -I "${INCLUDE_DIR}" "${source}" -o "${WORK_DIR}/snippet_${count}"
+    execute_process(COMMAND "${CXX}" -std=c++${STANDARD} -O1 -I "${INCLUDE_DIR}" "${source}" -o "${WORK_DIR}/snippet_${count}"
                     RESULT_VARIABLE rc ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
         message(FATAL_ERROR "README snippet ${count} does not compile:\n${code}\n${err}")

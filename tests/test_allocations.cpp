@@ -7,9 +7,10 @@
 #include <new>
 #include <random>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
-#include <xtensor/xtensor.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
 
 #include <xloss/xloss.hpp>
 

@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <xloss/detail/fast_math.hpp>
 

@@ -2,7 +2,7 @@
 // (tests/golden/generate_kl_div_golden.py, which documents the two places where
 // xloss deliberately differs and applies exactly those).
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
 #include <xloss/xloss.hpp>
 

@@ -4,9 +4,10 @@
 #include <cmath>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
-#include <xtensor/xrandom.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(generators, xrandom.hpp)
 
 #include <xloss/xloss.hpp>
 

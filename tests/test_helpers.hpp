@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 namespace xloss_test
 {

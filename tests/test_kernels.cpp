@@ -6,9 +6,10 @@
 #include <random>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
-#include <xtensor/xadapt.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
 
 #include <xloss/detail/kernels.hpp>
 #include <xloss/detail/kl_div_ops.hpp>

@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xview.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(views, xview.hpp)
 
 #include <xloss/xloss.hpp>
 

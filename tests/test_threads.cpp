@@ -6,9 +6,10 @@
 #include <thread>
 #include <vector>
 
-#include <catch2/catch.hpp>
+#include "catch_compat.hpp"
 
-#include <xtensor/xarray.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include <xloss/xloss.hpp>
 

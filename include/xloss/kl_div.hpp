@@ -9,7 +9,8 @@
 /// @file
 /// The Kullback-Leibler divergence loss and its gradients, as functions.
 
-#include <xtensor/xarray.hpp>
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "detail/kl_div_general.hpp"
 #include "detail/kl_div_impl.hpp"

@@ -9,7 +9,8 @@
 /// @file
 /// The loss and its gradients in one pass over the inputs.
 
-#include <xtensor/xarray.hpp>
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "detail/kl_div_impl.hpp"
 #include "kl_div_options.hpp"
@@ -142,12 +143,12 @@ namespace xloss
                 }
                 else
                 {
-                    loss = r.loss;
+                    assign_out(loss, r.loss);
                 }
-                grad_input = r.grad_input;
+                assign_out(grad_input, r.grad_input);
                 if (grad_target)
                 {
-                    *grad_target = r.grad_target;
+                    assign_out(*grad_target, r.grad_target);
                 }
                 return;
             }

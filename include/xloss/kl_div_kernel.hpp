@@ -16,6 +16,8 @@
 #include "detail/kernels.hpp"
 #include "detail/kl_div_ops.hpp"
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     /**
@@ -58,5 +60,7 @@ namespace xloss
         }
     };
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

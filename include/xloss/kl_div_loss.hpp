@@ -12,8 +12,9 @@
 #include <string_view>
 #include <type_traits>
 
-#include <xtensor/xexpression.hpp>
-#include <xtensor/xoperation.hpp>
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(core, xexpression.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 
 #include "kl_div.hpp"
 #include "kl_div_forward_backward.hpp"

@@ -10,9 +10,11 @@
 /// The KL-divergence loss, its gradients and the fused pass, written into
 /// containers the caller provides: no allocation in a training loop.
 
+#include <algorithm>
 #include <type_traits>
 
-#include <xtensor/xarray.hpp>
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "detail/kl_div_impl.hpp"
 #include "kl_div.hpp"
@@ -79,6 +81,14 @@ namespace xloss
             }
         }
 
+        /// Writes a result computed aside into a caller's output of the same shape (checked before),
+        /// element by element in row-major order, whatever the output's layout.
+        template <class O, class R>
+        inline void assign_out(O& out, const R& result)
+        {
+            std::copy(result.cbegin(), result.cend(), out.begin());
+        }
+
         template <class V, bool wrt_target, class O, class G, class E1, class E2>
         inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t, const kl_div_options& options,
                                const char* func)
@@ -89,13 +99,13 @@ namespace xloss
                             wrt_target ? "the target's shape" : "the input's shape");
             if (needs_general(options))
             {
-                out = general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func);
+                assign_out(out, general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func));
                 return out;
             }
             V* data = arg_shape == s.shape ? writable_data<V>(out) : nullptr;
             if (!data)
             {
-                out = gradient<V, wrt_target>(grad_output, x, t, options, func);
+                assign_out(out, gradient<V, wrt_target>(grad_output, x, t, options, func));
                 return out;
             }
             gradient_into<V, wrt_target>(data, grad_output, x, t, s, options, func);
@@ -130,7 +140,7 @@ namespace xloss
             else
             {
                 detail::check_out_shape(out, loss_shape, func, "out", "the loss's shape");
-                out = detail::general_forward<V>(x, t, detail::no_weight<V>, options, func);
+                detail::assign_out(out, detail::general_forward<V>(x, t, detail::no_weight<V>, options, func));
             }
             return out;
         }
@@ -166,7 +176,7 @@ namespace xloss
             }
             else
             {
-                out = kl_div(input, target, options);
+                detail::assign_out(out, kl_div(input, target, options));
             }
         }
         return out;

@@ -17,8 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xbroadcast.hpp>
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 
 #include "detail/distill_kernels.hpp"
 #include "detail/expression.hpp"

@@ -13,7 +13,7 @@
 #define XLOSS_VERSION_MINOR 1
 #define XLOSS_VERSION_PATCH 0
 
-#include <xsimd/xsimd.hpp>
+#include "compat.hpp"
 
 // XLOSS_USE_SIMD is 1 when xsimd offers an instruction set for this translation
 // unit. Define XLOSS_NO_SIMD on the command line (never in a header) to force

@@ -15,8 +15,9 @@
 #include <string>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xmanipulation.hpp>
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(misc, xmanipulation.hpp)
 
 #include <xloss/xloss.hpp>
 

@@ -21,6 +21,8 @@
 #include "simd.hpp"
 #include "softmax_kernels.hpp"
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     namespace detail
@@ -161,5 +163,7 @@ namespace xloss
         }
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

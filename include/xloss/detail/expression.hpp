@@ -18,10 +18,11 @@
 #include <string>
 #include <type_traits>
 
-#include <xtensor/xbroadcast.hpp>
-#include <xtensor/xexpression.hpp>
-#include <xtensor/xstorage.hpp>
-#include <xtensor/xutils.hpp>
+#include "../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xexpression.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xstorage.hpp)
+#include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
 #include "kernels.hpp"
 

@@ -26,6 +26,8 @@
 
 #include "simd.hpp"
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     namespace detail
@@ -38,25 +40,25 @@ namespace xloss
             using I = xsimd::batch<std::int32_t, A>;
             // Subnormals: scale into the normal range first (2^23), and take 23 off the exponent.
             const auto subnormal = x < F(std::numeric_limits<float>::min());
-            const I bits = xsimd::bitwise_cast<I>(xsimd::select(subnormal, x * F(0x1p23f), x));
+            const I bits = compat::bitwise_cast<std::int32_t>(xsimd::select(subnormal, x * F(0x1p23f), x));
             // x = 2^k z with z in [2/3, 4/3): k from the bits of x / (2/3), z by putting k back.
             const I shifted = bits - I(0x3f2aaaab);
             const I k = shifted >> 23;
-            const F z = xsimd::bitwise_cast<F>(bits - (shifted & I(std::int32_t(0xff800000u))));
+            const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
             const F kf = xsimd::to_float(k) - xsimd::select(subnormal, F(23.f), F(0.f));
             // log(z) = log1p(r) = r + r^2 Q(r), |r| <= 1/3.
             const F r = z - F(1.f);
             F q = F(-0x1.fcd036p-4f);
-            q = xsimd::fma(q, r, F(0x1.1990bcp-3f));
-            q = xsimd::fma(q, r, F(-0x1.f75896p-4f));
-            q = xsimd::fma(q, r, F(0x1.1fdcfp-3f));
-            q = xsimd::fma(q, r, F(-0x1.557832p-3f));
-            q = xsimd::fma(q, r, F(0x1.99bf86p-3f));
-            q = xsimd::fma(q, r, F(-0x1.ffffb6p-3f));
-            q = xsimd::fma(q, r, F(0x1.55552cp-2f));
-            q = xsimd::fma(q, r, F(-0x1p-1f));
+            q = compat::fma(q, r, F(0x1.1990bcp-3f));
+            q = compat::fma(q, r, F(-0x1.f75896p-4f));
+            q = compat::fma(q, r, F(0x1.1fdcfp-3f));
+            q = compat::fma(q, r, F(-0x1.557832p-3f));
+            q = compat::fma(q, r, F(0x1.99bf86p-3f));
+            q = compat::fma(q, r, F(-0x1.ffffb6p-3f));
+            q = compat::fma(q, r, F(0x1.55552cp-2f));
+            q = compat::fma(q, r, F(-0x1p-1f));
             // k ln2 with ln2 rounded to float: at most 0.06 ulp of the result for any k.
-            const F y = xsimd::fma(kf, F(0x1.62e43p-1f), xsimd::fma(r * r, q, r));
+            const F y = compat::fma(kf, F(0x1.62e43p-1f), compat::fma(r * r, q, r));
             // 0 -> -inf, negative -> NaN; +inf and NaN are x itself.
             const F special = xsimd::select(x == F(0.f), F(-std::numeric_limits<float>::infinity()),
                                             xsimd::select(x < F(0.f), F(std::numeric_limits<float>::quiet_NaN()), x));
@@ -93,24 +95,18 @@ namespace xloss
         {
             using F = xsimd::batch<float, A>;
             using I = xsimd::batch<std::int32_t, A>;
-            const I bits = xsimd::bitwise_cast<I>(x);
+            const I bits = compat::bitwise_cast<std::int32_t>(x);
             const I shifted = bits - I(0x3f330000);
             const I k = shifted >> 23;
-            const F z = xsimd::bitwise_cast<F>(bits - (shifted & I(std::int32_t(0xff800000u))));
+            const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
             // vpermps reads the low 4 bits of each index: the top 4 bits of z's mantissa.
             const __m512i index = _mm512_srli_epi32(shifted, 19);
             const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
             const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
-            // Fused multiply-adds by intrinsic: xsimd 8.1's fma on AVX-512 is a multiply and an add,
-            // fused only when the compiler contracts them (not at -O0, nor under sanitizers), and
-            // r = z / c - 1 needs the single rounding.
-            const auto fma = [](const F& a, const F& b, const F& c) -> F
-            {
-                return _mm512_fmadd_ps(a, b, c);
-            };
-            const F r = fma(z, invc, F(-1.f));
-            const F q = fma(fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
-            return fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + fma(r * r, q, r);
+            // r = z / c - 1 needs the single rounding of a fused multiply-add.
+            const F r = compat::fma(z, invc, F(-1.f));
+            const F q = compat::fma(compat::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
+            return compat::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + compat::fma(r * r, q, r);
         }
 
         /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
@@ -173,5 +169,7 @@ namespace xloss
 #endif
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

@@ -22,6 +22,8 @@
 #include <immintrin.h>
 #endif
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     namespace detail
@@ -69,6 +71,10 @@ namespace xloss
         template <class B, class T>
         inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
         {
+            if constexpr (batch_traits<B>::size == 1)
+            {
+                return B(pad); // a batch of one lane has no partial batch: nothing to read
+            }
 #if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
             if constexpr (is_avx512_batch<B>::value)
             {
@@ -120,6 +126,10 @@ namespace xloss
             {
                 batch_traits<B>::store(p, v);
                 return;
+            }
+            if constexpr (batch_traits<B>::size == 1)
+            {
+                return; // count is 0
             }
 #if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
             if constexpr (is_avx512_batch<B>::value)
@@ -264,5 +274,7 @@ namespace xloss
         }
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

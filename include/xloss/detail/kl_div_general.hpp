@@ -18,9 +18,10 @@
 #include <string>
 #include <vector>
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xbroadcast.hpp>
-#include <xtensor/xmath.hpp>
+#include "../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include "../kl_div_options.hpp"
 #include "kl_div_impl.hpp"

@@ -23,12 +23,14 @@
 #include <omp.h>
 #endif
 
-#include <xtensor/xarray.hpp>
-#include <xtensor/xbuilder.hpp>
-#include <xtensor/xmath.hpp>
+#include "../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(generators, xbuilder.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include "../kl_div_options.hpp"
 #include "../reduction.hpp"
+#include "axis_sum.hpp"
 #include "expression.hpp"
 #include "kernels.hpp"
 #include "kl_div_ops.hpp"
@@ -215,34 +217,6 @@ namespace xloss
             return std::invalid_argument(std::string("xloss::") + func + ": " + what + " of shape "
                                          + shape_to_string(got) + " does not match " + expected_what + " "
                                          + shape_to_string(expected));
-        }
-
-        /**
-         * Sums of `full` over `axes` in double, with the reduced axes kept as 1 (keep_dims) or not.
-         * xtensor 0.24's immediate reducer writes out of bounds for an empty array (found by the
-         * fuzzer), so empty arrays give zeros here without calling it.
-         */
-        template <class E>
-        inline xt::xarray<double> sum_axes(const E& full, const std::vector<std::size_t>& axes, bool keep_dims)
-        {
-            if (full.size() == 0)
-            {
-                shape_type shape;
-                for (std::size_t i = 0; i < full.dimension(); ++i)
-                {
-                    const bool reduced = std::find(axes.begin(), axes.end(), i) != axes.end();
-                    if (!reduced || keep_dims)
-                    {
-                        shape.push_back(reduced ? 1 : full.shape()[i]);
-                    }
-                }
-                return xt::zeros<double>(shape);
-            }
-            if (keep_dims)
-            {
-                return xt::sum<double>(full, axes, xt::keep_dims | xt::evaluation_strategy::immediate);
-            }
-            return xt::sum<double>(full, axes, xt::evaluation_strategy::immediate);
         }
 
         /// Sums a broadcast-shaped gradient over the axes its argument was broadcast along.

@@ -21,6 +21,8 @@
 #include "fast_math.hpp"
 #include "simd.hpp"
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     namespace detail
@@ -247,5 +249,7 @@ namespace xloss
         };
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

@@ -14,7 +14,10 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "../compat.hpp"
 #include "../xloss_config.hpp"
+
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
@@ -62,7 +65,7 @@ namespace xloss
 
             static T hsum(const xsimd::batch<T, A>& v) noexcept
             {
-                return xsimd::hadd(v);
+                return compat::reduce_add(v);
             }
         };
 
@@ -103,5 +106,7 @@ namespace xloss
 #endif
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

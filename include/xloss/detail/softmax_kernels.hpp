@@ -22,6 +22,8 @@
 #include "kernels.hpp"
 #include "simd.hpp"
 
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
 namespace xloss
 {
     namespace detail
@@ -209,5 +211,7 @@ namespace xloss
         }
     }
 }
+
+XLOSS_SIMD_DIAGNOSTICS_END
 
 #endif

@@ -1,0 +1,89 @@
+// A user's program built with every warning a strict project turns on, as errors
+// (-Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror, -march=native): it calls every public entry
+// point of xloss, in float and double, so that every kernel is instantiated, and checks a value.
+// tests/CMakeLists.txt builds it on the SIMD and on the scalar kernels.
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include <xloss/xloss.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
+
+template <class V>
+int exercise()
+{
+    const xt::xarray<V> x = xt::log(xt::xarray<V>{{V(0.6), V(0.3), V(0.1)}, {V(0.2), V(0.7), V(0.1)}});
+    const xt::xarray<V> t = {{V(0.7), V(0.2), V(0.1)}, {V(0.0), V(0.9), V(0.1)}};
+    const xt::xarray<V> row_t = {V(0.5), V(0.25), V(0.25)};
+    int failures = 0;
+    for (const auto r : {xloss::reduction::none, xloss::reduction::mean, xloss::reduction::sum,
+                         xloss::reduction::batchmean})
+    {
+        for (const bool log_target : {false, true})
+        {
+            const auto options = xloss::kl_div_options(r, log_target);
+            const xt::xarray<V> loss = xloss::kl_div(x, t, options);
+            const xt::xarray<V> gx = xloss::kl_div_backward(V(1), x, t, options);
+            const xt::xarray<V> gt = xloss::kl_div_target_backward(V(1), x, t, options);
+            const xt::xarray<V> gb = xloss::kl_div_backward(V(1), x, row_t, options); // broadcast target
+            const xt::xarray<V> gtb = xloss::kl_div_target_backward(V(1), x, row_t, options);
+            auto fb = xloss::kl_div_forward_backward(x, t, options, true);
+            failures += loss.size() == 0 || gx.shape() != x.shape() || gt.shape() != t.shape() ? 1 : 0;
+            failures += gb.shape() != x.shape() || gtb.shape() != row_t.shape() || fb.grad_input != gx ? 1 : 0;
+
+            xt::xarray<V> out = xt::zeros_like(loss);
+            xt::xarray<V> grad = xt::zeros_like(x);
+            xloss::kl_div_out(out, x, t, options);
+            xloss::kl_div_backward_out(grad, V(1), x, t, options);
+            failures += out != loss || grad != gx ? 1 : 0;
+            if (r != xloss::reduction::none)
+            {
+                V scalar = V(0);
+                xloss::kl_div_forward_backward_out(scalar, grad, x, t, options);
+                failures += scalar != loss() ? 1 : 0;
+            }
+        }
+    }
+    // The other frameworks' options, weights and axes.
+    const auto gluon = xloss::kl_div_options::gluon(false);
+    const xt::xtensor<V, 2> sample_weight = {{V(1)}, {V(0.5)}};
+    failures += xloss::kl_div(x, t, gluon, sample_weight).size() == 2 ? 0 : 1;
+    failures += xloss::kl_div_backward(V(1), x, t, gluon, sample_weight).shape() == x.shape() ? 0 : 1;
+    const auto zero = xloss::kl_div_options(xloss::reduction::sum).target_policy(xloss::target_policy::zero);
+    failures += std::isfinite(xloss::kl_div(x, t, zero)()) ? 0 : 1;
+    const auto per_row = xloss::kl_div_options(xloss::reduction::sum).axes({-1}).weight(2.0).epsilon(1e-12);
+    failures += xloss::kl_div(x, t, per_row).size() == 2 ? 0 : 1;
+    failures += xloss::kl_div_target_backward(V(1), x, t, per_row).shape() == t.shape() ? 0 : 1;
+
+    // The module.
+    xloss::KLDivLoss module(xloss::reduction::batchmean);
+    failures += module(x, t)() == xloss::kl_div(x, t, xloss::reduction::batchmean)() ? 0 : 1;
+    failures += module.backward(x, t) == xloss::kl_div_backward(V(1), x, t, xloss::reduction::batchmean) ? 0 : 1;
+    failures += module.forward_backward(x, t).loss() == module(x, t)() ? 0 : 1;
+
+    // Distillation from logits, a masked teacher class included, along the last and the first axis.
+    const V inf = std::numeric_limits<V>::infinity();
+    const xt::xarray<V> student = {{V(2), V(0.5), V(-1)}, {V(0.3), V(1.2), V(0.8)}};
+    const xt::xarray<V> teacher = {{V(3), -inf, V(-2)}, {V(0), V(2), V(1)}};
+    for (const std::ptrdiff_t axis : {std::ptrdiff_t(-1), std::ptrdiff_t(0)})
+    {
+        for (const auto r : {xloss::reduction::none, xloss::reduction::batchmean})
+        {
+            const auto d = xloss::kl_div_with_logits(student, teacher, 2.0, r, axis);
+            const auto ds = xloss::kl_div_with_logits_backward(V(1), student, teacher, 2.0, r, axis);
+            const auto dt = xloss::kl_div_with_logits_teacher_backward(V(1), student, teacher, 2.0, r, axis);
+            auto both = xloss::kl_div_with_logits_forward_backward(student, teacher, 2.0, r, axis, true);
+            failures += d.size() == 0 || ds.shape() != student.shape() || dt.shape() != teacher.shape() ? 1 : 0;
+            failures += both.grad_input != ds ? 1 : 0;
+        }
+    }
+    return failures;
+}
+
+int main()
+{
+    const int failures = exercise<float>() + exercise<double>();
+    std::printf("%s: %d failed checks\n", failures == 0 ? "consumer ok" : "consumer FAILED", failures);
+    return failures == 0 ? 0 : 1;
+}

@@ -1,6 +1,12 @@
-# Two commands do everything on a fresh Debian 12 machine:
-#   make demo    install what is missing, build, run the quick-start example
+# Two commands do everything on a fresh Debian 12, Debian 13 or sid machine:
+#   make demo    install what is missing, build the quick-start example and run it
 #   make test    install what is missing, build, run the whole ctest suite
+# and the supported matrix (README, "Supported versions"), each row a make test:
+#   make test-cxx20        this machine's compiler in C++20
+#   make test-clang        clang, in C++17 (test-clang-cxx20: in C++20)
+#   make test-debian13     a fresh Debian 13 chroot: make demo, make test, make test in C++20 (root)
+#   make test-sid          a fresh Debian sid chroot: make demo, make test (root)
+#   make test-matrix       all of the above, and make test
 # and:
 #   make bench       build and run the benchmarks (installs libbenchmark, libtorch)
 #   make test-long   the exhaustive tests CI leaves out (minutes)
@@ -19,7 +25,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-long bench sanitize fuzz tsan valgrind golden format clean
+.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz tsan valgrind golden format clean
 
 all: build
 
@@ -32,11 +38,32 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+# Only what it runs.
+demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target quickstart
 	$(BUILD)/examples/quickstart
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE long
+
+test-cxx20:
+	$(MAKE) test BUILD=$(BUILD)-cxx20 CMAKE_FLAGS="-DCMAKE_CXX_STANDARD=20 $(CMAKE_FLAGS)"
+
+test-clang:
+	@scripts/install-deps.sh clang
+	$(MAKE) test BUILD=$(BUILD)-clang CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ $(CMAKE_FLAGS)"
+
+test-clang-cxx20:
+	@scripts/install-deps.sh clang
+	$(MAKE) test BUILD=$(BUILD)-clang-cxx20 CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 $(CMAKE_FLAGS)"
+
+test-debian13:
+	scripts/test-in-chroot.sh trixie 20
+
+test-sid:
+	scripts/test-in-chroot.sh sid
+
+test-matrix: test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid
 
 # Tests too long for CI (exhaustive checks over every float), run by hand.
 test-long: build
@@ -104,4 +131,5 @@ format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan $(BUILD)-fuzz $(BUILD)-tsan $(BUILD)-valgrind
+	rm -rf $(BUILD) $(BUILD)-bench $(BUILD)-asan $(BUILD)-fuzz $(BUILD)-tsan $(BUILD)-valgrind $(BUILD)-cxx20 \
+	       $(BUILD)-clang $(BUILD)-clang-cxx20

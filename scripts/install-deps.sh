@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages xloss needs for a purpose, when they are missing.
+# Installs the Debian packages xloss needs for a purpose, when they are missing. The names are
+# those of Debian 12, 13 and sid alike.
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
+#   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
+#   scripts/install-deps.sh chroot  debootstrap, to test other Debian releases in a chroot
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
 set -euo pipefail
 
@@ -12,9 +15,11 @@ case "${1:-build}" in
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     golden) wanted=(python3-torch) ;;
-    fuzz) wanted=(clang libclang-rt-14-dev) ;;
+    fuzz) wanted=(clang libclang-rt-dev) ;;
+    clang) wanted=("${build[@]}" clang libomp-dev) ;;
+    chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [build|bench|golden|fuzz|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -94,9 +94,11 @@ namespace
     xt::xarray<float> stored_log_softmax(const xt::xarray<float>& z)
     {
         const xt::xarray<float> scaled = z / static_cast<float>(temperature);
-        const xt::xarray<float> m = xt::amax(scaled, {1}, xt::keep_dims | xt::evaluation_strategy::immediate);
-        const xt::xarray<float> lse =
-            m + xt::log(xt::sum(xt::exp(scaled - m), {1}, xt::keep_dims | xt::evaluation_strategy::immediate));
+        // Reductions stored before they broadcast (xtensor 0.24 miscomputes lazy keep_dims reducers inside a
+        // broadcast, and its immediate ones crash in C++20).
+        const xt::xarray<float> m = xt::amax(scaled, {1}, xt::keep_dims);
+        const xt::xarray<float> sums = xt::sum(xt::exp(scaled - m), {1}, xt::keep_dims);
+        const xt::xarray<float> lse = m + xt::log(sums);
         return scaled - lse;
     }
 
@@ -125,8 +127,7 @@ namespace
             auto r = xloss::kl_div_forward_backward(ls, lt, opts);
             benchmark::DoNotOptimize(r.loss());
             // Back through the log-softmax and the 1/T: T^2 / T (g - softmax * sum(g)).
-            const xt::xarray<float> total =
-                xt::sum(r.grad_input, {1}, xt::keep_dims | xt::evaluation_strategy::immediate);
+            const xt::xarray<float> total = xt::sum(r.grad_input, {1}, xt::keep_dims);
             xt::xarray<float> grad = (t2 / static_cast<float>(temperature)) * (r.grad_input - xt::exp(ls) * total);
             benchmark::DoNotOptimize(grad.data());
         }

@@ -53,8 +53,8 @@ int main(int argc, char** argv)
     xt::random::seed(3);
     const xt::xarray<double> x = xt::random::randn<double>({batch, features});
     const xt::xarray<double> z = xt::random::randn<double>({batch, classes});
-    const xt::xarray<double> labels =
-        xt::exp(z) / xt::sum(xt::exp(z), {1}, xt::keep_dims | xt::evaluation_strategy::immediate);
+    const xt::xarray<double> sums = xt::sum(xt::exp(z), {1}, xt::keep_dims); // stored before it broadcasts
+    const xt::xarray<double> labels = xt::exp(z) / sums;
     const xt::xarray<double> w = xt::random::randn<double>({features, classes});
 
     // This rank's shard of the batch.

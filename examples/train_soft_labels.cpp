@@ -34,8 +34,8 @@ int main()
     const xt::xarray<float> x = xt::random::randn<float>({samples, features});
     const xt::xarray<float> w_true = xt::random::randn<float>({features, classes});
     const xt::xarray<float> z_true = matmul(x, w_true);
-    const xt::xarray<float> labels =
-        xt::exp(z_true - xt::log(xt::sum(xt::exp(z_true), {1}, xt::keep_dims | xt::evaluation_strategy::immediate)));
+    const xt::xarray<float> sums = xt::sum(xt::exp(z_true), {1}, xt::keep_dims); // stored before it broadcasts
+    const xt::xarray<float> labels = xt::exp(z_true) / sums;
 
     // The model: logits = x w. The loss: KL(labels || softmax(logits)) per sample.
     xt::xarray<float> w = xt::zeros<float>({features, classes});

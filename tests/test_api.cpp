@@ -32,9 +32,10 @@ namespace
     {
         xt::random::seed(seed);
         xt::xarray<double> z = xt::random::randn<double>(shape);
-        // Immediate: xtensor 0.24 miscomputes a lazy keep_dims reducer inside a broadcast.
-        return z
-               - xt::log(xt::sum(xt::exp(z), {z.dimension() - 1}, xt::keep_dims | xt::evaluation_strategy::immediate));
+        // Stored before it broadcasts: xtensor 0.24 miscomputes a lazy keep_dims reducer inside a
+        // broadcast, and its immediate reducers crash in C++20.
+        const xt::xarray<double> sums = xt::sum(xt::exp(z), {z.dimension() - 1}, xt::keep_dims);
+        return z - xt::log(sums);
     }
 
     xt::xarray<double> random_probs(std::vector<std::size_t> shape, unsigned seed)

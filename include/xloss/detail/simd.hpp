@@ -94,16 +94,12 @@ namespace xloss
             return a < b ? b : a;
         }
 
+        // Scalars take these; batches find xsimd's abs, exp, log, max and select by argument-dependent
+        // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
+        // ambiguous with detail::select and detail::max).
         using std::abs;
         using std::exp;
         using std::log;
-#if XLOSS_USE_SIMD
-        using xsimd::abs;
-        using xsimd::exp;
-        using xsimd::log;
-        using xsimd::max;
-        using xsimd::select;
-#endif
     }
 }
 

@@ -236,7 +236,7 @@ namespace
             a2 += batch::load_unaligned(x + i + 2 * W) + batch::load_unaligned(t + i + 2 * W);
             a3 += batch::load_unaligned(x + i + 3 * W) + batch::load_unaligned(t + i + 3 * W);
         }
-        T sum = xsimd::hadd((a0 + a1) + (a2 + a3));
+        T sum = xloss::compat::reduce_add((a0 + a1) + (a2 + a3));
         for (; i < end; ++i)
         {
             sum += x[i] + t[i];
@@ -308,7 +308,7 @@ namespace
         {
             acc += f(batch::load_aligned(&in[i]));
         }
-        return xsimd::hadd(acc);
+        return xloss::compat::reduce_add(acc);
     }
 
     /// A bare xsimd::log over one array (of 1 + t): what the forward costs at the least without xloss's log.

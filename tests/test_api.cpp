@@ -340,8 +340,9 @@ TEST_CASE("grad_output of the wrong shape: std::invalid_argument naming both sha
                       "xloss::kl_div_backward: grad_output of shape (3, 3) does not broadcast to the loss's shape "
                       "(2, 3)");
     const xt::xarray<float> g_big = xt::ones<float>({4, 2, 3});
-    CHECK_THROWS_WITH(xloss::kl_div_target_backward(g_big, x, t, reduction::none),
-                      xloss_test::contains("grad_output of shape (4, 2, 3) does not broadcast to the loss's shape (2, 3)"));
+    CHECK_THROWS_WITH(
+        xloss::kl_div_target_backward(g_big, x, t, reduction::none),
+        xloss_test::contains("grad_output of shape (4, 2, 3) does not broadcast to the loss's shape (2, 3)"));
     const xt::xarray<float> g_vec = xt::ones<float>({1});
     CHECK_THROWS_WITH(xloss::kl_div_backward(g_vec, x, t, reduction::sum),
                       "xloss::kl_div_backward: grad_output of shape (1) does not match the reduced loss's shape (); "

@@ -29,19 +29,21 @@
 /// folder of its role with xtensor 0.26+ (`containers`, `core`, `views`, `io`, `generators`, `misc`,
 /// `reducers`, `utils`), at the top with earlier versions. (A string, not `<...>`: the space after
 /// the comma would be part of a `<...>` name.)
+// clang-format off: spaces around the slashes would end up in the file name
 #if __has_include(<xtensor/containers/xarray.hpp>)
-#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/role/file)
+#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor / role / file)
 #else
-#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/file)
+#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor / file)
 #endif
+// clang-format on
 
 /// Around xloss's SIMD code: GCC 12 warns that its own AVX-512 intrinsics read an uninitialised
 /// variable once inlined (GCC bug 105593: the self-initialised `__Y` of `_mm512_undefined_*`). GCC
 /// honours a diagnostic pragma anywhere on the inlining chain, so the warning stays inside xloss
 /// and no user needs a flag.
 #if defined(__GNUC__) && !defined(__clang__)
-#define XLOSS_SIMD_DIAGNOSTICS_BEGIN                                                                   \
-    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")       \
+#define XLOSS_SIMD_DIAGNOSTICS_BEGIN                                                                                   \
+    _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")                         \
         _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
 #define XLOSS_SIMD_DIAGNOSTICS_END _Pragma("GCC diagnostic pop")
 #else

@@ -17,8 +17,8 @@ int exercise()
     const xt::xarray<V> t = {{V(0.7), V(0.2), V(0.1)}, {V(0.0), V(0.9), V(0.1)}};
     const xt::xarray<V> row_t = {V(0.5), V(0.25), V(0.25)};
     int failures = 0;
-    for (const auto r : {xloss::reduction::none, xloss::reduction::mean, xloss::reduction::sum,
-                         xloss::reduction::batchmean})
+    for (const auto r :
+         {xloss::reduction::none, xloss::reduction::mean, xloss::reduction::sum, xloss::reduction::batchmean})
     {
         for (const bool log_target : {false, true})
         {

@@ -32,7 +32,7 @@ namespace xloss
         inline xt::xarray<double> sum_axes(const E& full, const std::vector<std::size_t>& axes, bool keep_dims)
         {
             const std::size_t rank = full.dimension();
-            shape_type kept_shape(rank);  // the result's shape with reduced axes as 1
+            shape_type kept_shape(rank); // the result's shape with reduced axes as 1
             shape_type out_shape;
             for (std::size_t d = 0; d < rank; ++d)
             {

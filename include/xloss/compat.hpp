@@ -29,11 +29,12 @@
 /// folder of its role with xtensor 0.26+ (`containers`, `core`, `views`, `io`, `generators`, `misc`,
 /// `reducers`, `utils`), at the top with earlier versions. (A string, not `<...>`: the space after
 /// the comma would be part of a `<...>` name.)
-// clang-format off: spaces around the slashes would end up in the file name
+// Spaces around the slashes would end up in the file name:
+// clang-format off
 #if __has_include(<xtensor/containers/xarray.hpp>)
-#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor / role / file)
+#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/role/file)
 #else
-#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor / file)
+#define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/file)
 #endif
 // clang-format on
 

@@ -9,6 +9,8 @@
 #include <random>
 #include <vector>
 
+#include <xloss/compat.hpp>
+
 #include "kl_sum.hpp"
 
 namespace
@@ -45,10 +47,11 @@ int main()
         t[i] = u(gen);
     }
 
-    const auto best = xsimd::available_architectures().best;
-    const char* chosen = best >= xsimd::avx512bw::version()            ? xsimd::avx512bw::name()
-                         : best >= xsimd::fma3<xsimd::avx2>::version() ? xsimd::fma3<xsimd::avx2>::name()
-                                                                       : xsimd::sse2::name();
+    const bool has_avx512 = xloss::compat::cpu_has<xsimd::avx512bw>();
+    const bool has_avx2 = xloss::compat::cpu_has<xsimd::fma3<xsimd::avx2>>();
+    const char* chosen = has_avx512 ? xsimd::avx512bw::name()
+                         : has_avx2 ? xsimd::fma3<xsimd::avx2>::name()
+                                    : xsimd::sse2::name();
     auto dispatched_sum = xsimd::dispatch<kl_sum_archs>(kl_sum{});
     const kl_sum kernel;
 
@@ -77,10 +80,9 @@ int main()
     const double t_small_direct = time_ns(
         [&]
         {
-            sink = best >= xsimd::avx512bw::version() ? kernel(xsimd::avx512bw{}, x.data(), t.data(), 64)
-                   : best >= xsimd::fma3<xsimd::avx2>::version()
-                       ? kernel(xsimd::fma3<xsimd::avx2>{}, x.data(), t.data(), 64)
-                       : kernel(xsimd::sse2{}, x.data(), t.data(), 64);
+            sink = has_avx512 ? kernel(xsimd::avx512bw{}, x.data(), t.data(), 64)
+                   : has_avx2 ? kernel(xsimd::fma3<xsimd::avx2>{}, x.data(), t.data(), 64)
+                              : kernel(xsimd::sse2{}, x.data(), t.data(), 64);
         },
         20000);
     (void)sink;

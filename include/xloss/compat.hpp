@@ -16,6 +16,7 @@
 /// | horizontal sum             | `xsimd::hadd`                        | `xsimd::reduce_add`                   |
 /// | `bitwise_cast<To>`         | `To` is a batch type                 | `To` is an element type               |
 /// | fused multiply-add, AVX-512| a multiply and an add (xsimd 8)      | `vfmadd` (xsimd 10+)                  |
+/// | the CPU's instruction sets | `available_architectures().best`     | `available_architectures().has(A{})`  |
 ///
 /// xsimd 13 and 14 also renamed the AVX-512 architectures past `avx512bw` (`avx512vnni<...>`); xloss
 /// keys its AVX-512 code on the `avx512f` / `avx512dq` bases, which every version derives them from.
@@ -80,6 +81,17 @@ namespace xloss
             return xsimd::hadd(v);
 #else
             return xsimd::reduce_add(v);
+#endif
+        }
+
+        /// Whether the running CPU (and OS) supports the xsimd architecture A.
+        template <class A>
+        inline bool cpu_has() noexcept
+        {
+#if XLOSS_XSIMD_BEFORE_10
+            return xsimd::available_architectures().best >= A::version();
+#else
+            return xsimd::available_architectures().has(A{});
 #endif
         }
 

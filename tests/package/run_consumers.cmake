@@ -1,5 +1,6 @@
 # Installs xloss into a scratch prefix, then builds and runs a consumer against it
-# (find_package) and one that embeds the source tree (add_subdirectory).
+# (find_package) and one that embeds the source tree (add_subdirectory), with the compiler and
+# the C++ standard of the suite. The consumer's source includes <xloss/xloss.hpp> alone.
 file(REMOVE_RECURSE "${WORK_DIR}")
 
 function(run)
@@ -7,17 +8,25 @@ function(run)
     if(NOT rc EQUAL 0)
         message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
     endif()
+    set(last_output "${out}" PARENT_SCOPE)
 endfunction()
 
 set(consumer "${CMAKE_CURRENT_LIST_DIR}/consumer")
+set(flags "-DCMAKE_CXX_COMPILER=${CXX}" "-DCMAKE_CXX_STANDARD=${STANDARD}")
 
 run(${CMAKE_COMMAND} --install "${XLOSS_BINARY_DIR}" --prefix "${WORK_DIR}/prefix")
-run(${CMAKE_COMMAND} -S "${consumer}" -B "${WORK_DIR}/installed" "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+run(${CMAKE_COMMAND} -S "${consumer}" -B "${WORK_DIR}/installed" ${flags} "-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
+# The package says which dependencies it found.
+string(REGEX MATCH "xloss: with xtensor [0-9.]+, xsimd [0-9.]+, xtl [0-9.]+" found "${last_output}")
+if(NOT found)
+    message(FATAL_ERROR "find_package(xloss) did not report its dependencies:\n${last_output}")
+endif()
+message(STATUS "${found}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/installed")
 run("${WORK_DIR}/installed/consumer")
 message(STATUS "installed: ok")
 
-run(${CMAKE_COMMAND} -S "${consumer}" -B "${WORK_DIR}/subdirectory" "-DXLOSS_SUBDIRECTORY=${XLOSS_SOURCE_DIR}")
+run(${CMAKE_COMMAND} -S "${consumer}" -B "${WORK_DIR}/subdirectory" ${flags} "-DXLOSS_SUBDIRECTORY=${XLOSS_SOURCE_DIR}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/subdirectory")
 run("${WORK_DIR}/subdirectory/consumer")
 message(STATUS "subdirectory: ok")

@@ -241,17 +241,20 @@ namespace xloss
             {
                 acc[k % unroll] += term(i);
             }
-            if (i < n)
+            if constexpr (lanes > 1) // batches of one lane leave no tail
             {
-                // The last n - i < lanes elements, padded with x = 0, t = 1, g = 0, padding lanes zeroed.
-                const B xb = load_tail<B>(x, i, n, value_type(0));
-                const B tb = load_tail<B>(t, i, n, value_type(1));
-                const B gb = load_tail<B>(g, i, n, value_type(0));
-                alignas(64) value_type lanes_buf[lanes];
-                batch_traits<B>::store(lanes_buf, op(xb, tb, gb));
-                std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
-                acc[k % unroll] += batch_traits<B>::load(lanes_buf);
-                side(xb, tb, gb, i, n - i);
+                if (i < n)
+                {
+                    // The last n - i < lanes elements, padded with x = 0, t = 1, g = 0, padding lanes zeroed.
+                    const B xb = load_tail<B>(x, i, n, value_type(0));
+                    const B tb = load_tail<B>(t, i, n, value_type(1));
+                    const B gb = load_tail<B>(g, i, n, value_type(0));
+                    alignas(64) value_type lanes_buf[lanes];
+                    batch_traits<B>::store(lanes_buf, op(xb, tb, gb));
+                    std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
+                    acc[k % unroll] += batch_traits<B>::load(lanes_buf);
+                    side(xb, tb, gb, i, n - i);
+                }
             }
             flush(acc);
         }

@@ -236,7 +236,7 @@ TEST_CASE("grad_output for reduction none broadcasts to the loss's shape", "[bro
                                 xloss::kl_div_backward(0.5, x, t, reduction::sum)));
 }
 
-TEST_CASE("Zero targets contribute 0, also against masked inputs; NaN inputs propagate", "[semantics]")
+TEST_CASE("Zero targets contribute 0, also against masked inputs, and NaN inputs propagate", "[semantics]")
 {
     xt::xarray<float> x = {-f_inf, -1.f, -f_inf, f_nan, -0.5f};
     xt::xarray<float> t = {0.f, 0.f, 0.5f, 0.f, -0.f};
@@ -300,7 +300,7 @@ TEST_CASE("Empty input: sum is 0, mean and batchmean are NaN, none is empty", "[
     CHECK(xloss::kl_div_backward(1.f, x, t, reduction::mean).shape() == std::vector<std::size_t>{0, 3});
 }
 
-TEST_CASE("Reduced results are 0-d arrays; none keeps the broadcast shape", "[semantics]")
+TEST_CASE("Reduced results are 0-d arrays, and none keeps the broadcast shape", "[semantics]")
 {
     const xt::xarray<double> x = random_log_probs({2, 3, 4}, 14);
     const xt::xarray<double> t = random_probs({2, 3, 4}, 15);

@@ -12,6 +12,7 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
+#include "detail/error.hpp"
 #include "detail/kl_div_impl.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_out.hpp"
@@ -112,9 +113,9 @@ namespace xloss
             {
                 if (!loss_shape.empty() || !reduce)
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": a loss of shape "
-                                                + shape_to_string(reduce ? loss_shape : s.shape)
-                                                + " needs a loss container, not a scalar");
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": a loss of shape "
+                                                        + shape_to_string(reduce ? loss_shape : s.shape)
+                                                        + " needs a loss container, not a scalar"));
                 }
             }
             else

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "detail/error.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -281,8 +282,8 @@ namespace xloss
             {
                 if (n == max_axes)
                 {
-                    throw std::invalid_argument("xloss::kl_div_options: axes takes at most " + std::to_string(max_axes)
-                                                + " axes");
+                    detail::raise(std::invalid_argument("xloss::kl_div_options: axes takes at most "
+                                                        + std::to_string(max_axes) + " axes"));
                 }
                 m_axes[n] = static_cast<std::ptrdiff_t>(*it);
             }

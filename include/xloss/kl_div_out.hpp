@@ -16,6 +16,7 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
+#include "detail/error.hpp"
 #include "detail/kl_div_impl.hpp"
 #include "kl_div.hpp"
 #include "kl_div_options.hpp"
@@ -77,7 +78,7 @@ namespace xloss
             const shape_type got = to_shape(out.shape());
             if (got != expected)
             {
-                throw shape_error(func, name, got, expected_what, expected);
+                detail::raise(shape_error(func, name, got, expected_what, expected));
             }
         }
 
@@ -131,9 +132,9 @@ namespace xloss
             {
                 if (!loss_shape.empty())
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": the loss has shape "
-                                                + detail::shape_to_string(loss_shape)
-                                                + "; a scalar out needs a 0-d loss");
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": the loss has shape "
+                                                        + detail::shape_to_string(loss_shape)
+                                                        + "; a scalar out needs a 0-d loss"));
                 }
                 out = static_cast<O>(detail::general_forward<V>(x, t, detail::no_weight<V>, options, func)());
             }
@@ -158,8 +159,9 @@ namespace xloss
             static_assert(std::is_floating_point<O>::value, "xloss::kl_div_out: a scalar out must be float or double");
             if (!reduce)
             {
-                throw std::invalid_argument("xloss::kl_div_out: reduction 'none' needs an out container of shape "
-                                            + detail::shape_to_string(s.shape) + ", not a scalar");
+                detail::raise(
+                    std::invalid_argument("xloss::kl_div_out: reduction 'none' needs an out container of shape "
+                                          + detail::shape_to_string(s.shape) + ", not a scalar"));
             }
             out = static_cast<O>(pass(nullptr));
         }

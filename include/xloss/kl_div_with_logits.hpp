@@ -22,6 +22,7 @@
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 
 #include "detail/distill_kernels.hpp"
+#include "detail/error.hpp"
 #include "detail/expression.hpp"
 #include "detail/kl_div_impl.hpp"
 #include "detail/softmax_kernels.hpp"
@@ -132,16 +133,16 @@ namespace xloss
         {
             if (!(temperature > 0.) || std::isinf(temperature))
             {
-                throw option_error(func, "temperature", "positive and finite", temperature);
+                detail::raise(option_error(func, "temperature", "positive and finite", temperature));
             }
             logits_setup setup;
             setup.shape = to_shape(s.shape());
             const shape_type teacher_shape = to_shape(t.shape());
             if (setup.shape != teacher_shape)
             {
-                throw std::invalid_argument(std::string("xloss::") + func + ": student_logits of shape "
-                                            + shape_to_string(setup.shape) + " and teacher_logits of shape "
-                                            + shape_to_string(teacher_shape) + " differ");
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": student_logits of shape "
+                                                    + shape_to_string(setup.shape) + " and teacher_logits of shape "
+                                                    + shape_to_string(teacher_shape) + " differ"));
             }
             setup.axis = normalize_axis(axis, setup.shape.size(), func, "axis");
             setup.divisor = r == reduction::mean        ? static_cast<double>(size_of(setup.shape))
@@ -169,9 +170,9 @@ namespace xloss
                 const shape_type loss_shape = r == reduction::none ? setup.shape : shape_type{};
                 if (!broadcasts_to(g_shape, loss_shape))
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
-                                                + shape_to_string(g_shape) + " does not broadcast to the loss's shape "
-                                                + shape_to_string(loss_shape));
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(g_shape)
+                        + " does not broadcast to the loss's shape " + shape_to_string(loss_shape)));
                 }
                 if (g_shape.empty())
                 {
@@ -232,8 +233,9 @@ namespace xloss
                 {
                     if (m == -std::numeric_limits<V>::infinity())
                     {
-                        throw std::invalid_argument(std::string("xloss::") + func + ": " + name + " row "
-                                                    + std::to_string(k) + " is all -inf: its softmax is undefined");
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " row "
+                                                            + std::to_string(k)
+                                                            + " is all -inf: its softmax is undefined"));
                     }
                 }
                 distill_sums<batch>(sr, tr, n, inv_temp, with_kl, r);

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "detail/error.hpp"
+
 namespace xloss
 {
     /**
@@ -46,8 +48,8 @@ namespace xloss
                 return r;
             }
         }
-        throw std::invalid_argument("xloss: unknown reduction '" + std::string(name)
-                                    + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'");
+        detail::raise(std::invalid_argument("xloss: unknown reduction '" + std::string(name)
+                                            + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'"));
     }
 
     /**

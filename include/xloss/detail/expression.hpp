@@ -24,6 +24,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xstorage.hpp)
 #include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
+#include "error.hpp"
 #include "kernels.hpp"
 
 namespace xloss
@@ -90,9 +91,9 @@ namespace xloss
                 const std::size_t db = i < b.size() ? b[b.size() - 1 - i] : 1;
                 if (da != db && da != 1 && db != 1)
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": " + name_a + " of shape "
-                                                + shape_to_string(a) + " and " + name_b + " of shape "
-                                                + shape_to_string(b) + " cannot be broadcast together");
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name_a + " of shape "
+                                                        + shape_to_string(a) + " and " + name_b + " of shape "
+                                                        + shape_to_string(b) + " cannot be broadcast together"));
                 }
                 r[r.size() - 1 - i] = da == 1 ? db : da;
             }

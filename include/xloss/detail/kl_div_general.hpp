@@ -24,6 +24,7 @@
 #include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include "../kl_div_options.hpp"
+#include "error.hpp"
 #include "kl_div_impl.hpp"
 #include "softmax_kernels.hpp"
 
@@ -68,8 +69,9 @@ namespace xloss
             }
             if (r == reduction::none || r == reduction::batchmean)
             {
-                throw std::invalid_argument(std::string("xloss::") + func + ": axes (or per_sample) need reduction "
-                                            + "'sum' or 'mean', not '" + std::string(to_string(r)) + "'");
+                detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                    + ": axes (or per_sample) need reduction "
+                                                    + "'sum' or 'mean', not '" + std::string(to_string(r)) + "'"));
             }
             const std::size_t ndim = s.shape.size();
             std::vector<bool> chosen(ndim, false);
@@ -79,8 +81,8 @@ namespace xloss
                     normalize_axis(*a, ndim, func, options.axes_exclude() ? "batch_axis" : "axis in axes");
                 if (chosen[k])
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": axis " + std::to_string(*a)
-                                                + " appears twice in axes");
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": axis " + std::to_string(*a)
+                                                        + " appears twice in axes"));
                 }
                 chosen[k] = true;
             }
@@ -119,9 +121,9 @@ namespace xloss
                 const V m = row_max<batch>(row, rows.length);
                 if (m == -std::numeric_limits<V>::infinity())
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": " + name + " row "
-                                                + std::to_string(k) + " along " + axis_name + " " + std::to_string(axis)
-                                                + " is all -inf: its softmax is undefined");
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + func + ": " + name + " row " + std::to_string(k) + " along "
+                        + axis_name + " " + std::to_string(axis) + " is all -inf: its softmax is undefined"));
                 }
                 const V lse = static_cast<V>(row_logsumexp<batch>(row, rows.length, m));
                 V* out = rows.write(z.data(), k, buf.data());
@@ -149,9 +151,9 @@ namespace xloss
         {
             if (w && !broadcasts_to(to_shape(w->shape()), s.shape))
             {
-                throw std::invalid_argument(std::string("xloss::") + func + ": sample_weight of shape "
-                                            + shape_to_string(w->shape()) + " does not broadcast to the shape "
-                                            + shape_to_string(s.shape) + " of input and target");
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": sample_weight of shape "
+                                                    + shape_to_string(w->shape()) + " does not broadcast to the shape "
+                                                    + shape_to_string(s.shape) + " of input and target"));
             }
         }
 
@@ -218,9 +220,9 @@ namespace xloss
                 const shape_type grad_shape = to_shape(grad_output.shape());
                 if (!broadcasts_to(grad_shape, plan.out_shape))
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
-                                                + shape_to_string(grad_shape) + " does not broadcast to the loss's "
-                                                + "shape " + shape_to_string(plan.out_shape));
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(grad_shape)
+                        + " does not broadcast to the loss's " + "shape " + shape_to_string(plan.out_shape)));
                 }
                 xt::xarray<V> g = xt::broadcast(xt::cast<V>(grad_output), plan.out_shape);
                 g.reshape(plan.keep_shape);

@@ -31,6 +31,7 @@
 #include "../kl_div_options.hpp"
 #include "../reduction.hpp"
 #include "axis_sum.hpp"
+#include "error.hpp"
 #include "expression.hpp"
 #include "kernels.hpp"
 #include "kl_div_ops.hpp"
@@ -54,10 +55,10 @@ namespace xloss
         {
             if (requested < 0)
             {
-                throw std::invalid_argument(std::string("xloss::") + func
-                                            + ": num_threads must be 0 (OpenMP's "
-                                              "default) or positive, got "
-                                            + std::to_string(requested));
+                detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                    + ": num_threads must be 0 (OpenMP's "
+                                                      "default) or positive, got "
+                                                    + std::to_string(requested)));
             }
 #ifdef _OPENMP
             return requested == 0 ? omp_get_max_threads() : requested;
@@ -86,21 +87,21 @@ namespace xloss
         {
             if (!(options.epsilon() >= 0.) || std::isinf(options.epsilon()))
             {
-                throw option_error(func, "epsilon", "finite and not negative", options.epsilon());
+                detail::raise(option_error(func, "epsilon", "finite and not negative", options.epsilon()));
             }
             if (options.epsilon() > 0. && options.log_target())
             {
-                throw std::invalid_argument(std::string("xloss::") + func + ": epsilon "
-                                            + number_to_string(options.epsilon())
-                                            + " applies to probability targets, but log_target is set");
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": epsilon "
+                                                    + number_to_string(options.epsilon())
+                                                    + " applies to probability targets, but log_target is set"));
             }
             if (!std::isfinite(options.weight()))
             {
-                throw option_error(func, "weight", "finite", options.weight());
+                detail::raise(option_error(func, "weight", "finite", options.weight()));
             }
             if (!(options.divisor() >= 0.) || std::isinf(options.divisor()))
             {
-                throw option_error(func, "divisor", "positive (or 0: from the shapes)", options.divisor());
+                detail::raise(option_error(func, "divisor", "positive (or 0: from the shapes)", options.divisor()));
             }
         }
 
@@ -114,9 +115,9 @@ namespace xloss
             using T = typename E::value_type;
             auto fail = [&](std::size_t index, T v)
             {
-                throw std::domain_error(std::string("xloss::") + func + ": " + name + " holds " + what
-                                        + " at flat index " + std::to_string(index) + ": " + number_to_string(v)
-                                        + " (target_policy::checked)");
+                detail::raise(std::domain_error(std::string("xloss::") + func + ": " + name + " holds " + what
+                                                + " at flat index " + std::to_string(index) + ": " + number_to_string(v)
+                                                + " (target_policy::checked)"));
             };
             if (const T* p = contiguous_data<T>(e))
             {
@@ -349,19 +350,19 @@ namespace xloss
                 {
                     if (!broadcasts_to(grad_shape, s.shape))
                     {
-                        throw std::invalid_argument(
+                        detail::raise(std::invalid_argument(
                             std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(grad_shape)
-                            + " does not broadcast to the loss's shape " + shape_to_string(s.shape));
+                            + " does not broadcast to the loss's shape " + shape_to_string(s.shape)));
                     }
                     f(grad_output);
                     return;
                 }
                 if (!grad_shape.empty())
                 {
-                    throw std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
-                                                + shape_to_string(grad_shape)
-                                                + " does not match the reduced loss's shape (); pass a 0-d "
-                                                  "expression or a scalar");
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
+                                                        + shape_to_string(grad_shape)
+                                                        + " does not match the reduced loss's shape (); pass a 0-d "
+                                                          "expression or a scalar"));
                 }
                 f(scalar_source<V>{static_cast<V>(static_cast<double>(grad_output()) / s.divisor)});
             }

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "error.hpp"
 #include "expression.hpp"
 #include "kernels.hpp"
 #include "simd.hpp"
@@ -34,9 +35,9 @@ namespace xloss
             const auto n = static_cast<std::ptrdiff_t>(ndim);
             if (axis < -n || axis >= n)
             {
-                throw std::invalid_argument(std::string("xloss::") + func + ": " + name + " " + std::to_string(axis)
-                                            + " is out of range for a tensor of " + std::to_string(ndim)
-                                            + " dimensions");
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " "
+                                                    + std::to_string(axis) + " is out of range for a tensor of "
+                                                    + std::to_string(ndim) + " dimensions"));
             }
             return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
         }

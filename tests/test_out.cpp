@@ -10,6 +10,7 @@
 
 #include <xloss/compat.hpp>
 #include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xfixed.hpp)
 #include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xview.hpp)
 
@@ -154,7 +155,10 @@ TEST_CASE("Results are bit-identical for any number of threads", "[threads]")
             const xloss::kl_div_options one = xloss::kl_div_options(r, log_target).num_threads(1);
             const auto loss1 = xloss::kl_div(x, t, one);
             const auto fused1 = xloss::kl_div_forward_backward(x, t, one, true);
-            for (int threads : {2, 3, 4, 0})
+            // Without OpenMP (the scalar suite), num_threads(n > 1) throws: see the next test.
+            const std::vector<int> thread_counts =
+                xloss::has_openmp() ? std::vector<int>{2, 3, 4, 0} : std::vector<int>{0};
+            for (int threads : thread_counts)
             {
                 INFO("threads " << threads << ", reduction " << xloss::to_string(r));
                 const auto opts = xloss::kl_div_options(r, log_target).num_threads(threads);
@@ -170,11 +174,75 @@ TEST_CASE("Results are bit-identical for any number of threads", "[threads]")
     }
 }
 
+TEST_CASE("num_threads(n > 1) needs OpenMP: without it, std::invalid_argument, never a silent single thread",
+          "[threads][errors]")
+{
+    const xt::xarray<float> x = xt::zeros<float>({70000});
+    const auto two = xloss::kl_div_options(xloss::reduction::sum).num_threads(2);
+    if (xloss::has_openmp())
+    {
+        CHECK(xloss::kl_div(x, x, two)() == 0.f);
+    }
+    else
+    {
+        CHECK_THROWS_WITH(xloss::kl_div(x, x, two),
+                          "xloss::kl_div: num_threads(2) needs OpenMP, and this translation unit is compiled "
+                          "without it (compile with -fopenmp, or link OpenMP::OpenMP_CXX; xloss::has_openmp() tells)");
+        // 0 (OpenMP's default) and 1 need no OpenMP.
+        CHECK(xloss::kl_div(x, x, xloss::kl_div_options(xloss::reduction::sum).num_threads(0))() == 0.f);
+    }
+}
+
+TEST_CASE("Enumerations out of range: std::invalid_argument naming the value", "[errors]")
+{
+    const xt::xarray<float> x = {-1.f, -2.f};
+    const xt::xarray<float> t = {0.5f, 0.5f};
+    const auto bad = static_cast<xloss::reduction>(7);
+    CHECK_FALSE(xloss::is_valid(bad));
+    CHECK(xloss::to_string(bad) == "unknown");
+    CHECK_THROWS_WITH(xloss::kl_div(x, t, bad), "xloss::kl_div: reduction 7 is not one of none, mean, sum, batchmean");
+    CHECK_THROWS_WITH(xloss::kl_div_backward(1.f, x, t, bad),
+                      "xloss::kl_div_backward: reduction 7 is not one of none, mean, sum, batchmean");
+    xloss::KLDivLoss loss(bad);
+    CHECK_THROWS_AS(loss(x, t), std::invalid_argument);
+    CHECK_THROWS_WITH(xloss::kl_div_with_logits(x, t, 1.0, bad),
+                      "xloss::kl_div_with_logits: reduction 7 is not one of none, mean, sum, batchmean");
+    const auto policy = xloss::kl_div_options().target_policy(static_cast<xloss::target_policy>(-1));
+    CHECK_THROWS_WITH(xloss::kl_div(x, t, policy),
+                      "xloss::kl_div: target_policy -1 is not one of pytorch, zero, checked");
+}
+
 TEST_CASE("num_threads must not be negative", "[threads][errors]")
 {
     const xt::xarray<float> x = {-1.f};
     CHECK_THROWS_WITH(xloss::kl_div(x, x, xloss::kl_div_options().num_threads(-2)),
                       "xloss::kl_div: num_threads must be 0 (OpenMP's default) or positive, got -2");
+}
+
+TEST_CASE("Resizable outputs of another shape are resized, as xtensor's assignment does", "[out]")
+{
+    const auto [x, t] = make_inputs<float>({2, 3}, false, 8);
+    const auto opts = xloss::kl_div_options(reduction::none);
+    xt::xarray<float> empty;
+    CHECK(xloss_test::identical(xloss::kl_div_out(empty, x, t, opts), xloss::kl_div(x, t, opts)));
+    xt::xtensor<float, 2> other = xt::zeros<float>({5, 1});
+    CHECK(xloss_test::identical(xloss::kl_div_out(other, x, t, opts), xloss::kl_div(x, t, opts)));
+    xt::xarray<float> reduced = xt::zeros<float>({4});
+    xloss::kl_div_out(reduced, x, t, reduction::sum);
+    CHECK(reduced.dimension() == 0);
+    CHECK(reduced() == xloss::kl_div(x, t, reduction::sum)());
+
+    xt::xarray<float> gx;
+    xt::xtensor<float, 2> gt = xt::zeros<float>({1, 1});
+    xt::xarray<float> loss = xt::zeros<float>({2});
+    xloss::kl_div_forward_backward_out(loss, gx, gt, x, t, xloss::kl_div_options(reduction::batchmean));
+    const auto expected = xloss::kl_div_forward_backward(x, t, xloss::kl_div_options(reduction::batchmean), true);
+    CHECK(xloss_test::identical(loss, expected.loss));
+    CHECK(xloss_test::identical(gx, expected.grad_input));
+    CHECK(xloss_test::identical(gt, expected.grad_target));
+    xt::xarray<float> g;
+    CHECK(
+        xloss_test::identical(xloss::kl_div_backward_out(g, 1.f, x, t, opts), xloss::kl_div_backward(1.f, x, t, opts)));
 }
 
 TEST_CASE("Outputs stay untouched when a call throws", "[out][errors]")
@@ -187,7 +255,8 @@ TEST_CASE("Outputs stay untouched when a call throws", "[out][errors]")
     out.fill(sentinel);
     CHECK_THROWS_WITH(xloss::kl_div_out(out, x, bad_t, reduction::none),
                       xloss_test::contains("input of shape (2, 3) and target of shape (4) cannot be broadcast"));
-    xt::xarray<float> wrong = xt::xarray<float>::from_shape({3, 2});
+    // Outputs that cannot be resized keep the shape error: fixed shapes, a rank that differs.
+    xt::xtensor_fixed<float, xt::xshape<3, 2>> wrong;
     wrong.fill(sentinel);
     CHECK_THROWS_WITH(xloss::kl_div_out(wrong, x, t, reduction::none),
                       "xloss::kl_div_out: out of shape (3, 2) does not match the loss's shape (2, 3)");
@@ -200,7 +269,7 @@ TEST_CASE("Outputs stay untouched when a call throws", "[out][errors]")
     const xt::xarray<float> bad_g = xt::ones<float>({5});
     CHECK_THROWS_WITH(xloss::kl_div_backward_out(gx, bad_g, x, t, reduction::none),
                       xloss_test::contains("grad_output of shape (5) does not broadcast to the loss's shape (2, 3)"));
-    xt::xarray<float> gx_wrong = xt::xarray<float>::from_shape({6});
+    xt::xtensor<float, 1> gx_wrong = xt::xtensor<float, 1>::from_shape({6});
     gx_wrong.fill(sentinel);
     CHECK_THROWS_WITH(xloss::kl_div_backward_out(gx_wrong, 1.f, x, t),
                       "xloss::kl_div_backward_out: grad_input of shape (6) does not match the input's shape (2, 3)");
@@ -213,9 +282,17 @@ TEST_CASE("Outputs stay untouched when a call throws", "[out][errors]")
                       "xloss::kl_div_forward_backward_out: grad_target of shape (6) does not match the target's "
                       "shape (2, 3)");
 
-    for (const auto* a : {&out, &wrong, &gx, &gx_wrong, &gt, &loss})
+    // A resizable output of another shape is untouched too when the call throws.
+    xt::xarray<float> resizable = xt::xarray<float>::from_shape({7});
+    resizable.fill(sentinel);
+    CHECK_THROWS(xloss::kl_div_out(resizable, x, bad_t, reduction::none));
+    CHECK(resizable.shape(0) == 7);
+
+    for (const auto* a : {&out, &gx, &gt, &loss, &resizable})
     {
         CHECK(xt::all(xt::equal(*a, sentinel)));
     }
+    CHECK(xt::all(xt::equal(wrong, sentinel)));
+    CHECK(xt::all(xt::equal(gx_wrong, sentinel)));
     CHECK(scalar == sentinel);
 }

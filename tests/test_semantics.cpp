@@ -13,6 +13,7 @@
 
 #include <xloss/compat.hpp>
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xfixed.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xview.hpp)
 
 #include <xloss/xloss.hpp>
@@ -518,15 +519,18 @@ TEST_CASE("Calls into caller outputs with the new options: results, and untouche
     CHECK(xloss_test::identical(fb_loss, loss));
     CHECK(xloss_test::identical(fb_grad, grad));
 
-    // A loss of shape (2) does not go into a scalar or a container of another shape.
+    // A loss of shape (2) does not go into a scalar or a container of another shape that cannot be
+    // resized (an xt::xarray would be).
     float scalar = 7.f;
     CHECK_THROWS_WITH(xloss::kl_div_out(scalar, z, t, g),
                       "xloss::kl_div_out: the loss has shape (2); a scalar out needs a 0-d loss");
     CHECK(scalar == 7.f);
-    xt::xarray<float> wrong = xt::ones<float>({3});
+    xt::xtensor_fixed<float, xt::xshape<3>> wrong = {1.f, 1.f, 1.f};
     CHECK_THROWS_WITH(xloss::kl_div_out(wrong, z, t, g),
                       "xloss::kl_div_out: out of shape (3) does not match the loss's shape (2)");
     CHECK(bool(wrong == xt::ones<float>({3})));
+    xt::xarray<float> resized = xt::ones<float>({3});
+    CHECK(xloss_test::identical(xloss::kl_div_out(resized, z, t, g), xloss::kl_div(z, t, g)));
     const float inf = std::numeric_limits<float>::infinity();
     const xt::xarray<float> masked = {{0.f, 1.f, 2.f}, {-inf, -inf, -inf}};
     CHECK_THROWS_AS(xloss::kl_div_backward_out(grad, 1.f, masked, t, g), std::invalid_argument);

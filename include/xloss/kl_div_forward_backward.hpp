@@ -118,16 +118,19 @@ namespace xloss
                                                         + " needs a loss container, not a scalar"));
                 }
             }
-            else
+            // Outputs that xtensor would resize (check_out_shape returns false) go through the aside path.
+            bool outs_fit = true;
+            if constexpr (!std::is_arithmetic<L>::value)
             {
-                check_out_shape(loss, loss_shape, func, "loss", "the loss's shape");
+                outs_fit = check_out_shape(loss, loss_shape, func, "loss", "the loss's shape");
             }
-            check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape");
+            outs_fit = check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape") && outs_fit;
             if (grad_target)
             {
-                check_out_shape(*grad_target, s.target_shape, func, "grad_target", "the target's shape");
+                outs_fit = check_out_shape(*grad_target, s.target_shape, func, "grad_target", "the target's shape")
+                           && outs_fit;
             }
-            const bool same_shapes = s.input_shape == s.shape && s.target_shape == s.shape;
+            const bool same_shapes = outs_fit && s.input_shape == s.shape && s.target_shape == s.shape;
             V* gx = same_shapes ? writable_data<V>(grad_input) : nullptr;
             V* gt = same_shapes && grad_target ? writable_data<V>(*grad_target) : nullptr;
             V* lo = nullptr;

@@ -71,22 +71,74 @@ namespace xloss
             return const_cast<V*>(contiguous_data<V>(e));
         }
 
+        /// The largest rank xtensor's assignment resizes an output to: any for xt::xarray, N for an
+        /// xt::xtensor<T, N>, none (0 and not resizable) for fixed shapes, views and adaptors.
         template <class E>
-        inline void check_out_shape(const E& out, const shape_type& expected, const char* func, const char* name,
+        struct resizable_rank
+        {
+            static constexpr bool any = false;
+            static constexpr std::size_t rank = 0;
+            static constexpr bool resizable = false;
+        };
+
+        template <class EC, xt::layout_type L, class SC, class Tag>
+        struct resizable_rank<xt::xarray_container<EC, L, SC, Tag>>
+        {
+            static constexpr bool resizable = true;
+            static constexpr bool any = true;
+            static constexpr std::size_t rank = 0;
+        };
+
+        template <class EC, std::size_t N, xt::layout_type L, class Tag>
+        struct resizable_rank<xt::xtensor_container<EC, N, L, Tag>>
+        {
+            static constexpr bool resizable = true;
+            static constexpr bool any = false;
+            static constexpr std::size_t rank = N;
+        };
+
+        /**
+         * Checks a caller's output against the shape it will hold. Returns true when it has that shape;
+         * false when it has another but xtensor's assignment would resize it (an xt::xarray, an
+         * xt::xtensor of that rank), which assign_out then does; throws for any other output.
+         */
+        template <class E>
+        inline bool check_out_shape(const E& out, const shape_type& expected, const char* func, const char* name,
                                     const char* expected_what)
         {
             const shape_type got = to_shape(out.shape());
-            if (got != expected)
+            if (got == expected)
             {
-                detail::raise(shape_error(func, name, got, expected_what, expected));
+                return true;
             }
+            using traits = resizable_rank<E>;
+            if (traits::resizable && (traits::any || traits::rank == expected.size()))
+            {
+                return false;
+            }
+            detail::raise(shape_error(func, name, got, expected_what, expected));
         }
 
-        /// Writes a result computed aside into a caller's output of the same shape (checked before),
-        /// element by element in row-major order, whatever the output's layout.
+        /// Writes a result computed aside into a caller's output (its shape checked before, or resized
+        /// here when check_out_shape allowed it), in row-major order, whatever the output's layout.
         template <class O, class R>
         inline void assign_out(O& out, const R& result)
         {
+            if constexpr (resizable_rank<O>::resizable)
+            {
+                if (!std::equal(result.shape().begin(), result.shape().end(), out.shape().begin(), out.shape().end()))
+                {
+                    // GCC 12 sees a null destination in xtensor's copy of an empty (0-d) shape.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnonnull"
+#endif
+                    out.resize(to_shape(result.shape()));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+                }
+            }
             std::copy(result.cbegin(), result.cend(), out.begin());
         }
 
@@ -96,14 +148,14 @@ namespace xloss
         {
             const loss_setup s = make_setup(x, t, options, func);
             const shape_type& arg_shape = wrt_target ? s.target_shape : s.input_shape;
-            check_out_shape(out, arg_shape, func, wrt_target ? "grad_target" : "grad_input",
-                            wrt_target ? "the target's shape" : "the input's shape");
+            const bool same_shape = check_out_shape(out, arg_shape, func, wrt_target ? "grad_target" : "grad_input",
+                                                    wrt_target ? "the target's shape" : "the input's shape");
             if (needs_general(options))
             {
                 assign_out(out, general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func));
                 return out;
             }
-            V* data = arg_shape == s.shape ? writable_data<V>(out) : nullptr;
+            V* data = same_shape && arg_shape == s.shape ? writable_data<V>(out) : nullptr;
             if (!data)
             {
                 assign_out(out, gradient<V, wrt_target>(grad_output, x, t, options, func));
@@ -167,8 +219,13 @@ namespace xloss
         }
         else
         {
-            detail::check_out_shape(out, reduce ? detail::shape_type{} : s.shape, func, "out", "the loss's shape");
-            if (reduce)
+            const bool same_shape =
+                detail::check_out_shape(out, reduce ? detail::shape_type{} : s.shape, func, "out", "the loss's shape");
+            if (!same_shape)
+            {
+                detail::assign_out(out, kl_div(input, target, options));
+            }
+            else if (reduce)
             {
                 out() = static_cast<typename O::value_type>(pass(nullptr));
             }

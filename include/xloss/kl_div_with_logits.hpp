@@ -131,6 +131,7 @@ namespace xloss
         inline logits_setup make_logits_setup(const E1& s, const E2& t, double temperature, reduction r,
                                               std::ptrdiff_t axis, const char* func)
         {
+            check_reduction(r, func);
             if (!(temperature > 0.) || std::isinf(temperature))
             {
                 detail::raise(option_error(func, "temperature", "positive and finite", temperature));

@@ -30,6 +30,7 @@ namespace xloss
     };
 
     reduction parse_reduction(std::string_view name);
+    constexpr bool is_valid(reduction r) noexcept;
     constexpr std::string_view to_string(reduction r) noexcept;
     constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept;
 
@@ -53,7 +54,16 @@ namespace xloss
     }
 
     /**
-     * @brief The name of a reduction, as parse_reduction accepts it.
+     * @brief Whether `r` is one of the four enumerators (and not, say, `static_cast<reduction>(7)`).
+     */
+    constexpr bool is_valid(reduction r) noexcept
+    {
+        return r == reduction::none || r == reduction::mean || r == reduction::sum || r == reduction::batchmean;
+    }
+
+    /**
+     * @brief The name of a reduction, as parse_reduction accepts it ("unknown" for a value that is not
+     *        an enumerator: every loss rejects such a value with std::invalid_argument).
      */
     constexpr std::string_view to_string(reduction r) noexcept
     {

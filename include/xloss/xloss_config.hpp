@@ -24,4 +24,22 @@
 #define XLOSS_USE_SIMD 1
 #endif
 
+namespace xloss
+{
+    /**
+     * @brief Whether this translation unit is compiled with OpenMP (`-fopenmp`): `num_threads(n)`
+     *        with n > 1 needs it, and throws std::invalid_argument without it.
+     *
+     * `static`: each translation unit answers for itself.
+     */
+    static constexpr bool has_openmp() noexcept
+    {
+#ifdef _OPENMP
+        return true;
+#else
+        return false;
+#endif
+    }
+}
+
 #endif

@@ -37,6 +37,11 @@ int exercise()
             xloss::kl_div_out(out, x, t, options);
             xloss::kl_div_backward_out(grad, V(1), x, t, options);
             failures += out != loss || grad != gx ? 1 : 0;
+            xt::xarray<V> resized = xt::zeros<V>({5}); // another shape: resized, as xtensor's assignment does
+            xt::xarray<V> grad_resized;
+            xloss::kl_div_out(resized, x, t, options);
+            xloss::kl_div_forward_backward_out(resized, grad_resized, x, t, options);
+            failures += resized != loss || grad_resized != gx ? 1 : 0;
             if (r != xloss::reduction::none)
             {
                 V scalar = V(0);

@@ -51,6 +51,17 @@ namespace xloss
             int threads;
         };
 
+        /// A reduction that is not an enumerator (a cast integer) is an error, not a silent sum.
+        inline void check_reduction(reduction r, const char* func)
+        {
+            if (!is_valid(r))
+            {
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": reduction "
+                                                    + std::to_string(static_cast<int>(r))
+                                                    + " is not one of none, mean, sum, batchmean"));
+            }
+        }
+
         inline int resolve_threads(int requested, const char* func)
         {
             if (requested < 0)
@@ -63,6 +74,14 @@ namespace xloss
 #ifdef _OPENMP
             return requested == 0 ? omp_get_max_threads() : requested;
 #else
+            if (requested > 1)
+            {
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": num_threads("
+                                                    + std::to_string(requested)
+                                                    + ") needs OpenMP, and this translation unit is compiled "
+                                                      "without it (compile with -fopenmp, or link "
+                                                      "OpenMP::OpenMP_CXX; xloss::has_openmp() tells)"));
+            }
             return 1;
 #endif
         }
@@ -82,9 +101,17 @@ namespace xloss
                                          + number_to_string(got));
         }
 
-        /// Checks the options that hold numbers.
+        /// Checks the options: enumerations, and the options that hold numbers.
         inline void check_options(const kl_div_options& options, const char* func)
         {
+            check_reduction(options.reduction(), func);
+            const auto policy = options.target_policy();
+            if (policy != target_policy::pytorch && policy != target_policy::zero && policy != target_policy::checked)
+            {
+                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": target_policy "
+                                                    + std::to_string(static_cast<int>(policy))
+                                                    + " is not one of pytorch, zero, checked"));
+            }
             if (!(options.epsilon() >= 0.) || std::isinf(options.epsilon()))
             {
                 detail::raise(option_error(func, "epsilon", "finite and not negative", options.epsilon()));

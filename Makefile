@@ -15,7 +15,9 @@
 #   make tsan        the thread-safety test under ThreadSanitizer
 #   make valgrind    the examples under valgrind's memcheck
 #   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60;
-#                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N)
+#                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N); fails on a finding
+#   make fuzz-explore  fresh fuzzing from a time-based seed (FUZZ_SECONDS): a finding is saved under
+#                    tests/fuzz/findings/ and reported loudly, but the target exits 0 (CI's exploration)
 #   make format      apply .clang-format
 
 BUILD ?= build
@@ -25,7 +27,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz tsan valgrind golden format clean
+.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan valgrind golden format clean
 
 all: build
 
@@ -91,15 +93,32 @@ sanitize: deps
 # clang's libFuzzer with ASan and UBSan (float-cast-overflow off: xsimd 8.1's exp converts
 # infinite lanes to integers before it selects them away). The checked-in corpus is copied,
 # so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
-fuzz:
+fuzz-build:
 	@scripts/install-deps.sh fuzz
 	mkdir -p $(BUILD)-fuzz
 	clang++ -std=c++17 -O1 -g -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize=float-cast-overflow \
 	      -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_kl_div.cpp -o $(BUILD)-fuzz/fuzz_kl_div
+
+fuzz: fuzz-build
 	$(BUILD)-fuzz/fuzz_kl_div tests/fuzz/regressions/*
 	rm -rf $(BUILD)-fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)-fuzz/corpus
 	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) corpus > fuzz.log 2>&1; \
 	      status=$$?; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' fuzz.log | tail -n 60; exit $$status; }
+
+# Exploration: a new seed each run, from the corpus and past findings; never fails, so that CI cannot
+# be held up by what it finds. A crash or mismatch leaves its input in tests/fuzz/findings/ (commit it
+# to tests/fuzz/regressions/ with the fix) and a banner in the log.
+FUZZ_SEED ?= $(shell date +%s)
+fuzz-explore: fuzz-build
+	mkdir -p tests/fuzz/findings
+	rm -rf $(BUILD)-fuzz/explore && cp -r tests/fuzz/corpus $(BUILD)-fuzz/explore
+	@cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=1 \
+	      -artifact_prefix=$(CURDIR)/tests/fuzz/findings/ explore $(CURDIR)/tests/fuzz/regressions > explore.log 2>&1; \
+	      status=$$?; grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' explore.log; \
+	      if [ $$status -ne 0 ]; then \
+	          echo "!!!!!! fuzz-explore (seed $(FUZZ_SEED)) FOUND A FAILURE; its input is in tests/fuzz/findings/:"; \
+	          ls -l $(CURDIR)/tests/fuzz/findings/; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' explore.log | tail -n 40; \
+	      else echo "fuzz-explore (seed $(FUZZ_SEED)): nothing found"; fi; }
 
 # The thread-safety test under ThreadSanitizer (std::thread only: no OpenMP, which TSan does not see).
 tsan: deps

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages xloss needs for a purpose, when they are missing. The names are
 # those of Debian 12, 13 and sid alike.
-#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example)
+#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example),
+#                                   qemu-user (runs a test on a CPU model without AVX)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
@@ -10,7 +11,7 @@
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
 set -euo pipefail
 
-build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin)
+build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin qemu-user)
 case "${1:-build}" in
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <xloss/compat.hpp>
@@ -35,8 +36,12 @@ namespace
     }
 }
 
-int main()
+int main(int argc, char** argv)
 {
+    // `dispatch --quick`: one timed call each, for slow emulated CPUs (the tests run it under qemu).
+    const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+    const int big_calls = quick ? 1 : 20;
+    const int small_calls = quick ? 1 : 20000;
     const std::size_t n = std::size_t(1) << 18;
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> u(0.01f, 1.f);
@@ -63,20 +68,20 @@ int main()
         {
             sink = dispatched_sum(x.data(), t.data(), n);
         },
-        20);
+        big_calls);
     const double t_baseline = time_ns(
         [&]
         {
             sink = kernel(xsimd::sse2{}, x.data(), t.data(), n);
         },
-        20);
+        big_calls);
     // The price of dispatching: a tiny call, dispatched and direct, on the same kernel.
     const double t_small_dispatched = time_ns(
         [&]
         {
             sink = dispatched_sum(x.data(), t.data(), 64);
         },
-        20000);
+        small_calls);
     const double t_small_direct = time_ns(
         [&]
         {
@@ -84,7 +89,7 @@ int main()
                    : has_avx2 ? kernel(xsimd::fma3<xsimd::avx2>{}, x.data(), t.data(), 64)
                               : kernel(xsimd::sse2{}, x.data(), t.data(), 64);
         },
-        20000);
+        small_calls);
     (void)sink;
 
     std::printf("built for baseline x86-64; dispatched to %s\n", chosen);

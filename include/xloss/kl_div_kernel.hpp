@@ -20,45 +20,48 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    /**
-     * @brief The sum of the KL-divergence terms over contiguous arrays, on the xsimd
-     *        architecture `Arch`: what kl_div(..., reduction::sum) computes, for one
-     *        instruction set chosen by the caller.
-     *
-     * A program built for a baseline target compiles this functor once per instruction set
-     * (one translation unit each, with that set's flags, instantiating operator()) and lets
-     * xsimd::dispatch pick the best one the CPU has at run time; see examples/dispatch.
-     * @code
-     * auto kl_sum = xsimd::dispatch<xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>>(
-     *     xloss::kl_div_sum_kernel{});
-     * double loss = kl_sum(input.data(), target.data(), input.size(), false);
-     * @endcode
-     */
-    struct kl_div_sum_kernel
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        template <class Arch, class T>
-        double operator()(Arch, const T* input, const T* target, std::size_t n, bool log_target) const noexcept
+        /**
+         * @brief The sum of the KL-divergence terms over contiguous arrays, on the xsimd
+         *        architecture `Arch`: what kl_div(..., reduction::sum) computes, for one
+         *        instruction set chosen by the caller.
+         *
+         * A program built for a baseline target compiles this functor once per instruction set
+         * (one translation unit each, with that set's flags, instantiating operator()) and lets
+         * xsimd::dispatch pick the best one the CPU has at run time; see examples/dispatch.
+         * @code
+         * auto kl_sum = xsimd::dispatch<xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>>(
+         *     xloss::kl_div_sum_kernel{});
+         * double loss = kl_sum(input.data(), target.data(), input.size(), false);
+         * @endcode
+         */
+        struct kl_div_sum_kernel
         {
-            using batch = xsimd::batch<T, Arch>;
-            return log_target ? sum<batch>(detail::kl_term_log{}, input, target, n)
-                              : sum<batch>(detail::kl_term{}, input, target, n);
-        }
+            template <class Arch, class T>
+            double operator()(Arch, const T* input, const T* target, std::size_t n, bool log_target) const noexcept
+            {
+                using batch = xsimd::batch<T, Arch>;
+                return log_target ? sum<batch>(detail::kl_term_log{}, input, target, n)
+                                  : sum<batch>(detail::kl_term{}, input, target, n);
+            }
 
-    private:
+        private:
 
-        template <class B, class Op, class T>
-        static double sum(Op op, const T* input, const T* target, std::size_t n) noexcept
-        {
-            detail::pointer_source<T> x{input}, t{target};
-            detail::scalar_source<T> g{T(0)};
-            return detail::run_partitions<detail::block_sum<B>, T>(
-                n, 1, x, t, g,
-                [&](auto px, auto pt, auto pg, std::size_t m, std::size_t, auto& acc)
-                {
-                    acc.add(op, px, pt, pg, m);
-                });
-        }
-    };
+            template <class B, class Op, class T>
+            static double sum(Op op, const T* input, const T* target, std::size_t n) noexcept
+            {
+                detail::pointer_source<T> x{input}, t{target};
+                detail::scalar_source<T> g{T(0)};
+                return detail::run_partitions<detail::block_sum<B>, T>(
+                    n, 1, x, t, g,
+                    [&](auto px, auto pt, auto pg, std::size_t m, std::size_t, auto& acc)
+                    {
+                        acc.add(op, px, pt, pg, m);
+                    });
+            }
+        };
+    }
 }
 
 XLOSS_SIMD_DIAGNOSTICS_END

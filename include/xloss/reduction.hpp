@@ -29,72 +29,75 @@ namespace xloss
         batchmean ///< sum divided by the input's first dimension (the KL divergence per sample)
     };
 
-    reduction parse_reduction(std::string_view name);
-    constexpr bool is_valid(reduction r) noexcept;
-    constexpr std::string_view to_string(reduction r) noexcept;
-    constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept;
-
-    /**
-     * @brief Parses the name the Python frameworks use for a reduction.
-     * @param name one of "none", "mean", "sum", "batchmean"
-     * @return the matching enumerator
-     * @throw std::invalid_argument for any other name; the message lists the valid ones
-     */
-    inline reduction parse_reduction(std::string_view name)
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        for (reduction r : {reduction::none, reduction::mean, reduction::sum, reduction::batchmean})
+        reduction parse_reduction(std::string_view name);
+        constexpr bool is_valid(reduction r) noexcept;
+        constexpr std::string_view to_string(reduction r) noexcept;
+        constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept;
+
+        /**
+         * @brief Parses the name the Python frameworks use for a reduction.
+         * @param name one of "none", "mean", "sum", "batchmean"
+         * @return the matching enumerator
+         * @throw std::invalid_argument for any other name; the message lists the valid ones
+         */
+        inline reduction parse_reduction(std::string_view name)
         {
-            if (name == to_string(r))
+            for (reduction r : {reduction::none, reduction::mean, reduction::sum, reduction::batchmean})
             {
-                return r;
+                if (name == to_string(r))
+                {
+                    return r;
+                }
             }
+            detail::raise(std::invalid_argument("xloss: unknown reduction '" + std::string(name)
+                                                + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'"));
         }
-        detail::raise(std::invalid_argument("xloss: unknown reduction '" + std::string(name)
-                                            + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'"));
-    }
 
-    /**
-     * @brief Whether `r` is one of the four enumerators (and not, say, `static_cast<reduction>(7)`).
-     */
-    constexpr bool is_valid(reduction r) noexcept
-    {
-        return r == reduction::none || r == reduction::mean || r == reduction::sum || r == reduction::batchmean;
-    }
-
-    /**
-     * @brief The name of a reduction, as parse_reduction accepts it ("unknown" for a value that is not
-     *        an enumerator: every loss rejects such a value with std::invalid_argument).
-     */
-    constexpr std::string_view to_string(reduction r) noexcept
-    {
-        switch (r)
+        /**
+         * @brief Whether `r` is one of the four enumerators (and not, say, `static_cast<reduction>(7)`).
+         */
+        constexpr bool is_valid(reduction r) noexcept
         {
-            case reduction::none:
-                return "none";
-            case reduction::mean:
-                return "mean";
-            case reduction::sum:
-                return "sum";
-            case reduction::batchmean:
-                return "batchmean";
+            return r == reduction::none || r == reduction::mean || r == reduction::sum || r == reduction::batchmean;
         }
-        return "unknown";
-    }
 
-    /**
-     * @brief The reduction PyTorch's deprecated `size_average` and `reduce` arguments stand for.
-     *
-     * As PyTorch maps them: an absent argument counts as true; `reduce = false` gives `none`
-     * whatever `size_average`; otherwise `size_average = false` gives `sum`, and `mean` else.
-     * (In PyTorch, giving either argument overrides `reduction`; `batchmean` has no legacy form.)
-     */
-    constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept
-    {
-        if (!reduce.value_or(true))
+        /**
+         * @brief The name of a reduction, as parse_reduction accepts it ("unknown" for a value that is not
+         *        an enumerator: every loss rejects such a value with std::invalid_argument).
+         */
+        constexpr std::string_view to_string(reduction r) noexcept
         {
-            return reduction::none;
+            switch (r)
+            {
+                case reduction::none:
+                    return "none";
+                case reduction::mean:
+                    return "mean";
+                case reduction::sum:
+                    return "sum";
+                case reduction::batchmean:
+                    return "batchmean";
+            }
+            return "unknown";
         }
-        return size_average.value_or(true) ? reduction::mean : reduction::sum;
+
+        /**
+         * @brief The reduction PyTorch's deprecated `size_average` and `reduce` arguments stand for.
+         *
+         * As PyTorch maps them: an absent argument counts as true; `reduce = false` gives `none`
+         * whatever `size_average`; otherwise `size_average = false` gives `sum`, and `mean` else.
+         * (In PyTorch, giving either argument overrides `reduction`; `batchmean` has no legacy form.)
+         */
+        constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept
+        {
+            if (!reduce.value_or(true))
+            {
+                return reduction::none;
+            }
+            return size_average.value_or(true) ? reduction::mean : reduction::sum;
+        }
     }
 }
 

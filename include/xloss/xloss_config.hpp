@@ -24,6 +24,57 @@
 #define XLOSS_USE_SIMD 1
 #endif
 
+// Everything in xloss whose machine code depends on how a translation unit is compiled lives in an
+// inline namespace named after it: the instruction set the compiler targets, the kernels (SIMD, or
+// scalar with XLOSS_NO_SIMD) and OpenMP. Translation units built with different -m flags (a baseline
+// one beside an AVX-512 one, as runtime dispatch has them) thus link distinct copies, and each runs
+// its own: the linker cannot hand the baseline caller the AVX-512 copy of an inline function.
+// The enumerations and kl_div_options stay outside: types that one translation unit passes to
+// another, whose member functions are trivial. (xtensor's and the standard library's inline functions
+// are shared between such translation units all the same: compile only kernels on raw pointers with
+// wider flags, as examples/dispatch does.)
+#if defined(__AVX512BW__)
+#define XLOSS_ISA avx512bw
+#elif defined(__AVX512F__)
+#define XLOSS_ISA avx512f
+#elif defined(__AVX2__) && defined(__FMA__)
+#define XLOSS_ISA fma3_avx2
+#elif defined(__AVX2__)
+#define XLOSS_ISA avx2
+#elif defined(__AVX__)
+#define XLOSS_ISA avx
+#elif defined(__SSE4_2__)
+#define XLOSS_ISA sse4_2
+#elif defined(__SSE4_1__)
+#define XLOSS_ISA sse4_1
+#elif defined(__SSSE3__)
+#define XLOSS_ISA ssse3
+#elif defined(__SSE3__)
+#define XLOSS_ISA sse3
+#elif defined(__SSE2__)
+#define XLOSS_ISA sse2
+#elif defined(__ARM_FEATURE_SVE)
+#define XLOSS_ISA sve
+#elif defined(__ARM_NEON)
+#define XLOSS_ISA neon
+#else
+#define XLOSS_ISA generic
+#endif
+#if XLOSS_USE_SIMD
+#define XLOSS_KERNELS simd
+#else
+#define XLOSS_KERNELS scalar
+#endif
+#ifdef _OPENMP
+#define XLOSS_THREADING omp
+#else
+#define XLOSS_THREADING seq
+#endif
+#define XLOSS_PASTE_IMPL(isa, kernels, threading) isa##_##kernels##_##threading
+#define XLOSS_PASTE(isa, kernels, threading) XLOSS_PASTE_IMPL(isa, kernels, threading)
+/// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp`.
+#define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING)
+
 namespace xloss
 {
     /**

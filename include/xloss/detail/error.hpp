@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "../xloss_config.hpp"
+
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define XLOSS_HAS_EXCEPTIONS 1
 #else
@@ -21,18 +23,21 @@
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        /// Throws `error`; without exceptions, prints its message and aborts.
-        template <class E>
-        [[noreturn]] inline void raise(const E& error)
+        namespace detail
         {
+            /// Throws `error`; without exceptions, prints its message and aborts.
+            template <class E>
+            [[noreturn]] inline void raise(const E& error)
+            {
 #if XLOSS_HAS_EXCEPTIONS
-            throw error;
+                throw error;
 #else
-            std::fprintf(stderr, "%s\n", error.what());
-            std::abort();
+                std::fprintf(stderr, "%s\n", error.what());
+                std::abort();
 #endif
+            }
         }
     }
 }

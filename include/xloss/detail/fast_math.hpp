@@ -30,143 +30,147 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-#if XLOSS_USE_SIMD
-        template <class A>
-        inline xsimd::batch<float, A> fast_log(const xsimd::batch<float, A>& x) noexcept
+        namespace detail
         {
-            using F = xsimd::batch<float, A>;
-            using I = xsimd::batch<std::int32_t, A>;
-            // Subnormals: scale into the normal range first (2^23), and take 23 off the exponent.
-            const auto subnormal = x < F(std::numeric_limits<float>::min());
-            const I bits = compat::bitwise_cast<std::int32_t>(xsimd::select(subnormal, x * F(0x1p23f), x));
-            // x = 2^k z with z in [2/3, 4/3): k from the bits of x / (2/3), z by putting k back.
-            const I shifted = bits - I(0x3f2aaaab);
-            const I k = shifted >> 23;
-            const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
-            const F kf = xsimd::to_float(k) - xsimd::select(subnormal, F(23.f), F(0.f));
-            // log(z) = log1p(r) = r + r^2 Q(r), |r| <= 1/3.
-            const F r = z - F(1.f);
-            F q = F(-0x1.fcd036p-4f);
-            q = compat::fma(q, r, F(0x1.1990bcp-3f));
-            q = compat::fma(q, r, F(-0x1.f75896p-4f));
-            q = compat::fma(q, r, F(0x1.1fdcfp-3f));
-            q = compat::fma(q, r, F(-0x1.557832p-3f));
-            q = compat::fma(q, r, F(0x1.99bf86p-3f));
-            q = compat::fma(q, r, F(-0x1.ffffb6p-3f));
-            q = compat::fma(q, r, F(0x1.55552cp-2f));
-            q = compat::fma(q, r, F(-0x1p-1f));
-            // k ln2 with ln2 rounded to float: at most 0.06 ulp of the result for any k.
-            const F y = compat::fma(kf, F(0x1.62e43p-1f), compat::fma(r * r, q, r));
-            // 0 -> -inf, negative -> NaN; +inf and NaN are x itself.
-            const F special = xsimd::select(x == F(0.f), F(-std::numeric_limits<float>::infinity()),
-                                            xsimd::select(x < F(0.f), F(std::numeric_limits<float>::quiet_NaN()), x));
-            return xsimd::select((x > F(0.f)) & (x < F(std::numeric_limits<float>::infinity())), y, special);
-        }
+#if XLOSS_USE_SIMD
+            template <class A>
+            inline xsimd::batch<float, A> fast_log(const xsimd::batch<float, A>& x) noexcept
+            {
+                using F = xsimd::batch<float, A>;
+                using I = xsimd::batch<std::int32_t, A>;
+                // Subnormals: scale into the normal range first (2^23), and take 23 off the exponent.
+                const auto subnormal = x < F(std::numeric_limits<float>::min());
+                const I bits = compat::bitwise_cast<std::int32_t>(xsimd::select(subnormal, x * F(0x1p23f), x));
+                // x = 2^k z with z in [2/3, 4/3): k from the bits of x / (2/3), z by putting k back.
+                const I shifted = bits - I(0x3f2aaaab);
+                const I k = shifted >> 23;
+                const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
+                const F kf = xsimd::to_float(k) - xsimd::select(subnormal, F(23.f), F(0.f));
+                // log(z) = log1p(r) = r + r^2 Q(r), |r| <= 1/3.
+                const F r = z - F(1.f);
+                F q = F(-0x1.fcd036p-4f);
+                q = compat::fma(q, r, F(0x1.1990bcp-3f));
+                q = compat::fma(q, r, F(-0x1.f75896p-4f));
+                q = compat::fma(q, r, F(0x1.1fdcfp-3f));
+                q = compat::fma(q, r, F(-0x1.557832p-3f));
+                q = compat::fma(q, r, F(0x1.99bf86p-3f));
+                q = compat::fma(q, r, F(-0x1.ffffb6p-3f));
+                q = compat::fma(q, r, F(0x1.55552cp-2f));
+                q = compat::fma(q, r, F(-0x1p-1f));
+                // k ln2 with ln2 rounded to float: at most 0.06 ulp of the result for any k.
+                const F y = compat::fma(kf, F(0x1.62e43p-1f), compat::fma(r * r, q, r));
+                // 0 -> -inf, negative -> NaN; +inf and NaN are x itself.
+                const F special =
+                    xsimd::select(x == F(0.f), F(-std::numeric_limits<float>::infinity()),
+                                  xsimd::select(x < F(0.f), F(std::numeric_limits<float>::quiet_NaN()), x));
+                return xsimd::select((x > F(0.f)) & (x < F(std::numeric_limits<float>::infinity())), y, special);
+            }
 
 #if defined(__x86_64__) || defined(_M_X64)
-        // Defined in every translation unit, whatever its -m flags, so that the ops' definitions agree
-        // across translation units built for different instruction sets (runtime dispatch); only a
-        // translation unit compiled for AVX512DQ instantiates them.
+            // Defined in every translation unit, whatever its -m flags, so that the ops' definitions agree
+            // across translation units built for different instruction sets (runtime dispatch); only a
+            // translation unit compiled for AVX512DQ instantiates them.
 
-        /// Archs with AVX512DQ: in-register 16-entry tables and one-instruction classification.
-        template <class A>
-        using if_avx512dq = std::enable_if_t<std::is_base_of<xsimd::avx512dq, A>::value, int>;
+            /// Archs with AVX512DQ: in-register 16-entry tables and one-instruction classification.
+            template <class A>
+            using if_avx512dq = std::enable_if_t<std::is_base_of<xsimd::avx512dq, A>::value, int>;
 
-        // 1/c_i and -log(1/c_i) for the 16 intervals of z in [0x1.66p-1, 0x1.66p+0): see
-        // scripts/fit_fast_math.py, which generates them.
-        alignas(64) inline constexpr float log_table_invc[16] = {
-            0x1.661ec6p+0f, 0x1.571ed4p+0f, 0x1.49539ep+0f, 0x1.3c995ap+0f, 0x1.30d19p+0f,  0x1.25e228p+0f,
-            0x1.1bb4a4p+0f, 0x1.12358ep+0f, 0x1.0953f4p+0f, 0x1p+0f,        0x1.e573acp-1f, 0x1.ca4b3p-1f,
-            0x1.b20364p-1f, 0x1.9c2d14p-1f, 0x1.886e6p-1f,  0x1.767dcep-1f};
-        alignas(64) inline constexpr float log_table_logc[16] = {
-            -0x1.57bf74p-2f, -0x1.2bef08p-2f, -0x1.01eae4p-2f, -0x1.b31d84p-3f, -0x1.6574ecp-3f, -0x1.1aa2bep-3f,
-            -0x1.a4e764p-4f, -0x1.1973b6p-4f, -0x1.252f4p-5f,  0x0p+0f,         0x1.b42dep-5f,   0x1.c5e54cp-4f,
-            0x1.526e5ep-3f,  0x1.bc286cp-3f,  0x1.1058bep-2f,  0x1.40430ap-2f};
+            // 1/c_i and -log(1/c_i) for the 16 intervals of z in [0x1.66p-1, 0x1.66p+0): see
+            // scripts/fit_fast_math.py, which generates them.
+            alignas(64) inline constexpr float log_table_invc[16] = {
+                0x1.661ec6p+0f, 0x1.571ed4p+0f, 0x1.49539ep+0f, 0x1.3c995ap+0f, 0x1.30d19p+0f,  0x1.25e228p+0f,
+                0x1.1bb4a4p+0f, 0x1.12358ep+0f, 0x1.0953f4p+0f, 0x1p+0f,        0x1.e573acp-1f, 0x1.ca4b3p-1f,
+                0x1.b20364p-1f, 0x1.9c2d14p-1f, 0x1.886e6p-1f,  0x1.767dcep-1f};
+            alignas(64) inline constexpr float log_table_logc[16] = {
+                -0x1.57bf74p-2f, -0x1.2bef08p-2f, -0x1.01eae4p-2f, -0x1.b31d84p-3f, -0x1.6574ecp-3f, -0x1.1aa2bep-3f,
+                -0x1.a4e764p-4f, -0x1.1973b6p-4f, -0x1.252f4p-5f,  0x0p+0f,         0x1.b42dep-5f,   0x1.c5e54cp-4f,
+                0x1.526e5ep-3f,  0x1.bc286cp-3f,  0x1.1058bep-2f,  0x1.40430ap-2f};
 
-        /**
-         * log(x) for positive, normal, finite x (1.62 ulp at most); finite for any other input.
-         * x = 2^k z; the top 4 mantissa bits of z pick c from a table held in registers, and
-         * log z = log c + log1p(r), r = z / c - 1, |r| < 0.03, needs a polynomial of degree 2 only.
-         */
-        template <class A, if_avx512dq<A> = 0>
-        inline xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
-        {
-            using F = xsimd::batch<float, A>;
-            using I = xsimd::batch<std::int32_t, A>;
-            const I bits = compat::bitwise_cast<std::int32_t>(x);
-            const I shifted = bits - I(0x3f330000);
-            const I k = shifted >> 23;
-            const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
-            // vpermps reads the low 4 bits of each index: the top 4 bits of z's mantissa.
-            const __m512i index = _mm512_srli_epi32(shifted, 19);
-            const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
-            const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
-            // r = z / c - 1 needs the single rounding of a fused multiply-add.
-            const F r = compat::fma(z, invc, F(-1.f));
-            const F q = compat::fma(compat::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
-            return compat::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + compat::fma(r * r, q, r);
-        }
+            /**
+             * log(x) for positive, normal, finite x (1.62 ulp at most); finite for any other input.
+             * x = 2^k z; the top 4 mantissa bits of z pick c from a table held in registers, and
+             * log z = log c + log1p(r), r = z / c - 1, |r| < 0.03, needs a polynomial of degree 2 only.
+             */
+            template <class A, if_avx512dq<A> = 0>
+            inline xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
+            {
+                using F = xsimd::batch<float, A>;
+                using I = xsimd::batch<std::int32_t, A>;
+                const I bits = compat::bitwise_cast<std::int32_t>(x);
+                const I shifted = bits - I(0x3f330000);
+                const I k = shifted >> 23;
+                const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
+                // vpermps reads the low 4 bits of each index: the top 4 bits of z's mantissa.
+                const __m512i index = _mm512_srli_epi32(shifted, 19);
+                const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
+                const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
+                // r = z / c - 1 needs the single rounding of a fused multiply-add.
+                const F r = compat::fma(z, invc, F(-1.f));
+                const F q = compat::fma(compat::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
+                return compat::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + compat::fma(r * r, q, r);
+            }
 
-        /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
-        template <class A, if_avx512dq<A> = 0>
-        inline bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
-        {
-            // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
-            return _kortestz_mask16_u8(_mm512_fpclass_ps_mask(t, 0xF9), _mm512_fpclass_ps_mask(x, 0x99));
-        }
+            /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
+            template <class A, if_avx512dq<A> = 0>
+            inline bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
+            {
+                // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
+                return _kortestz_mask16_u8(_mm512_fpclass_ps_mask(t, 0xF9), _mm512_fpclass_ps_mask(x, 0x99));
+            }
 #endif
 #endif
 
-        /// The log the kernels use: fast_log for float batches, xsimd's or the C library's otherwise.
-        template <class B>
-        inline B kernel_log(const B& x) noexcept
-        {
-            return log(x);
-        }
+            /// The log the kernels use: fast_log for float batches, xsimd's or the C library's otherwise.
+            template <class B>
+            inline B kernel_log(const B& x) noexcept
+            {
+                return log(x);
+            }
 
-        /// The exp the kernels use: the C library's for scalars, xsimd's for batches.
-        template <class B>
-        inline B kernel_exp(const B& x) noexcept
-        {
-            return exp(x);
-        }
+            /// The exp the kernels use: the C library's for scalars, xsimd's for batches.
+            template <class B>
+            inline B kernel_exp(const B& x) noexcept
+            {
+                return exp(x);
+            }
 
 #if XLOSS_USE_SIMD
-        /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
-        /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
-        /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
-        /// result scaled back by a power of 2, exactly, so both ends come out as the C library's.
-        template <class T, class A>
-        inline xsimd::batch<T, A> kernel_exp(const xsimd::batch<T, A>& x) noexcept
-        {
-            using F = xsimd::batch<T, A>;
-            const T shift = T(44.3614195558364998); // 64 ln 2
-            const auto low = x < F(std::log(std::numeric_limits<T>::min()));
-            const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
-            const F e = xsimd::exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
-            return e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1)));
-        }
+            /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
+            /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
+            /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
+            /// result scaled back by a power of 2, exactly, so both ends come out as the C library's.
+            template <class T, class A>
+            inline xsimd::batch<T, A> kernel_exp(const xsimd::batch<T, A>& x) noexcept
+            {
+                using F = xsimd::batch<T, A>;
+                const T shift = T(44.3614195558364998); // 64 ln 2
+                const auto low = x < F(std::log(std::numeric_limits<T>::min()));
+                const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
+                const F e = xsimd::exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
+                return e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1)));
+            }
 
-        template <class A>
-        inline xsimd::batch<float, A> kernel_log(const xsimd::batch<float, A>& x) noexcept
-        {
-            return fast_log(x);
-        }
+            template <class A>
+            inline xsimd::batch<float, A> kernel_log(const xsimd::batch<float, A>& x) noexcept
+            {
+                return fast_log(x);
+            }
 
-        /// xsimd 8.1's double log is wrong for subnormals (it gives about log(4.9e-324) for all of
-        /// them): scale them into the normal range first (2^52), and take 52 ln 2 off.
-        template <class A>
-        inline xsimd::batch<double, A> kernel_log(const xsimd::batch<double, A>& x) noexcept
-        {
-            using F = xsimd::batch<double, A>;
-            const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
-            const F y = xsimd::log(xsimd::select(subnormal, x * F(0x1p52), x));
-            return xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y);
-        }
+            /// xsimd 8.1's double log is wrong for subnormals (it gives about log(4.9e-324) for all of
+            /// them): scale them into the normal range first (2^52), and take 52 ln 2 off.
+            template <class A>
+            inline xsimd::batch<double, A> kernel_log(const xsimd::batch<double, A>& x) noexcept
+            {
+                using F = xsimd::batch<double, A>;
+                const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
+                const F y = xsimd::log(xsimd::select(subnormal, x * F(0x1p52), x));
+                return xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y);
+            }
 
 #endif
+        }
     }
 }
 

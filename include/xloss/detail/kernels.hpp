@@ -26,253 +26,256 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        /// A scalar that an op receives in every lane (the reduced losses' gradient).
-        template <class T>
-        struct scalar_arg
+        namespace detail
         {
-            T value;
-        };
+            /// A scalar that an op receives in every lane (the reduced losses' gradient).
+            template <class T>
+            struct scalar_arg
+            {
+                T value;
+            };
 
-        template <class B, class T>
-        inline B load_arg(const T* p, std::size_t i) noexcept
-        {
-            return batch_traits<B>::load(p + i);
-        }
+            template <class B, class T>
+            inline B load_arg(const T* p, std::size_t i) noexcept
+            {
+                return batch_traits<B>::load(p + i);
+            }
 
-        template <class B, class T>
-        inline B load_arg(scalar_arg<T> s, std::size_t /*i*/) noexcept
-        {
-            return B(s.value);
-        }
+            template <class B, class T>
+            inline B load_arg(scalar_arg<T> s, std::size_t /*i*/) noexcept
+            {
+                return B(s.value);
+            }
 
 #if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-        // Declared in every translation unit, whatever its -m flags (see fast_math.hpp); only one
-        // compiled for AVX-512 instantiates the masked loads and stores.
-        template <class B>
-        struct is_avx512_batch : std::false_type
-        {
-        };
-
-        template <class T, class A>
-        struct is_avx512_batch<xsimd::batch<T, A>> : std::is_base_of<xsimd::avx512f, A>
-        {
-        };
-#else
-        template <class B>
-        struct is_avx512_batch : std::false_type
-        {
-        };
-#endif
-
-        /// Elements [i, n) of p, n - i < size, in a batch padded with `pad`: one masked load on AVX-512
-        /// (masked-off lanes are not read), a copy through the stack elsewhere.
-        template <class B, class T>
-        inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
-        {
-            if constexpr (batch_traits<B>::size == 1)
-            {
-                return B(pad); // a batch of one lane has no partial batch: nothing to read
-            }
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-            if constexpr (is_avx512_batch<B>::value)
-            {
-                const unsigned mask = (1u << (n - i)) - 1u;
-                if constexpr (std::is_same<T, float>::value)
-                {
-                    return _mm512_mask_loadu_ps(_mm512_set1_ps(pad), static_cast<__mmask16>(mask), p + i);
-                }
-                else
-                {
-                    return _mm512_mask_loadu_pd(_mm512_set1_pd(pad), static_cast<__mmask8>(mask), p + i);
-                }
-            }
-#endif
-            alignas(64) T buf[batch_traits<B>::size];
-            std::fill(std::begin(buf), std::end(buf), pad);
-            std::copy(p + i, p + n, buf);
-            return batch_traits<B>::load(buf);
-        }
-
-        template <class B, class T>
-        inline B load_tail(scalar_arg<T> s, std::size_t, std::size_t, T) noexcept
-        {
-            return B(s.value);
-        }
-
-        /// The last n - i < size elements as a batch; padding lanes see x = 0, t = 1, g = 0.
-        template <class B, class Op, class X, class Y, class G>
-        inline B apply_tail(Op op, const X& x, const Y& t, const G& g, std::size_t i, std::size_t n) noexcept
-        {
-            using T = value_type_t<B>;
-            return op(load_tail<B>(x, i, n, T(0)), load_tail<B>(t, i, n, T(1)), load_tail<B>(g, i, n, T(0)));
-        }
-
-        /// A block_sum::add side effect that does nothing.
-        struct no_side
-        {
+            // Declared in every translation unit, whatever its -m flags (see fast_math.hpp); only one
+            // compiled for AVX-512 instantiates the masked loads and stores.
             template <class B>
-            void operator()(const B&, const B&, const B&, std::size_t, std::size_t) const noexcept
+            struct is_avx512_batch : std::false_type
             {
-            }
-        };
+            };
 
-        /// Stores the first `count` lanes of v at p.
-        template <class B>
-        inline void store_lanes(value_type_t<B>* p, const B& v, std::size_t count) noexcept
-        {
-            if (count == batch_traits<B>::size)
+            template <class T, class A>
+            struct is_avx512_batch<xsimd::batch<T, A>> : std::is_base_of<xsimd::avx512f, A>
             {
-                batch_traits<B>::store(p, v);
-                return;
-            }
-            if constexpr (batch_traits<B>::size == 1)
+            };
+#else
+            template <class B>
+            struct is_avx512_batch : std::false_type
             {
-                return; // count is 0
-            }
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-            if constexpr (is_avx512_batch<B>::value)
-            {
-                const unsigned mask = (1u << count) - 1u;
-                if constexpr (std::is_same<value_type_t<B>, float>::value)
-                {
-                    _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
-                }
-                else
-                {
-                    _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
-                }
-                return;
-            }
+            };
 #endif
-            alignas(64) value_type_t<B> buf[batch_traits<B>::size];
-            batch_traits<B>::store(buf, v);
-            std::copy(buf, buf + count, p);
-        }
 
-        /**
-         * Accurate running sum of op(x, t, g) over arrays fed in one or more calls.
-         *
-         * The terms are added in batches into `unroll` accumulators of type B; every
-         * `rounds` batches per accumulator (one block) the accumulators are folded
-         * and added into a double. Each term thus passes through at most
-         * rounds + log2(unroll) + log2(lanes) additions in T before reaching double:
-         * about 10 in float, which bounds the relative error by 10 * 2^-24 of the
-         * sum of absolute values, whatever the length.
-         */
-        template <class B>
-        class block_sum
-        {
-        public:
-
-            using value_type = value_type_t<B>;
-            static constexpr std::size_t lanes = batch_traits<B>::size;
-            static constexpr std::size_t unroll = 4;
-            static constexpr std::size_t rounds = 4;
-            static constexpr std::size_t block = lanes * unroll * rounds;
-
-            /**
-             * Adds op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg. For each
-             * batch, side(x, t, g, i, count) sees the batches loaded for elements [i, i + count):
-             * a fused pass writes its gradients there, from the same loads.
-             */
-            template <class Op, class G, class Side = no_side>
-            void add(Op op, const value_type* x, const value_type* t, G g, std::size_t n, Side side = {}) noexcept;
-
-            double total() const noexcept
+            /// Elements [i, n) of p, n - i < size, in a batch padded with `pad`: one masked load on AVX-512
+            /// (masked-off lanes are not read), a copy through the stack elsewhere.
+            template <class B, class T>
+            inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
             {
-                return m_total;
-            }
-
-        private:
-
-            void flush(B (&acc)[unroll]) noexcept
-            {
-                const B folded = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-                m_total += static_cast<double>(batch_traits<B>::hsum(folded));
-            }
-
-            double m_total = 0.;
-        };
-
-        template <class B>
-        template <class Op, class G, class Side>
-        inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n,
-                                      Side side) noexcept
-        {
-            // One batch: its term, and the side effect from the same loads.
-            auto term = [&](std::size_t j)
-            {
-                if constexpr (std::is_same<Side, no_side>::value)
+                if constexpr (batch_traits<B>::size == 1)
                 {
-                    return op(load_arg<B>(x, j), load_arg<B>(t, j), load_arg<B>(g, j));
+                    return B(pad); // a batch of one lane has no partial batch: nothing to read
                 }
-                else
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+                if constexpr (is_avx512_batch<B>::value)
                 {
-                    const B xb = load_arg<B>(x, j);
-                    const B tb = load_arg<B>(t, j);
-                    const B gb = load_arg<B>(g, j);
-                    side(xb, tb, gb, j, lanes);
-                    return op(xb, tb, gb);
+                    const unsigned mask = (1u << (n - i)) - 1u;
+                    if constexpr (std::is_same<T, float>::value)
+                    {
+                        return _mm512_mask_loadu_ps(_mm512_set1_ps(pad), static_cast<__mmask16>(mask), p + i);
+                    }
+                    else
+                    {
+                        return _mm512_mask_loadu_pd(_mm512_set1_pd(pad), static_cast<__mmask8>(mask), p + i);
+                    }
+                }
+#endif
+                alignas(64) T buf[batch_traits<B>::size];
+                std::fill(std::begin(buf), std::end(buf), pad);
+                std::copy(p + i, p + n, buf);
+                return batch_traits<B>::load(buf);
+            }
+
+            template <class B, class T>
+            inline B load_tail(scalar_arg<T> s, std::size_t, std::size_t, T) noexcept
+            {
+                return B(s.value);
+            }
+
+            /// The last n - i < size elements as a batch; padding lanes see x = 0, t = 1, g = 0.
+            template <class B, class Op, class X, class Y, class G>
+            inline B apply_tail(Op op, const X& x, const Y& t, const G& g, std::size_t i, std::size_t n) noexcept
+            {
+                using T = value_type_t<B>;
+                return op(load_tail<B>(x, i, n, T(0)), load_tail<B>(t, i, n, T(1)), load_tail<B>(g, i, n, T(0)));
+            }
+
+            /// A block_sum::add side effect that does nothing.
+            struct no_side
+            {
+                template <class B>
+                void operator()(const B&, const B&, const B&, std::size_t, std::size_t) const noexcept
+                {
                 }
             };
-            std::size_t i = 0;
-            for (; i + block <= n; i += block)
+
+            /// Stores the first `count` lanes of v at p.
+            template <class B>
+            inline void store_lanes(value_type_t<B>* p, const B& v, std::size_t count) noexcept
             {
-                B acc[unroll] = {B(0), B(0), B(0), B(0)};
-                for (std::size_t r = 0; r < rounds; ++r)
+                if (count == batch_traits<B>::size)
                 {
-                    for (std::size_t u = 0; u < unroll; ++u)
+                    batch_traits<B>::store(p, v);
+                    return;
+                }
+                if constexpr (batch_traits<B>::size == 1)
+                {
+                    return; // count is 0
+                }
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+                if constexpr (is_avx512_batch<B>::value)
+                {
+                    const unsigned mask = (1u << count) - 1u;
+                    if constexpr (std::is_same<value_type_t<B>, float>::value)
                     {
-                        acc[u] += term(i + (r * unroll + u) * lanes);
+                        _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
+                    }
+                    else
+                    {
+                        _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
+                    }
+                    return;
+                }
+#endif
+                alignas(64) value_type_t<B> buf[batch_traits<B>::size];
+                batch_traits<B>::store(buf, v);
+                std::copy(buf, buf + count, p);
+            }
+
+            /**
+             * Accurate running sum of op(x, t, g) over arrays fed in one or more calls.
+             *
+             * The terms are added in batches into `unroll` accumulators of type B; every
+             * `rounds` batches per accumulator (one block) the accumulators are folded
+             * and added into a double. Each term thus passes through at most
+             * rounds + log2(unroll) + log2(lanes) additions in T before reaching double:
+             * about 10 in float, which bounds the relative error by 10 * 2^-24 of the
+             * sum of absolute values, whatever the length.
+             */
+            template <class B>
+            class block_sum
+            {
+            public:
+
+                using value_type = value_type_t<B>;
+                static constexpr std::size_t lanes = batch_traits<B>::size;
+                static constexpr std::size_t unroll = 4;
+                static constexpr std::size_t rounds = 4;
+                static constexpr std::size_t block = lanes * unroll * rounds;
+
+                /**
+                 * Adds op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg. For each
+                 * batch, side(x, t, g, i, count) sees the batches loaded for elements [i, i + count):
+                 * a fused pass writes its gradients there, from the same loads.
+                 */
+                template <class Op, class G, class Side = no_side>
+                void add(Op op, const value_type* x, const value_type* t, G g, std::size_t n, Side side = {}) noexcept;
+
+                double total() const noexcept
+                {
+                    return m_total;
+                }
+
+            private:
+
+                void flush(B (&acc)[unroll]) noexcept
+                {
+                    const B folded = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                    m_total += static_cast<double>(batch_traits<B>::hsum(folded));
+                }
+
+                double m_total = 0.;
+            };
+
+            template <class B>
+            template <class Op, class G, class Side>
+            inline void block_sum<B>::add(Op op, const value_type* x, const value_type* t, G g, std::size_t n,
+                                          Side side) noexcept
+            {
+                // One batch: its term, and the side effect from the same loads.
+                auto term = [&](std::size_t j)
+                {
+                    if constexpr (std::is_same<Side, no_side>::value)
+                    {
+                        return op(load_arg<B>(x, j), load_arg<B>(t, j), load_arg<B>(g, j));
+                    }
+                    else
+                    {
+                        const B xb = load_arg<B>(x, j);
+                        const B tb = load_arg<B>(t, j);
+                        const B gb = load_arg<B>(g, j);
+                        side(xb, tb, gb, j, lanes);
+                        return op(xb, tb, gb);
+                    }
+                };
+                std::size_t i = 0;
+                for (; i + block <= n; i += block)
+                {
+                    B acc[unroll] = {B(0), B(0), B(0), B(0)};
+                    for (std::size_t r = 0; r < rounds; ++r)
+                    {
+                        for (std::size_t u = 0; u < unroll; ++u)
+                        {
+                            acc[u] += term(i + (r * unroll + u) * lanes);
+                        }
+                    }
+                    flush(acc);
+                }
+                if (i == n)
+                {
+                    return;
+                }
+                // Less than a block left: the same batch-to-accumulator pattern, then one flush.
+                B acc[unroll] = {B(0), B(0), B(0), B(0)};
+                std::size_t k = 0;
+                for (; i + lanes <= n; i += lanes, ++k)
+                {
+                    acc[k % unroll] += term(i);
+                }
+                if constexpr (lanes > 1) // batches of one lane leave no tail
+                {
+                    if (i < n)
+                    {
+                        // The last n - i < lanes elements, padded with x = 0, t = 1, g = 0, padding lanes zeroed.
+                        const B xb = load_tail<B>(x, i, n, value_type(0));
+                        const B tb = load_tail<B>(t, i, n, value_type(1));
+                        const B gb = load_tail<B>(g, i, n, value_type(0));
+                        alignas(64) value_type lanes_buf[lanes];
+                        batch_traits<B>::store(lanes_buf, op(xb, tb, gb));
+                        std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
+                        acc[k % unroll] += batch_traits<B>::load(lanes_buf);
+                        side(xb, tb, gb, i, n - i);
                     }
                 }
                 flush(acc);
             }
-            if (i == n)
+
+            /// out[i] = op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg.
+            template <class B, class Op, class G>
+            inline void map(Op op, const value_type_t<B>* x, const value_type_t<B>* t, G g, value_type_t<B>* out,
+                            std::size_t n) noexcept
             {
-                return;
-            }
-            // Less than a block left: the same batch-to-accumulator pattern, then one flush.
-            B acc[unroll] = {B(0), B(0), B(0), B(0)};
-            std::size_t k = 0;
-            for (; i + lanes <= n; i += lanes, ++k)
-            {
-                acc[k % unroll] += term(i);
-            }
-            if constexpr (lanes > 1) // batches of one lane leave no tail
-            {
+                constexpr std::size_t lanes = batch_traits<B>::size;
+                std::size_t i = 0;
+                for (; i + lanes <= n; i += lanes)
+                {
+                    batch_traits<B>::store(out + i, op(load_arg<B>(x, i), load_arg<B>(t, i), load_arg<B>(g, i)));
+                }
                 if (i < n)
                 {
-                    // The last n - i < lanes elements, padded with x = 0, t = 1, g = 0, padding lanes zeroed.
-                    const B xb = load_tail<B>(x, i, n, value_type(0));
-                    const B tb = load_tail<B>(t, i, n, value_type(1));
-                    const B gb = load_tail<B>(g, i, n, value_type(0));
-                    alignas(64) value_type lanes_buf[lanes];
-                    batch_traits<B>::store(lanes_buf, op(xb, tb, gb));
-                    std::fill(lanes_buf + (n - i), lanes_buf + lanes, value_type(0));
-                    acc[k % unroll] += batch_traits<B>::load(lanes_buf);
-                    side(xb, tb, gb, i, n - i);
+                    store_lanes(out + i, apply_tail<B>(op, x, t, g, i, n), n - i);
                 }
-            }
-            flush(acc);
-        }
-
-        /// out[i] = op(x[i], t[i], g[i]) for i in [0, n); g is a pointer or a scalar_arg.
-        template <class B, class Op, class G>
-        inline void map(Op op, const value_type_t<B>* x, const value_type_t<B>* t, G g, value_type_t<B>* out,
-                        std::size_t n) noexcept
-        {
-            constexpr std::size_t lanes = batch_traits<B>::size;
-            std::size_t i = 0;
-            for (; i + lanes <= n; i += lanes)
-            {
-                batch_traits<B>::store(out + i, op(load_arg<B>(x, i), load_arg<B>(t, i), load_arg<B>(g, i)));
-            }
-            if (i < n)
-            {
-                store_lanes(out + i, apply_tail<B>(op, x, t, g, i, n), n - i);
             }
         }
     }

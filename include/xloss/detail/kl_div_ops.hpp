@@ -25,228 +25,231 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        template <class B>
-        inline B neg_inf() noexcept
-        {
-            return B(-std::numeric_limits<value_type_t<B>>::infinity());
-        }
-
-        /// t * (log t - x)
-        struct kl_term
+        namespace detail
         {
             template <class B>
-            static B any_values(const B& x, const B& t) noexcept
+            inline B neg_inf() noexcept
             {
-                const B zero(0);
-                return select((t == zero) & (x == x), zero, t * (kernel_log(t) - x));
+                return B(-std::numeric_limits<value_type_t<B>>::infinity());
             }
 
-            template <class B>
-            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+            /// t * (log t - x)
+            struct kl_term
             {
-                return any_values(x, t);
-            }
+                template <class B>
+                static B any_values(const B& x, const B& t) noexcept
+                {
+                    const B zero(0);
+                    return select((t == zero) & (x == x), zero, t * (kernel_log(t) - x));
+                }
+
+                template <class B>
+                B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+                {
+                    return any_values(x, t);
+                }
 
 #if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-            // The hot path: when t holds only positive normal numbers and zeros and x only finite
-            // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
-            template <class A, if_avx512dq<A> = 0>
-            xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t,
-                                              const xsimd::batch<float, A>& /*g*/) const noexcept
-            {
-                if (kl_plain_lanes(x, t))
+                // The hot path: when t holds only positive normal numbers and zeros and x only finite
+                // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
+                template <class A, if_avx512dq<A> = 0>
+                xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t,
+                                                  const xsimd::batch<float, A>& /*g*/) const noexcept
                 {
-                    return t * (log_normal(t) - x);
+                    if (kl_plain_lanes(x, t))
+                    {
+                        return t * (log_normal(t) - x);
+                    }
+                    return any_values(x, t);
                 }
-                return any_values(x, t);
-            }
 #endif
-        };
+            };
 
-        /**
-         * exp(t) * d, where exp(t) leaves the floating-point range, by its limit. `src` is what
-         * makes d infinite in the mathematics (x, or g): where exp(t) underflows to 0, the limit
-         * is d if src is infinite, else 0 (d may still have overflowed); where d is 0 it is 0,
-         * also if exp(t) overflowed. NaN stays NaN.
-         */
-        template <class B>
-        inline B exp_times(const B& t, const B& d, const B& src) noexcept
-        {
-            const B zero(0);
-            const B e = kernel_exp(t);
-            const B v = select(d == zero, zero, e * d);
-            const B inf(std::numeric_limits<value_type_t<B>>::infinity());
-            return select((e == zero) & (d == d), select(abs(src) == inf, d, zero), v);
-        }
+            /**
+             * exp(t) * d, where exp(t) leaves the floating-point range, by its limit. `src` is what
+             * makes d infinite in the mathematics (x, or g): where exp(t) underflows to 0, the limit
+             * is d if src is infinite, else 0 (d may still have overflowed); where d is 0 it is 0,
+             * also if exp(t) overflowed. NaN stays NaN.
+             */
+            template <class B>
+            inline B exp_times(const B& t, const B& d, const B& src) noexcept
+            {
+                const B zero(0);
+                const B e = kernel_exp(t);
+                const B v = select(d == zero, zero, e * d);
+                const B inf(std::numeric_limits<value_type_t<B>>::infinity());
+                return select((e == zero) & (d == d), select(abs(src) == inf, d, zero), v);
+            }
 
-        /// Whether one lane mask holds in every lane (a scalar's bool, or xsimd::all for batches).
-        inline bool all_lanes(bool b) noexcept
-        {
-            return b;
-        }
+            /// Whether one lane mask holds in every lane (a scalar's bool, or xsimd::all for batches).
+            inline bool all_lanes(bool b) noexcept
+            {
+                return b;
+            }
 
 #if XLOSS_USE_SIMD
-        template <class T, class A>
-        inline bool all_lanes(const xsimd::batch_bool<T, A>& b) noexcept
-        {
-            return xsimd::all(b);
-        }
+            template <class T, class A>
+            inline bool all_lanes(const xsimd::batch_bool<T, A>& b) noexcept
+            {
+                return xsimd::all(b);
+            }
 #endif
 
-        /**
-         * Whether, in every lane, exp(t) is a normal number or t is -inf (a masked class, which the
-         * ops select away): then exp(t) * d needs none of exp_times's limits (an infinite x makes
-         * exp(t) * d infinite by itself, d = t - x cannot overflow on its own, and a product that
-         * overflows does so in the mathematics too). The log-target ops' fast path.
-         */
-        template <class B>
-        inline bool plain_exp_lanes(const B& t) noexcept
-        {
-            using T = value_type_t<B>;
-            // log of the smallest normal number and of the largest, a little inside.
-            const B lo(static_cast<T>(std::log(std::numeric_limits<T>::min()) + 1));
-            const B hi(static_cast<T>(std::log(std::numeric_limits<T>::max()) - 1));
-            return all_lanes(((t > lo) | (t == neg_inf<B>())) & (t < hi));
-        }
-
-        /// exp(t) * (t - x)
-        struct kl_term_log
-        {
+            /**
+             * Whether, in every lane, exp(t) is a normal number or t is -inf (a masked class, which the
+             * ops select away): then exp(t) * d needs none of exp_times's limits (an infinite x makes
+             * exp(t) * d infinite by itself, d = t - x cannot overflow on its own, and a product that
+             * overflows does so in the mathematics too). The log-target ops' fast path.
+             */
             template <class B>
-            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
-            {
-                const B zero(0);
-                const auto masked = (t == neg_inf<B>()) & (x == x);
-                return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
-            }
-        };
-
-        /// d/dx: -t * g
-        struct kl_input_grad
-        {
-            template <class B>
-            B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
-            {
-                const B zero(0);
-                return select(t == zero, zero, -t * g);
-            }
-        };
-
-        /// d/dx with log_target: -exp(t) * g
-        struct kl_input_grad_log
-        {
-            template <class B>
-            B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
-            {
-                const B zero(0);
-                return select(t == neg_inf<B>(), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
-            }
-        };
-
-        /// d/dt: (log t + 1 - x) * g
-        struct kl_target_grad
-        {
-            template <class B>
-            B operator()(const B& x, const B& t, const B& g) const noexcept
-            {
-                const B zero(0);
-                return select((t == zero) & (x == x), zero, (kernel_log(t) + B(1) - x) * g);
-            }
-        };
-
-        /**
-         * The probability-target ops for a policy or an epsilon other than PyTorch's: MXNet's
-         * `t * (log(t + eps) - x)`, and Paddle's (`zero`) 0 wherever the target is not positive.
-         */
-        struct general_prob
-        {
-            double eps;            ///< added to t inside the log
-            bool zero_nonpositive; ///< target_policy::zero
-
-            /// Where term and gradients are exactly 0.
-            template <class B>
-            auto zero_mask(const B& x, const B& t) const noexcept
-            {
-                const B zero(0);
-                return zero_nonpositive ? !(t > zero) : ((t == zero) & (x == x));
-            }
-
-            template <class B>
-            B log_t(const B& t) const noexcept
-            {
-                return kernel_log(t + B(static_cast<value_type_t<B>>(eps)));
-            }
-        };
-
-        /// t * (log(t + eps) - x)
-        struct kl_term_general
-        {
-            general_prob p;
-
-            template <class B>
-            B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
-            {
-                return select(p.zero_mask(x, t), B(0), t * (p.log_t(t) - x));
-            }
-        };
-
-        /// d/dx: -t * g
-        struct kl_input_grad_general
-        {
-            general_prob p;
-
-            template <class B>
-            B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
-            {
-                const B zero(0);
-                return select(p.zero_nonpositive ? !(t > zero) : (t == zero), zero, -t * g);
-            }
-        };
-
-        /// d/dt: (log(t + eps) + t / (t + eps) - x) * g; at t = 0 with eps > 0 that is log(eps) - x,
-        /// the true derivative, not 0.
-        struct kl_target_grad_general
-        {
-            general_prob p;
-
-            template <class B>
-            B operator()(const B& x, const B& t, const B& g) const noexcept
+            inline bool plain_exp_lanes(const B& t) noexcept
             {
                 using T = value_type_t<B>;
-                const B zero(0);
-                const B ratio = p.eps == 0. ? B(1) : t / (t + B(static_cast<T>(p.eps)));
-                const B d = (p.log_t(t) + ratio - x) * g;
-                if (p.eps == 0.)
-                {
-                    return select(p.zero_mask(x, t), zero, d);
-                }
-                return p.zero_nonpositive ? select(!(t > zero), zero, d) : d;
+                // log of the smallest normal number and of the largest, a little inside.
+                const B lo(static_cast<T>(std::log(std::numeric_limits<T>::min()) + 1));
+                const B hi(static_cast<T>(std::log(std::numeric_limits<T>::max()) - 1));
+                return all_lanes(((t > lo) | (t == neg_inf<B>())) & (t < hi));
             }
-        };
 
-        /// d/dt with log_target: exp(t) * (t - x + 1) * g
-        struct kl_target_grad_log
-        {
-            template <class B>
-            B operator()(const B& x, const B& t, const B& g) const noexcept
+            /// exp(t) * (t - x)
+            struct kl_term_log
             {
-                const B zero(0);
-                const auto masked = (t == neg_inf<B>()) & (x == x);
-                const B d = t - x + B(1);
-                return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
-            }
-        };
+                template <class B>
+                B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+                {
+                    const B zero(0);
+                    const auto masked = (t == neg_inf<B>()) & (x == x);
+                    return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
+                }
+            };
 
-        /// The loss's three ops for one target space and policy, as objects (some carry parameters).
-        template <class Term, class InputGrad, class TargetGrad>
-        struct op_set
-        {
-            Term term;
-            InputGrad input_grad;
-            TargetGrad target_grad;
-        };
+            /// d/dx: -t * g
+            struct kl_input_grad
+            {
+                template <class B>
+                B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
+                {
+                    const B zero(0);
+                    return select(t == zero, zero, -t * g);
+                }
+            };
+
+            /// d/dx with log_target: -exp(t) * g
+            struct kl_input_grad_log
+            {
+                template <class B>
+                B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
+                {
+                    const B zero(0);
+                    return select(t == neg_inf<B>(), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
+                }
+            };
+
+            /// d/dt: (log t + 1 - x) * g
+            struct kl_target_grad
+            {
+                template <class B>
+                B operator()(const B& x, const B& t, const B& g) const noexcept
+                {
+                    const B zero(0);
+                    return select((t == zero) & (x == x), zero, (kernel_log(t) + B(1) - x) * g);
+                }
+            };
+
+            /**
+             * The probability-target ops for a policy or an epsilon other than PyTorch's: MXNet's
+             * `t * (log(t + eps) - x)`, and Paddle's (`zero`) 0 wherever the target is not positive.
+             */
+            struct general_prob
+            {
+                double eps;            ///< added to t inside the log
+                bool zero_nonpositive; ///< target_policy::zero
+
+                /// Where term and gradients are exactly 0.
+                template <class B>
+                auto zero_mask(const B& x, const B& t) const noexcept
+                {
+                    const B zero(0);
+                    return zero_nonpositive ? !(t > zero) : ((t == zero) & (x == x));
+                }
+
+                template <class B>
+                B log_t(const B& t) const noexcept
+                {
+                    return kernel_log(t + B(static_cast<value_type_t<B>>(eps)));
+                }
+            };
+
+            /// t * (log(t + eps) - x)
+            struct kl_term_general
+            {
+                general_prob p;
+
+                template <class B>
+                B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+                {
+                    return select(p.zero_mask(x, t), B(0), t * (p.log_t(t) - x));
+                }
+            };
+
+            /// d/dx: -t * g
+            struct kl_input_grad_general
+            {
+                general_prob p;
+
+                template <class B>
+                B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
+                {
+                    const B zero(0);
+                    return select(p.zero_nonpositive ? !(t > zero) : (t == zero), zero, -t * g);
+                }
+            };
+
+            /// d/dt: (log(t + eps) + t / (t + eps) - x) * g; at t = 0 with eps > 0 that is log(eps) - x,
+            /// the true derivative, not 0.
+            struct kl_target_grad_general
+            {
+                general_prob p;
+
+                template <class B>
+                B operator()(const B& x, const B& t, const B& g) const noexcept
+                {
+                    using T = value_type_t<B>;
+                    const B zero(0);
+                    const B ratio = p.eps == 0. ? B(1) : t / (t + B(static_cast<T>(p.eps)));
+                    const B d = (p.log_t(t) + ratio - x) * g;
+                    if (p.eps == 0.)
+                    {
+                        return select(p.zero_mask(x, t), zero, d);
+                    }
+                    return p.zero_nonpositive ? select(!(t > zero), zero, d) : d;
+                }
+            };
+
+            /// d/dt with log_target: exp(t) * (t - x + 1) * g
+            struct kl_target_grad_log
+            {
+                template <class B>
+                B operator()(const B& x, const B& t, const B& g) const noexcept
+                {
+                    const B zero(0);
+                    const auto masked = (t == neg_inf<B>()) & (x == x);
+                    const B d = t - x + B(1);
+                    return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
+                }
+            };
+
+            /// The loss's three ops for one target space and policy, as objects (some carry parameters).
+            template <class Term, class InputGrad, class TargetGrad>
+            struct op_set
+            {
+                Term term;
+                InputGrad input_grad;
+                TargetGrad target_grad;
+            };
+        }
     }
 }
 

@@ -21,85 +21,88 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        /// A "batch" of one scalar: the scalar path.
-        template <class B>
-        struct batch_traits
+        namespace detail
         {
-            using value_type = B;
-            static constexpr std::size_t size = 1;
-
-            static B load(const value_type* p) noexcept
+            /// A "batch" of one scalar: the scalar path.
+            template <class B>
+            struct batch_traits
             {
-                return *p;
-            }
+                using value_type = B;
+                static constexpr std::size_t size = 1;
 
-            static void store(value_type* p, const B& v) noexcept
-            {
-                *p = v;
-            }
+                static B load(const value_type* p) noexcept
+                {
+                    return *p;
+                }
 
-            static value_type hsum(const B& v) noexcept
-            {
-                return v;
-            }
-        };
+                static void store(value_type* p, const B& v) noexcept
+                {
+                    *p = v;
+                }
+
+                static value_type hsum(const B& v) noexcept
+                {
+                    return v;
+                }
+            };
 
 #if XLOSS_USE_SIMD
-        template <class T, class A>
-        struct batch_traits<xsimd::batch<T, A>>
-        {
-            using value_type = T;
-            static constexpr std::size_t size = xsimd::batch<T, A>::size;
-
-            static xsimd::batch<T, A> load(const T* p) noexcept
+            template <class T, class A>
+            struct batch_traits<xsimd::batch<T, A>>
             {
-                return xsimd::batch<T, A>::load_unaligned(p);
-            }
+                using value_type = T;
+                static constexpr std::size_t size = xsimd::batch<T, A>::size;
 
-            static void store(T* p, const xsimd::batch<T, A>& v) noexcept
-            {
-                v.store_unaligned(p);
-            }
+                static xsimd::batch<T, A> load(const T* p) noexcept
+                {
+                    return xsimd::batch<T, A>::load_unaligned(p);
+                }
 
-            static T hsum(const xsimd::batch<T, A>& v) noexcept
-            {
-                return compat::reduce_add(v);
-            }
-        };
+                static void store(T* p, const xsimd::batch<T, A>& v) noexcept
+                {
+                    v.store_unaligned(p);
+                }
 
-        /// The batch type the library's kernels use for T.
-        template <class T>
-        using default_batch = xsimd::batch<T>;
+                static T hsum(const xsimd::batch<T, A>& v) noexcept
+                {
+                    return compat::reduce_add(v);
+                }
+            };
+
+            /// The batch type the library's kernels use for T.
+            template <class T>
+            using default_batch = xsimd::batch<T>;
 #else
-        template <class T>
-        using default_batch = T;
+            template <class T>
+            using default_batch = T;
 #endif
 
-        template <class B>
-        using value_type_t = typename batch_traits<B>::value_type;
+            template <class B>
+            using value_type_t = typename batch_traits<B>::value_type;
 
-        /// xsimd 8 has no scalar select; this is it.
-        template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
-        inline T select(bool cond, T a, T b) noexcept
-        {
-            return cond ? a : b;
+            /// xsimd 8 has no scalar select; this is it.
+            template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+            inline T select(bool cond, T a, T b) noexcept
+            {
+                return cond ? a : b;
+            }
+
+            /// The larger of two scalars (xsimd::max for batches).
+            template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+            inline T max(T a, T b) noexcept
+            {
+                return a < b ? b : a;
+            }
+
+            // Scalars take these; batches find xsimd's abs, exp, log, max and select by argument-dependent
+            // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
+            // ambiguous with detail::select and detail::max).
+            using std::abs;
+            using std::exp;
+            using std::log;
         }
-
-        /// The larger of two scalars (xsimd::max for batches).
-        template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
-        inline T max(T a, T b) noexcept
-        {
-            return a < b ? b : a;
-        }
-
-        // Scalars take these; batches find xsimd's abs, exp, log, max and select by argument-dependent
-        // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
-        // ambiguous with detail::select and detail::max).
-        using std::abs;
-        using std::exp;
-        using std::log;
     }
 }
 

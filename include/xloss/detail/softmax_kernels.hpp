@@ -27,188 +27,191 @@ XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
 namespace xloss
 {
-    namespace detail
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        /// An axis in [-ndim, ndim) as an index; throws std::invalid_argument naming it otherwise.
-        inline std::size_t normalize_axis(std::ptrdiff_t axis, std::size_t ndim, const char* func, const char* name)
+        namespace detail
         {
-            const auto n = static_cast<std::ptrdiff_t>(ndim);
-            if (axis < -n || axis >= n)
+            /// An axis in [-ndim, ndim) as an index; throws std::invalid_argument naming it otherwise.
+            inline std::size_t normalize_axis(std::ptrdiff_t axis, std::size_t ndim, const char* func, const char* name)
             {
-                detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " "
-                                                    + std::to_string(axis) + " is out of range for a tensor of "
-                                                    + std::to_string(ndim) + " dimensions"));
-            }
-            return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
-        }
-
-        /// The rows along one axis of a contiguous row-major array: row k starts at
-        /// (k / inner) * length * inner + k % inner, and its elements are `inner` apart.
-        struct row_layout
-        {
-            std::size_t rows;
-            std::size_t length;
-            std::size_t inner;
-
-            row_layout(const shape_type& shape, std::size_t axis)
-                : rows(1)
-                , length(shape[axis])
-                , inner(1)
-            {
-                for (std::size_t i = 0; i < shape.size(); ++i)
+                const auto n = static_cast<std::ptrdiff_t>(ndim);
+                if (axis < -n || axis >= n)
                 {
-                    if (i < axis)
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " "
+                                                        + std::to_string(axis) + " is out of range for a tensor of "
+                                                        + std::to_string(ndim) + " dimensions"));
+                }
+                return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
+            }
+
+            /// The rows along one axis of a contiguous row-major array: row k starts at
+            /// (k / inner) * length * inner + k % inner, and its elements are `inner` apart.
+            struct row_layout
+            {
+                std::size_t rows;
+                std::size_t length;
+                std::size_t inner;
+
+                row_layout(const shape_type& shape, std::size_t axis)
+                    : rows(1)
+                    , length(shape[axis])
+                    , inner(1)
+                {
+                    for (std::size_t i = 0; i < shape.size(); ++i)
                     {
-                        rows *= shape[i];
+                        if (i < axis)
+                        {
+                            rows *= shape[i];
+                        }
+                        else if (i > axis)
+                        {
+                            inner *= shape[i];
+                        }
                     }
-                    else if (i > axis)
+                    rows *= inner;
+                }
+
+                std::size_t start(std::size_t k) const noexcept
+                {
+                    return (k / inner) * length * inner + k % inner;
+                }
+
+                /// Row k of data: in place when contiguous, else gathered into buf (length elements).
+                template <class V>
+                const V* read(const V* data, std::size_t k, V* buf) const noexcept
+                {
+                    const V* p = data + start(k);
+                    if (inner == 1)
                     {
-                        inner *= shape[i];
+                        return p;
+                    }
+                    for (std::size_t j = 0; j < length; ++j)
+                    {
+                        buf[j] = p[j * inner];
+                    }
+                    return buf;
+                }
+
+                /// Where to write row k of data: in place when contiguous, else buf (then call scatter).
+                template <class V>
+                V* write(V* data, std::size_t k, V* buf) const noexcept
+                {
+                    return inner == 1 ? data + start(k) : buf;
+                }
+
+                /// Copies buf into row k of data, when write() returned buf.
+                template <class V>
+                void scatter(V* data, std::size_t k, const V* buf) const noexcept
+                {
+                    if (inner == 1)
+                    {
+                        return;
+                    }
+                    V* p = data + start(k);
+                    for (std::size_t j = 0; j < length; ++j)
+                    {
+                        p[j * inner] = buf[j];
                     }
                 }
-                rows *= inner;
+            };
+
+            /// Batch b of row p of length n, padded with `pad` past the end.
+            template <class B>
+            inline B load_row(const value_type_t<B>* p, std::size_t i, std::size_t n, value_type_t<B> pad) noexcept
+            {
+                return i + batch_traits<B>::size <= n ? batch_traits<B>::load(p + i) : load_tail<B>(p, i, n, pad);
             }
 
-            std::size_t start(std::size_t k) const noexcept
+            /// Calls f(i, count) for each batch of a row of n elements (the last may be partial).
+            template <class B, class F>
+            inline void for_each_batch(std::size_t n, F&& f)
             {
-                return (k / inner) * length * inner + k % inner;
-            }
-
-            /// Row k of data: in place when contiguous, else gathered into buf (length elements).
-            template <class V>
-            const V* read(const V* data, std::size_t k, V* buf) const noexcept
-            {
-                const V* p = data + start(k);
-                if (inner == 1)
+                constexpr std::size_t lanes = batch_traits<B>::size;
+                for (std::size_t i = 0; i < n; i += lanes)
                 {
-                    return p;
-                }
-                for (std::size_t j = 0; j < length; ++j)
-                {
-                    buf[j] = p[j * inner];
-                }
-                return buf;
-            }
-
-            /// Where to write row k of data: in place when contiguous, else buf (then call scatter).
-            template <class V>
-            V* write(V* data, std::size_t k, V* buf) const noexcept
-            {
-                return inner == 1 ? data + start(k) : buf;
-            }
-
-            /// Copies buf into row k of data, when write() returned buf.
-            template <class V>
-            void scatter(V* data, std::size_t k, const V* buf) const noexcept
-            {
-                if (inner == 1)
-                {
-                    return;
-                }
-                V* p = data + start(k);
-                for (std::size_t j = 0; j < length; ++j)
-                {
-                    p[j * inner] = buf[j];
+                    f(i, std::min(lanes, n - i));
                 }
             }
-        };
 
-        /// Batch b of row p of length n, padded with `pad` past the end.
-        template <class B>
-        inline B load_row(const value_type_t<B>* p, std::size_t i, std::size_t n, value_type_t<B> pad) noexcept
-        {
-            return i + batch_traits<B>::size <= n ? batch_traits<B>::load(p + i) : load_tail<B>(p, i, n, pad);
-        }
-
-        /// Calls f(i, count) for each batch of a row of n elements (the last may be partial).
-        template <class B, class F>
-        inline void for_each_batch(std::size_t n, F&& f)
-        {
-            constexpr std::size_t lanes = batch_traits<B>::size;
-            for (std::size_t i = 0; i < n; i += lanes)
+            /// Sums of batches in B lanes, folded into a double every 16 batches: accurate for long rows.
+            template <class B>
+            class row_sum
             {
-                f(i, std::min(lanes, n - i));
-            }
-        }
+            public:
 
-        /// Sums of batches in B lanes, folded into a double every 16 batches: accurate for long rows.
-        template <class B>
-        class row_sum
-        {
-        public:
+                void add(const B& v) noexcept
+                {
+                    m_acc += v;
+                    if (++m_count == 16)
+                    {
+                        flush();
+                    }
+                }
 
-            void add(const B& v) noexcept
-            {
-                m_acc += v;
-                if (++m_count == 16)
+                double total() noexcept
                 {
                     flush();
+                    return m_total;
                 }
-            }
 
-            double total() noexcept
+            private:
+
+                void flush() noexcept
+                {
+                    m_total += static_cast<double>(batch_traits<B>::hsum(m_acc));
+                    m_acc = B(0);
+                    m_count = 0;
+                }
+
+                B m_acc = B(0);
+                int m_count = 0;
+                double m_total = 0.;
+            };
+
+            /// The largest element of a row (-inf for a row of -inf).
+            template <class B>
+            inline value_type_t<B> row_max(const value_type_t<B>* p, std::size_t n) noexcept
             {
-                flush();
-                return m_total;
+                using T = value_type_t<B>;
+                constexpr T lowest = -std::numeric_limits<T>::infinity();
+                B m(lowest);
+                for_each_batch<B>(n,
+                                  [&](std::size_t i, std::size_t)
+                                  {
+                                      m = max(m, load_row<B>(p, i, n, lowest));
+                                  });
+                alignas(64) T lanes[batch_traits<B>::size];
+                batch_traits<B>::store(lanes, m);
+                return *std::max_element(std::begin(lanes), std::end(lanes));
             }
 
-        private:
-
-            void flush() noexcept
+            /// log(sum(exp(p[i] - shift))) + shift: the log-sum-exp of a row whose max is `shift`.
+            template <class B>
+            inline double row_logsumexp(const value_type_t<B>* p, std::size_t n, value_type_t<B> shift) noexcept
             {
-                m_total += static_cast<double>(batch_traits<B>::hsum(m_acc));
-                m_acc = B(0);
-                m_count = 0;
+                using T = value_type_t<B>;
+                row_sum<B> sum;
+                const B m(shift);
+                for_each_batch<B>(n,
+                                  [&](std::size_t i, std::size_t)
+                                  {
+                                      sum.add(exp(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
+                                  });
+                return std::log(sum.total()) + static_cast<double>(shift);
             }
 
-            B m_acc = B(0);
-            int m_count = 0;
-            double m_total = 0.;
-        };
-
-        /// The largest element of a row (-inf for a row of -inf).
-        template <class B>
-        inline value_type_t<B> row_max(const value_type_t<B>* p, std::size_t n) noexcept
-        {
-            using T = value_type_t<B>;
-            constexpr T lowest = -std::numeric_limits<T>::infinity();
-            B m(lowest);
-            for_each_batch<B>(n,
-                              [&](std::size_t i, std::size_t)
-                              {
-                                  m = max(m, load_row<B>(p, i, n, lowest));
-                              });
-            alignas(64) T lanes[batch_traits<B>::size];
-            batch_traits<B>::store(lanes, m);
-            return *std::max_element(std::begin(lanes), std::end(lanes));
-        }
-
-        /// log(sum(exp(p[i] - shift))) + shift: the log-sum-exp of a row whose max is `shift`.
-        template <class B>
-        inline double row_logsumexp(const value_type_t<B>* p, std::size_t n, value_type_t<B> shift) noexcept
-        {
-            using T = value_type_t<B>;
-            row_sum<B> sum;
-            const B m(shift);
-            for_each_batch<B>(n,
-                              [&](std::size_t i, std::size_t)
-                              {
-                                  sum.add(exp(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
-                              });
-            return std::log(sum.total()) + static_cast<double>(shift);
-        }
-
-        /// out[i] = p[i] - lse over a row (out may be p).
-        template <class B>
-        inline void row_subtract(const value_type_t<B>* p, value_type_t<B>* out, std::size_t n,
-                                 value_type_t<B> lse) noexcept
-        {
-            const B l(lse);
-            for_each_batch<B>(n,
-                              [&](std::size_t i, std::size_t count)
-                              {
-                                  store_lanes(out + i, load_row<B>(p, i, n, 0) - l, count);
-                              });
+            /// out[i] = p[i] - lse over a row (out may be p).
+            template <class B>
+            inline void row_subtract(const value_type_t<B>* p, value_type_t<B>* out, std::size_t n,
+                                     value_type_t<B> lse) noexcept
+            {
+                const B l(lse);
+                for_each_batch<B>(n,
+                                  [&](std::size_t i, std::size_t count)
+                                  {
+                                      store_lanes(out + i, load_row<B>(p, i, n, 0) - l, count);
+                                  });
+            }
         }
     }
 }

@@ -1,0 +1,3 @@
+#include "loss.hpp"
+
+double wide_loss() XLOSS_TEST_ISA_LOSS_BODY

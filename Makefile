@@ -13,6 +13,7 @@
 #   make sanitize    the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make golden      regenerate the PyTorch golden values (installs python3-torch)
 #   make tsan        the thread-safety test under ThreadSanitizer
+#   make tsan-openmp the threaded tests with OpenMP under ThreadSanitizer and LLVM's Archer
 #   make valgrind    the examples under valgrind's memcheck
 #   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60;
 #                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N); fails on a finding
@@ -27,7 +28,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan valgrind golden format clean
+.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
 all: build
 
@@ -126,6 +127,18 @@ tsan: deps
 	      -DXLOSS_TEST_SCALAR=OFF -DXLOSS_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-tsan -j $(JOBS) --target xloss_tests_threads
 	TSAN_OPTIONS=halt_on_error=1 $(BUILD)-tsan/tests/xloss_tests_threads
+
+# The threaded tests with OpenMP under ThreadSanitizer: clang with LLVM's OpenMP runtime, whose Archer
+# tool (libarcher.so, Debian's libomp-dev) tells TSan about OpenMP's synchronisation.
+ARCHER ?= $(shell clang++ -print-resource-dir 2>/dev/null)/../../libarcher.so
+tsan-openmp: deps
+	@scripts/install-deps.sh clang
+	cmake -S . -B $(BUILD)-tsan-openmp -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	      -DCMAKE_CXX_FLAGS="-fsanitize=thread" -DXLOSS_TEST_SCALAR=OFF -DXLOSS_BUILD_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-tsan-openmp -j $(JOBS) --target xloss_tests_openmp_threads
+	test -f $(ARCHER) || { echo "libarcher.so not found at $(ARCHER)"; exit 1; }
+	TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1" OMP_TOOL_LIBRARIES=$(ARCHER) \
+	      ARCHER_OPTIONS="verbose=1" $(BUILD)-tsan-openmp/tests/xloss_tests_openmp_threads "[threads]"
 
 # The examples under valgrind's memcheck, built for baseline x86-64 (valgrind 3.19 has no AVX-512).
 # The MPI example is left out: Open MPI's own start-up is not memcheck-clean.

@@ -73,30 +73,39 @@ namespace xloss
                 return const_cast<V*>(contiguous_data<V>(e));
             }
 
-            /// The largest rank xtensor's assignment resizes an output to: any for xt::xarray, N for an
-            /// xt::xtensor<T, N>, none (0 and not resizable) for fixed shapes, views and adaptors.
+            /// Whether xtensor's assignment resizes an output of type E to a shape of `rank` axes: any
+            /// rank for xt::xarray, N for xt::xtensor<T, N>; never for fixed shapes, views, adaptors.
             template <class E>
-            struct resizable_rank
+            struct resizable
             {
-                static constexpr bool any = false;
-                static constexpr std::size_t rank = 0;
-                static constexpr bool resizable = false;
+                static constexpr bool value = false;
+
+                static constexpr bool to_rank(std::size_t) noexcept
+                {
+                    return false;
+                }
             };
 
             template <class EC, xt::layout_type L, class SC, class Tag>
-            struct resizable_rank<xt::xarray_container<EC, L, SC, Tag>>
+            struct resizable<xt::xarray_container<EC, L, SC, Tag>>
             {
-                static constexpr bool resizable = true;
-                static constexpr bool any = true;
-                static constexpr std::size_t rank = 0;
+                static constexpr bool value = true;
+
+                static constexpr bool to_rank(std::size_t) noexcept
+                {
+                    return true;
+                }
             };
 
             template <class EC, std::size_t N, xt::layout_type L, class Tag>
-            struct resizable_rank<xt::xtensor_container<EC, N, L, Tag>>
+            struct resizable<xt::xtensor_container<EC, N, L, Tag>>
             {
-                static constexpr bool resizable = true;
-                static constexpr bool any = false;
-                static constexpr std::size_t rank = N;
+                static constexpr bool value = true;
+
+                static constexpr bool to_rank(std::size_t rank) noexcept
+                {
+                    return rank == N;
+                }
             };
 
             /**
@@ -113,8 +122,7 @@ namespace xloss
                 {
                     return true;
                 }
-                using traits = resizable_rank<E>;
-                if (traits::resizable && (traits::any || traits::rank == expected.size()))
+                if (resizable<E>::to_rank(expected.size()))
                 {
                     return false;
                 }
@@ -126,7 +134,7 @@ namespace xloss
             template <class O, class R>
             inline void assign_out(O& out, const R& result)
             {
-                if constexpr (resizable_rank<O>::resizable)
+                if constexpr (resizable<O>::value)
                 {
                     if (!std::equal(result.shape().begin(), result.shape().end(), out.shape().begin(),
                                     out.shape().end()))

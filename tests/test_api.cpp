@@ -244,7 +244,7 @@ TEST_CASE("Zero targets contribute 0, also against masked inputs, and NaN inputs
     CHECK(none(0) == 0.f);
     CHECK(none(1) == 0.f);
     CHECK(none(2) == f_inf);
-    CHECK(std::isnan(none(3)));
+    CHECK(xloss_test::is_nan(none(3)));
     CHECK(none(4) == 0.f);
     const auto gx = xloss::kl_div_backward(1.f, x, t, reduction::sum);
     CHECK(gx(0) == 0.f);
@@ -255,7 +255,7 @@ TEST_CASE("Zero targets contribute 0, also against masked inputs, and NaN inputs
     CHECK(gt(0) == 0.f);
     CHECK(gt(1) == 0.f);
     CHECK(gt(2) == f_inf);
-    CHECK(std::isnan(gt(3)));
+    CHECK(xloss_test::is_nan(gt(3)));
     CHECK(gt(4) == 0.f);
 
     // The same in log space, where the zero target is -f_inf.
@@ -264,11 +264,11 @@ TEST_CASE("Zero targets contribute 0, also against masked inputs, and NaN inputs
     CHECK(lnone(0) == 0.f);
     CHECK(lnone(1) == 0.f);
     CHECK(lnone(2) == f_inf);
-    CHECK(std::isnan(lnone(3)));
+    CHECK(xloss_test::is_nan(lnone(3)));
     const auto lgt = xloss::kl_div_target_backward(1.f, x, lt, reduction::sum, true);
     CHECK(lgt(0) == 0.f);
     CHECK(lgt(1) == 0.f);
-    CHECK(std::isnan(lgt(3)));
+    CHECK(xloss_test::is_nan(lgt(3)));
     CHECK(xloss::kl_div_backward(1.f, x, lt, reduction::sum, true)(0) == 0.f);
 
     // A masked class with zero target does not poison the reduced loss.
@@ -282,10 +282,10 @@ TEST_CASE("Negative targets give NaN, as in PyTorch 1.13", "[semantics]")
 {
     xt::xarray<double> x = {-1.0, -2.0};
     xt::xarray<double> t = {-0.25, 0.5};
-    CHECK(std::isnan(xloss::kl_div(x, t, reduction::none)(0)));
-    CHECK(std::isnan(xloss::kl_div(x, t, reduction::sum)()));
+    CHECK(xloss_test::is_nan(xloss::kl_div(x, t, reduction::none)(0)));
+    CHECK(xloss_test::is_nan(xloss::kl_div(x, t, reduction::sum)()));
     CHECK(xloss::kl_div_backward(1.0, x, t, reduction::sum)(0) == 0.25);
-    CHECK(std::isnan(xloss::kl_div_target_backward(1.0, x, t, reduction::sum)(0)));
+    CHECK(xloss_test::is_nan(xloss::kl_div_target_backward(1.0, x, t, reduction::sum)(0)));
 }
 
 TEST_CASE("Empty input: sum is 0, mean and batchmean are NaN, none is empty", "[semantics]")
@@ -293,8 +293,8 @@ TEST_CASE("Empty input: sum is 0, mean and batchmean are NaN, none is empty", "[
     const xt::xarray<float> x = xt::xarray<float>::from_shape({0, 3});
     const xt::xarray<float> t = xt::xarray<float>::from_shape({0, 3});
     CHECK(xloss::kl_div(x, t, reduction::sum)() == 0.f);
-    CHECK(std::isnan(xloss::kl_div(x, t, reduction::mean)()));
-    CHECK(std::isnan(xloss::kl_div(x, t, reduction::batchmean)()));
+    CHECK(xloss_test::is_nan(xloss::kl_div(x, t, reduction::mean)()));
+    CHECK(xloss_test::is_nan(xloss::kl_div(x, t, reduction::batchmean)()));
     const auto none = xloss::kl_div(x, t, reduction::none);
     CHECK(none.shape() == std::vector<std::size_t>{0, 3});
     CHECK(xloss::kl_div_backward(1.f, x, t, reduction::mean).shape() == std::vector<std::size_t>{0, 3});
@@ -311,7 +311,12 @@ TEST_CASE("Reduced results are 0-d arrays, and none keeps the broadcast shape", 
     CHECK(sum == Approx(xt::sum(t * (xt::log(t) - x))()).epsilon(1e-14));
     const auto none = xloss::kl_div(x, t, reduction::none);
     CHECK(none.shape() == x.shape());
+#ifdef __FAST_MATH__
+    // The reference expression itself then calls glibc's vector log (libmvec, up to 4 ulp).
+    CHECK(xloss_test::compare(none, t * (xt::log(t) - x), 1e-13, 0) == "");
+#else
     CHECK(xloss_test::compare(none, t * (xt::log(t) - x), 1e-15, 0) == "");
+#endif
 }
 
 TEST_CASE("Shapes that do not broadcast: std::invalid_argument naming both", "[errors]")

@@ -11,6 +11,8 @@
 
 #include <xloss/detail/fast_math.hpp>
 
+#include "test_helpers.hpp"
+
 #if XLOSS_USE_SIMD
 
 namespace
@@ -24,11 +26,24 @@ namespace
         return f;
     }
 
+    /// The value of a float's bits as a double, a subnormal one through its integer bits: under
+    /// flush-to-zero (a -ffast-math program) converting it as a float would read 0.
+    double value_of(std::uint32_t u)
+    {
+        const std::uint32_t e = (u >> 23) & 0xffu;
+        if (e != 0)
+        {
+            return static_cast<double>(from_bits(u));
+        }
+        const double v = std::ldexp(static_cast<double>(u & 0x7fffffu), -149);
+        return (u >> 31) != 0 ? -v : v;
+    }
+
     /// |y - exact| in units of the float spacing at exact.
     double ulp_error(float y, double exact)
     {
         const float e = static_cast<float>(exact);
-        if (std::isinf(e))
+        if (xloss_test::is_inf(e))
         {
             // Beyond FLT_MAX only +inf is right.
             return y == e ? 0. : std::numeric_limits<double>::infinity();
@@ -52,13 +67,15 @@ namespace
         error_report rep;
         alignas(64) float in[batch::size];
         alignas(64) float out[batch::size];
+        std::uint32_t in_bits[batch::size];
         std::uint64_t u = first;
         while (u < last)
         {
             std::size_t m = 0;
             for (; m < batch::size && u < last; ++m, u += stride)
             {
-                in[m] = from_bits(static_cast<std::uint32_t>(u));
+                in_bits[m] = static_cast<std::uint32_t>(u);
+                in[m] = from_bits(in_bits[m]);
             }
             for (std::size_t j = m; j < batch::size; ++j)
             {
@@ -67,7 +84,7 @@ namespace
             f(batch::load_aligned(in)).store_aligned(out);
             for (std::size_t j = 0; j < m; ++j)
             {
-                const double e = ulp_error(out[j], reference(static_cast<double>(in[j])));
+                const double e = ulp_error(out[j], reference(value_of(in_bits[j])));
                 ++rep.count;
                 if (!(e <= rep.worst))
                 {
@@ -112,9 +129,9 @@ TEST_CASE("fast_log: special values", "[fast_math]")
     };
     CHECK(log1(0.f) == -inf);
     CHECK(log1(-0.f) == -inf);
-    CHECK(std::isnan(log1(-1.f)));
-    CHECK(std::isnan(log1(-inf)));
-    CHECK(std::isnan(log1(nan)));
+    CHECK(xloss_test::is_nan(log1(-1.f)));
+    CHECK(xloss_test::is_nan(log1(-inf)));
+    CHECK(xloss_test::is_nan(log1(nan)));
     CHECK(log1(inf) == inf);
     CHECK(log1(1.f) == 0.f);
     CHECK(log1(denorm_min) == Approx(std::log(double(denorm_min))).epsilon(1e-7));

@@ -18,6 +18,8 @@
 
 #include <xloss/xloss.hpp>
 
+#include "test_helpers.hpp"
+
 namespace
 {
     struct special_row
@@ -76,11 +78,11 @@ namespace
     template <class T>
     bool matches(T got, double expected)
     {
-        if (std::isnan(expected) || std::isnan(got))
+        if (xloss_test::is_nan(expected) || xloss_test::is_nan(got))
         {
-            return std::isnan(expected) && std::isnan(got);
+            return xloss_test::is_nan(expected) && xloss_test::is_nan(got);
         }
-        if (std::isinf(expected) || std::isinf(got))
+        if (xloss_test::is_inf(expected) || xloss_test::is_inf(got))
         {
             return static_cast<double>(got) == expected;
         }
@@ -101,6 +103,22 @@ namespace
             x(i) = static_cast<T>(rows[i].x);
             t(i) = static_cast<T>(rows[i].t);
         }
+        // Under flush-to-zero (a program linked with -ffast-math runs so), the arithmetic reads a
+        // subnormal as 0: a row with a subnormal argument then gives the row with 0 in its place.
+        const bool ftz = xloss_test::flushes_subnormals();
+        auto expected = [&](std::size_t i) -> const double*
+        {
+            const auto as_read = [&](const std::string& name) { return ftz && name == "subnormal" ? "0" : name; };
+            for (const auto& r : rows)
+            {
+                if (r.x_name == as_read(rows[i].x_name) && r.t_name == as_read(rows[i].t_name))
+                {
+                    return r.expected;
+                }
+            }
+            FAIL("no row for " << rows[i].x_name << ", " << rows[i].t_name);
+            return nullptr;
+        };
         const auto opts = xloss::kl_div_options(xloss::reduction::none, log_target);
         const xt::xarray<T> got[3] = {xloss::kl_div(x, t, opts), xloss::kl_div_backward(T(1), x, t, opts),
                                       xloss::kl_div_target_backward(T(1), x, t, opts)};
@@ -111,16 +129,16 @@ namespace
             {
                 INFO(dtype << (log_target ? " log_target" : "") << " x = " << rows[i].x_name
                            << ", t = " << rows[i].t_name << ": " << what[k] << " " << got[k](i) << ", table "
-                           << rows[i].expected[k]);
-                CHECK(matches(got[k](i), rows[i].expected[k]));
+                           << expected(i)[k] << (ftz ? " (flush-to-zero)" : ""));
+                CHECK(matches(got[k](i), expected(i)[k]));
             }
         }
         // The fused pass writes the same gradients.
         auto fb = xloss::kl_div_forward_backward(x, t, opts, true);
         for (std::size_t i = 0; i < rows.size(); ++i)
         {
-            CHECK(matches(fb.grad_input(i), rows[i].expected[1]));
-            CHECK(matches(fb.grad_target(i), rows[i].expected[2]));
+            CHECK(matches(fb.grad_input(i), expected(i)[1]));
+            CHECK(matches(fb.grad_target(i), expected(i)[2]));
         }
     }
 }

@@ -17,6 +17,7 @@
 /// | `bitwise_cast<To>`         | `To` is a batch type                 | `To` is an element type               |
 /// | fused multiply-add, AVX-512| a multiply and an add (xsimd 8)      | `vfmadd` (xsimd 10+)                  |
 /// | the CPU's instruction sets | `available_architectures().best`     | `available_architectures().has(A{})`  |
+/// | integer mask to float mask | `xsimd::bool_cast` (xsimd 8)         | `xsimd::batch_bool_cast` (xsimd 9+)   |
 ///
 /// xsimd 13 and 14 also renamed the AVX-512 architectures past `avx512bw` (`avx512vnni<...>`); xloss
 /// keys its AVX-512 code on the `avx512f` / `avx512dq` bases, which every version derives them from.
@@ -103,6 +104,18 @@ namespace xloss
             return xsimd::bitwise_cast<xsimd::batch<To, A>>(v);
 #else
             return xsimd::bitwise_cast<To>(v);
+#endif
+        }
+
+        /// A lane mask of integers as the mask of the floating-point type of the same width.
+        template <class To, class T, class A>
+        inline xsimd::batch_bool<To, A> mask_cast(const xsimd::batch_bool<T, A>& m) noexcept
+        {
+#if defined(XSIMD_VERSION_MAJOR) && XSIMD_VERSION_MAJOR < 9
+            static_assert(sizeof(To) == sizeof(T), "xsimd 8 casts masks between types of one width only");
+            return xsimd::bool_cast(m);
+#else
+            return xsimd::batch_bool_cast<To>(m);
 #endif
         }
 

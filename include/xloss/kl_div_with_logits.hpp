@@ -21,6 +21,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 
+#include "detail/classify.hpp"
 #include "detail/distill_kernels.hpp"
 #include "detail/error.hpp"
 #include "detail/expression.hpp"
@@ -134,7 +135,7 @@ namespace xloss
                                                   std::ptrdiff_t axis, const char* func)
             {
                 check_reduction(r, func);
-                if (!(temperature > 0.) || std::isinf(temperature))
+                if (!is_positive_finite(temperature))
                 {
                     detail::raise(option_error(func, "temperature", "positive and finite", temperature));
                 }
@@ -234,7 +235,7 @@ namespace xloss
                     for (auto [m, name] :
                          {std::pair<V, const char*>{r.max_s, "student_logits"}, {r.max_t, "teacher_logits"}})
                     {
-                        if (m == -std::numeric_limits<V>::infinity())
+                        if (is_neg_inf(m))
                         {
                             detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " row "
                                                                 + std::to_string(k)

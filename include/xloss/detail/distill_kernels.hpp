@@ -82,7 +82,7 @@ namespace xloss
                                       zb.add(d.eb);
                                       if (with_kl)
                                       {
-                                          cross.add(select(d.ea == B(0), B(0), d.ea * (d.a - d.b)));
+                                          cross.add(select(is_zero(d.ea), B(0), d.ea * (d.a - d.b)));
                                       }
                                   });
                 const double sa = za.total();
@@ -109,7 +109,7 @@ namespace xloss
                                       const distill_batch<B> d(s, t, i, n, r, inv_temp);
                                       const B gpb = load_row<B>(g, i, n, 0) * d.ea * inv_za;
                                       sum_gp.add(gpb);
-                                      sum_gpl.add(select(d.ea == B(0), B(0), gpb * (d.log_ratio(r) + B(1))));
+                                      sum_gpl.add(select(is_zero(d.ea), B(0), gpb * (d.log_ratio(r) + B(1))));
                                   });
                 gp = sum_gp.total();
                 gpl = sum_gpl.total();
@@ -145,7 +145,7 @@ namespace xloss
                     {
                         const distill_batch<B> d(s, t, i, n, r, inv_temp);
                         const B p = d.ea * inv_za;
-                        const auto masked = d.ea == B(0);
+                        const auto masked = is_zero(d.ea);
                         const B gb = count == batch_traits<B>::size ? load_arg<B>(g, i)
                                                                     : load_tail<B>(g, i, n, value_type_t<B>(0));
                         if (o.term)

@@ -24,6 +24,7 @@
 #include <immintrin.h>
 #endif
 
+#include "classify.hpp"
 #include "simd.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
@@ -35,19 +36,34 @@ namespace xloss
         namespace detail
         {
 #if XLOSS_USE_SIMD
+            /// y = log(x) where x is positive and finite; log's IEEE values elsewhere: 0 -> -inf,
+            /// negative -> NaN, +inf and NaN are x itself. Told by the bits, so -ffast-math keeps them.
+            template <class T, class A>
+            inline xsimd::batch<T, A> log_special_values(const xsimd::batch<T, A>& x,
+                                                         const xsimd::batch<T, A>& y) noexcept
+            {
+                using F = xsimd::batch<T, A>;
+                const F special = xsimd::select(is_zero(x), F(-std::numeric_limits<T>::infinity()),
+                                                xsimd::select(x < F(T(0)), F(std::numeric_limits<T>::quiet_NaN()), x));
+                return xsimd::select(is_positive_finite(x), y, special);
+            }
+
             template <class A>
             inline xsimd::batch<float, A> fast_log(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
                 using I = xsimd::batch<std::int32_t, A>;
-                // Subnormals: scale into the normal range first (2^23), and take 23 off the exponent.
-                const auto subnormal = x < F(std::numeric_limits<float>::min());
-                const I bits = compat::bitwise_cast<std::int32_t>(xsimd::select(subnormal, x * F(0x1p23f), x));
+                // A subnormal is m 2^-149 with m its integer bits: log m - 149 ln 2, m converted exactly.
+                // (Integer work, so that flush-to-zero arithmetic, which reads subnormals as 0, does not
+                // change it.)
+                const I raw = compat::bitwise_cast<std::int32_t>(x);
+                const auto subnormal = raw < I(0x00800000);
+                const I bits = xsimd::select(subnormal, compat::bitwise_cast<std::int32_t>(xsimd::to_float(raw)), raw);
                 // x = 2^k z with z in [2/3, 4/3): k from the bits of x / (2/3), z by putting k back.
                 const I shifted = bits - I(0x3f2aaaab);
                 const I k = shifted >> 23;
                 const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
-                const F kf = xsimd::to_float(k) - xsimd::select(subnormal, F(23.f), F(0.f));
+                const F kf = xsimd::to_float(k - xsimd::select(subnormal, I(149), I(0)));
                 // log(z) = log1p(r) = r + r^2 Q(r), |r| <= 1/3.
                 const F r = z - F(1.f);
                 F q = F(-0x1.fcd036p-4f);
@@ -61,11 +77,7 @@ namespace xloss
                 q = compat::fma(q, r, F(-0x1p-1f));
                 // k ln2 with ln2 rounded to float: at most 0.06 ulp of the result for any k.
                 const F y = compat::fma(kf, F(0x1.62e43p-1f), compat::fma(r * r, q, r));
-                // 0 -> -inf, negative -> NaN; +inf and NaN are x itself.
-                const F special =
-                    xsimd::select(x == F(0.f), F(-std::numeric_limits<float>::infinity()),
-                                  xsimd::select(x < F(0.f), F(std::numeric_limits<float>::quiet_NaN()), x));
-                return xsimd::select((x > F(0.f)) & (x < F(std::numeric_limits<float>::infinity())), y, special);
+                return log_special_values(x, y);
             }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -166,7 +178,7 @@ namespace xloss
                 using F = xsimd::batch<double, A>;
                 const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
                 const F y = xsimd::log(xsimd::select(subnormal, x * F(0x1p52), x));
-                return xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y);
+                return log_special_values(x, xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y));
             }
 
 #endif

@@ -24,6 +24,7 @@
 #include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include "../kl_div_options.hpp"
+#include "classify.hpp"
 #include "error.hpp"
 #include "kl_div_impl.hpp"
 #include "softmax_kernels.hpp"
@@ -121,7 +122,7 @@ namespace xloss
                 {
                     const V* row = rows.read(z.data(), k, buf.data());
                     const V m = row_max<batch>(row, rows.length);
-                    if (m == -std::numeric_limits<V>::infinity())
+                    if (is_neg_inf(m))
                     {
                         detail::raise(std::invalid_argument(
                             std::string("xloss::") + func + ": " + name + " row " + std::to_string(k) + " along "

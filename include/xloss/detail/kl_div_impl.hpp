@@ -115,7 +115,7 @@ namespace xloss
                                                         + std::to_string(static_cast<int>(policy))
                                                         + " is not one of pytorch, zero, checked"));
                 }
-                if (!(options.epsilon() >= 0.) || std::isinf(options.epsilon()))
+                if (!is_nonnegative_finite(options.epsilon()))
                 {
                     detail::raise(option_error(func, "epsilon", "finite and not negative", options.epsilon()));
                 }
@@ -125,11 +125,11 @@ namespace xloss
                                                         + number_to_string(options.epsilon())
                                                         + " applies to probability targets, but log_target is set"));
                 }
-                if (!std::isfinite(options.weight()))
+                if (!is_finite(options.weight()))
                 {
                     detail::raise(option_error(func, "weight", "finite", options.weight()));
                 }
-                if (!(options.divisor() >= 0.) || std::isinf(options.divisor()))
+                if (!is_nonnegative_finite(options.divisor()))
                 {
                     detail::raise(option_error(func, "divisor", "positive (or 0: from the shapes)", options.divisor()));
                 }
@@ -192,21 +192,21 @@ namespace xloss
                 check_values(x, func, "input", "NaN",
                              [](auto v)
                              {
-                                 return v != v;
+                                 return is_nan(v);
                              });
                 if (options.log_target())
                 {
                     check_values(t, func, "target", "NaN",
                                  [](auto v)
                                  {
-                                     return v != v;
+                                     return is_nan(v);
                                  });
                     return;
                 }
                 check_values(t, func, "target", "a negative or NaN probability",
                              [](auto v)
                              {
-                                 return !(v >= 0);
+                                 return v < 0 || is_nan(v);
                              });
             }
 

@@ -13,11 +13,13 @@
 // Where the target is zero (log_target: -inf) the term and both gradients are
 // exactly 0, including for a masked input x = -inf; only a NaN input still
 // gives NaN in the term and the target gradient. The selects below do this,
-// rather than relying on log(0) = -inf, which -ffast-math does not keep.
+// rather than relying on log(0) = -inf, and tell NaN and infinities by their
+// bits (classify.hpp), so that -ffast-math changes none of it.
 
 #include <cmath>
 #include <limits>
 
+#include "classify.hpp"
 #include "fast_math.hpp"
 #include "simd.hpp"
 
@@ -29,12 +31,6 @@ namespace xloss
     {
         namespace detail
         {
-            template <class B>
-            inline B neg_inf() noexcept
-            {
-                return B(-std::numeric_limits<value_type_t<B>>::infinity());
-            }
-
             /// t * (log t - x)
             struct kl_term
             {
@@ -42,7 +38,7 @@ namespace xloss
                 static B any_values(const B& x, const B& t) noexcept
                 {
                     const B zero(0);
-                    return select((t == zero) & (x == x), zero, t * (kernel_log(t) - x));
+                    return select(is_zero(t) & !is_nan(x), zero, t * (kernel_log(t) - x));
                 }
 
                 template <class B>
@@ -78,9 +74,8 @@ namespace xloss
             {
                 const B zero(0);
                 const B e = kernel_exp(t);
-                const B v = select(d == zero, zero, e * d);
-                const B inf(std::numeric_limits<value_type_t<B>>::infinity());
-                return select((e == zero) & (d == d), select(abs(src) == inf, d, zero), v);
+                const B v = select(is_zero(d), zero, e * d);
+                return select(is_zero(e) & !is_nan(d), select(is_inf(src), d, zero), v);
             }
 
             /// Whether one lane mask holds in every lane (a scalar's bool, or xsimd::all for batches).
@@ -110,7 +105,7 @@ namespace xloss
                 // log of the smallest normal number and of the largest, a little inside.
                 const B lo(static_cast<T>(std::log(std::numeric_limits<T>::min()) + 1));
                 const B hi(static_cast<T>(std::log(std::numeric_limits<T>::max()) - 1));
-                return all_lanes(((t > lo) | (t == neg_inf<B>())) & (t < hi));
+                return all_lanes(((t > lo) | is_neg_inf(t)) & (t < hi));
             }
 
             /// exp(t) * (t - x)
@@ -120,7 +115,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
                 {
                     const B zero(0);
-                    const auto masked = (t == neg_inf<B>()) & (x == x);
+                    const auto masked = is_neg_inf(t) & !is_nan(x);
                     return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
                 }
             };
@@ -132,7 +127,7 @@ namespace xloss
                 B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(t == zero, zero, -t * g);
+                    return select(is_zero(t), zero, -t * g);
                 }
             };
 
@@ -143,7 +138,7 @@ namespace xloss
                 B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(t == neg_inf<B>(), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
+                    return select(is_neg_inf(t), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
                 }
             };
 
@@ -154,7 +149,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select((t == zero) & (x == x), zero, (kernel_log(t) + B(1) - x) * g);
+                    return select(is_zero(t) & !is_nan(x), zero, (kernel_log(t) + B(1) - x) * g);
                 }
             };
 
@@ -171,8 +166,7 @@ namespace xloss
                 template <class B>
                 auto zero_mask(const B& x, const B& t) const noexcept
                 {
-                    const B zero(0);
-                    return zero_nonpositive ? !(t > zero) : ((t == zero) & (x == x));
+                    return zero_nonpositive ? is_not_positive(t) : (is_zero(t) & !is_nan(x));
                 }
 
                 template <class B>
@@ -203,7 +197,7 @@ namespace xloss
                 B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(p.zero_nonpositive ? !(t > zero) : (t == zero), zero, -t * g);
+                    return select(p.zero_nonpositive ? is_not_positive(t) : is_zero(t), zero, -t * g);
                 }
             };
 
@@ -224,7 +218,7 @@ namespace xloss
                     {
                         return select(p.zero_mask(x, t), zero, d);
                     }
-                    return p.zero_nonpositive ? select(!(t > zero), zero, d) : d;
+                    return p.zero_nonpositive ? select(is_not_positive(t), zero, d) : d;
                 }
             };
 
@@ -235,7 +229,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    const auto masked = (t == neg_inf<B>()) & (x == x);
+                    const auto masked = is_neg_inf(t) & !is_nan(x);
                     const B d = t - x + B(1);
                     return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
                 }

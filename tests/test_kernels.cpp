@@ -182,7 +182,13 @@ TEST_CASE("Feeding a sum in chunks of a block multiple is bit-identical to one p
         chunked.add(kl_term{}, d.x.data() + off, d.t.data() + off, scalar_arg<float>{1.f},
                     std::min(chunk_size, n - off));
     }
+#ifdef __FAST_MATH__
+    // -ffast-math lets the compiler vectorise the scalar kernels' loops and regroup their sums
+    // according to each call's length.
+    CHECK(whole.total() == Approx(chunked.total()).epsilon(1e-6));
+#else
     CHECK(whole.total() == chunked.total());
+#endif
     STATIC_REQUIRE(chunk_size % block_sum<simd>::block == 0);
     STATIC_REQUIRE(chunk_size % block_sum<float>::block == 0);
     STATIC_REQUIRE(chunk_size % block_sum<default_batch<double>>::block == 0);

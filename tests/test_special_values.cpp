@@ -108,7 +108,10 @@ namespace
         const bool ftz = xloss_test::flushes_subnormals();
         auto expected = [&](std::size_t i) -> const double*
         {
-            const auto as_read = [&](const std::string& name) { return ftz && name == "subnormal" ? "0" : name; };
+            const auto as_read = [&](const std::string& name)
+            {
+                return ftz && name == "subnormal" ? "0" : name;
+            };
             for (const auto& r : rows)
             {
                 if (r.x_name == as_read(rows[i].x_name) && r.t_name == as_read(rows[i].t_name))

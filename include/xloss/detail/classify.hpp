@@ -27,6 +27,18 @@ namespace xloss
     {
         namespace detail
         {
+            /// Lane-wise `and` and `or` of two masks: `&&` and `||` of a scalar's bools, `&` and `|` of
+            /// batch masks.
+            inline bool both(bool a, bool b) noexcept
+            {
+                return a && b;
+            }
+
+            inline bool either(bool a, bool b) noexcept
+            {
+                return a || b;
+            }
+
             /// The signed integer of a floating-point type's width, and the bits of +inf.
             template <class T>
             struct float_bits;
@@ -106,6 +118,12 @@ namespace xloss
                 return is_inf(v) && parts_of(v).negative;
             }
 
+            inline bool is_zero(long double v) noexcept
+            {
+                const auto p = parts_of(v);
+                return p.exponent_zero && p.mantissa_zero;
+            }
+
             inline bool is_not_positive(long double v) noexcept
             {
                 const auto p = parts_of(v);
@@ -148,15 +166,15 @@ namespace xloss
             }
 
             /**
-             * v == 0, either sign. A float comparison, so that under flush-to-zero arithmetic (which
-             * a program linked with -ffast-math runs with) a subnormal counts as the zero it is read
-             * as; and NaN excluded by its bits, because under -ffast-math g++ compares scalars without
-             * the unordered check, and NaN == 0 is then true.
+             * v == 0, either sign, read from the bits of v + v: NaN stays NaN (g++ compares scalars
+             * without the unordered check under -ffast-math, so NaN == 0 is true there), and under
+             * flush-to-zero arithmetic, which a program linked with -ffast-math runs with, a subnormal
+             * counts as the 0 it is read as, as it does in every other operation.
              */
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
             inline bool is_zero(T v) noexcept
             {
-                return (v == T(0)) & !is_nan(v);
+                return (bits_of(v + v) & float_bits<T>::abs_mask) == 0;
             }
 
             /// v > 0 and finite.
@@ -174,16 +192,31 @@ namespace xloss
                 return is_positive_finite(v) || (bits_of(v) & float_bits<T>::abs_mask) == 0;
             }
 
-            /// Not v > 0: zero, negative or NaN (`!(v > 0)`, which -ffast-math may turn into `v <= 0`).
+            /// Not v > 0: zero (as is_zero reads it), negative or NaN (`!(v > 0)`, which -ffast-math
+            /// may turn into `v <= 0`).
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
             inline bool is_not_positive(T v) noexcept
             {
-                const auto b = bits_of(v);
+                const auto b = bits_of(v + v);
                 return b <= 0 || b > float_bits<T>::inf;
             }
 
 #if XLOSS_USE_SIMD
             // Batches: masks of the batch's own type, from integer compares of its bits.
+
+            template <class T, class A>
+            inline xsimd::batch_bool<T, A> both(const xsimd::batch_bool<T, A>& a,
+                                                const xsimd::batch_bool<T, A>& b) noexcept
+            {
+                return a & b;
+            }
+
+            template <class T, class A>
+            inline xsimd::batch_bool<T, A> either(const xsimd::batch_bool<T, A>& a,
+                                                  const xsimd::batch_bool<T, A>& b) noexcept
+            {
+                return a | b;
+            }
 
             template <class T, class A>
             inline auto bits_of(const xsimd::batch<T, A>& v) noexcept
@@ -216,14 +249,15 @@ namespace xloss
             inline xsimd::batch_bool<T, A> is_not_positive(const xsimd::batch<T, A>& v) noexcept
             {
                 using I = xsimd::batch<typename float_bits<T>::type, A>;
-                const I b = bits_of(v);
+                const I b = bits_of(v + v);
                 return compat::mask_cast<T>((b <= I(0)) | (b > I(float_bits<T>::inf)));
             }
 
             template <class T, class A>
             inline xsimd::batch_bool<T, A> is_zero(const xsimd::batch<T, A>& v) noexcept
             {
-                return (v == xsimd::batch<T, A>(T(0))) & !is_nan(v);
+                using I = xsimd::batch<typename float_bits<T>::type, A>;
+                return compat::mask_cast<T>((bits_of(v + v) & I(float_bits<T>::abs_mask)) == I(0));
             }
 
             /// v > 0 and finite.

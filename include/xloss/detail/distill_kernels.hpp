@@ -52,8 +52,8 @@ namespace xloss
                     constexpr auto lowest = -std::numeric_limits<value_type_t<B>>::infinity();
                     a = (load_row<B>(t, i, n, lowest) - B(r.max_t)) * B(inv_temp);
                     b = (load_row<B>(s, i, n, lowest) - B(r.max_s)) * B(inv_temp);
-                    ea = exp(a);
-                    eb = exp(b);
+                    ea = softmax_exp(a);
+                    eb = softmax_exp(b);
                 }
 
                 /// log p - log q, where p > 0.

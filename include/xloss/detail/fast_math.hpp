@@ -148,6 +148,13 @@ namespace xloss
                 return exp(x);
             }
 
+            /// exp of a shifted logit (at most 0, or NaN): the C library's for scalars, xsimd's for batches.
+            template <class B>
+            inline B softmax_exp(const B& x) noexcept
+            {
+                return exp(x);
+            }
+
 #if XLOSS_USE_SIMD
             /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
             /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
@@ -161,7 +168,17 @@ namespace xloss
                 const auto low = x < F(std::log(std::numeric_limits<T>::min()));
                 const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
                 const F e = xsimd::exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
-                return e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1)));
+                // NaN kept NaN: under -ffast-math, clang's build of xsimd's exp gives 0 for it.
+                return xsimd::select(is_nan(x), x,
+                                     e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1))));
+            }
+
+            /// Without kernel_exp's range fixes, which a softmax numerator does not need (a result
+            /// below the smallest normal number adds nothing next to the row's maximum, exp(0) = 1).
+            template <class T, class A>
+            inline xsimd::batch<T, A> softmax_exp(const xsimd::batch<T, A>& x) noexcept
+            {
+                return xsimd::select(is_nan(x), x, xsimd::exp(x));
             }
 
             template <class A>

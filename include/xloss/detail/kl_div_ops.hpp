@@ -31,6 +31,20 @@ namespace xloss
     {
         namespace detail
         {
+            /// Where a probability target is 0 and the input is not NaN: the term and both gradients are 0.
+            template <class B>
+            inline auto zero_target(const B& x, const B& t) noexcept
+            {
+                return both(is_zero(t), !is_nan(x));
+            }
+
+            /// Where a log-target is -inf (a masked class) and the input is not NaN: likewise 0.
+            template <class B>
+            inline auto masked_log_target(const B& x, const B& t) noexcept
+            {
+                return both(is_neg_inf(t), !is_nan(x));
+            }
+
             /// t * (log t - x)
             struct kl_term
             {
@@ -38,7 +52,7 @@ namespace xloss
                 static B any_values(const B& x, const B& t) noexcept
                 {
                     const B zero(0);
-                    return select(is_zero(t) & !is_nan(x), zero, t * (kernel_log(t) - x));
+                    return select(zero_target(x, t), zero, t * (kernel_log(t) - x));
                 }
 
                 template <class B>
@@ -75,7 +89,7 @@ namespace xloss
                 const B zero(0);
                 const B e = kernel_exp(t);
                 const B v = select(is_zero(d), zero, e * d);
-                return select(is_zero(e) & !is_nan(d), select(is_inf(src), d, zero), v);
+                return select(both(is_zero(e), !is_nan(d)), select(is_inf(src), d, zero), v);
             }
 
             /// Whether one lane mask holds in every lane (a scalar's bool, or xsimd::all for batches).
@@ -105,7 +119,7 @@ namespace xloss
                 // log of the smallest normal number and of the largest, a little inside.
                 const B lo(static_cast<T>(std::log(std::numeric_limits<T>::min()) + 1));
                 const B hi(static_cast<T>(std::log(std::numeric_limits<T>::max()) - 1));
-                return all_lanes(((t > lo) | is_neg_inf(t)) & (t < hi));
+                return all_lanes(both(either(t > lo, is_neg_inf(t)), both(t < hi, !is_nan(t))));
             }
 
             /// exp(t) * (t - x)
@@ -115,7 +129,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
                 {
                     const B zero(0);
-                    const auto masked = is_neg_inf(t) & !is_nan(x);
+                    const auto masked = masked_log_target(x, t);
                     return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
                 }
             };
@@ -149,7 +163,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(is_zero(t) & !is_nan(x), zero, (kernel_log(t) + B(1) - x) * g);
+                    return select(zero_target(x, t), zero, (kernel_log(t) + B(1) - x) * g);
                 }
             };
 
@@ -166,7 +180,7 @@ namespace xloss
                 template <class B>
                 auto zero_mask(const B& x, const B& t) const noexcept
                 {
-                    return zero_nonpositive ? is_not_positive(t) : (is_zero(t) & !is_nan(x));
+                    return zero_nonpositive ? is_not_positive(t) : zero_target(x, t);
                 }
 
                 template <class B>
@@ -229,7 +243,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    const auto masked = is_neg_inf(t) & !is_nan(x);
+                    const auto masked = masked_log_target(x, t);
                     const B d = t - x + B(1);
                     return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
                 }

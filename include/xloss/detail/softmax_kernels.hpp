@@ -20,6 +20,7 @@
 
 #include "error.hpp"
 #include "expression.hpp"
+#include "fast_math.hpp"
 #include "kernels.hpp"
 #include "simd.hpp"
 
@@ -195,7 +196,8 @@ namespace xloss
                 for_each_batch<B>(n,
                                   [&](std::size_t i, std::size_t)
                                   {
-                                      sum.add(exp(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
+                                      sum.add(
+                                          softmax_exp(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
                                   });
                 return std::log(sum.total()) + static_cast<double>(shift);
             }

@@ -7,6 +7,7 @@
 #   make test-debian13     a fresh Debian 13 chroot: make demo, make test, make test in C++20 (root)
 #   make test-sid          a fresh Debian sid chroot: make demo, make test (root)
 #   make test-matrix       all of the above, and make test
+#   make test-fast-math    make test built with -ffast-math, with g++ and with clang (the semantics hold)
 # and:
 #   make bench       build and run the benchmarks (installs libbenchmark, libtorch)
 #   make test-long   the exhaustive tests CI leaves out (minutes)
@@ -28,7 +29,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
+.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
 all: build
 
@@ -59,6 +60,13 @@ test-clang:
 test-clang-cxx20:
 	@scripts/install-deps.sh clang
 	$(MAKE) test BUILD=$(BUILD)-clang-cxx20 CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_STANDARD=20 $(CMAKE_FLAGS)"
+
+# The whole suite built as training code often is: -ffast-math (and its flush-to-zero start-up).
+test-fast-math:
+	$(MAKE) test BUILD=$(BUILD)-fast-math CMAKE_FLAGS="-DCMAKE_CXX_FLAGS=-ffast-math $(CMAKE_FLAGS)"
+	@scripts/install-deps.sh clang
+	$(MAKE) test BUILD=$(BUILD)-clang-fast-math \
+	        CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-ffast-math $(CMAKE_FLAGS)"
 
 test-debian13:
 	scripts/test-in-chroot.sh trixie 20

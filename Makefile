@@ -102,32 +102,47 @@ sanitize: deps
 # clang's libFuzzer with ASan and UBSan (float-cast-overflow off: xsimd 8.1's exp converts
 # infinite lanes to integers before it selects them away). The checked-in corpus is copied,
 # so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
+# Two targets: fuzz_kl_div (kl_div, its gradients and the fused pass) and fuzz_distill (the
+# distillation loss from logits); each has its corpus and its regression inputs under tests/fuzz.
+FUZZ_TARGETS = kl_div distill
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	mkdir -p $(BUILD)-fuzz
-	clang++ -std=c++17 -O1 -g -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize=float-cast-overflow \
-	      -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_kl_div.cpp -o $(BUILD)-fuzz/fuzz_kl_div
+	for t in $(FUZZ_TARGETS); do \
+	    clang++ -std=c++17 -O1 -g -march=native -fsanitize=fuzzer,address,undefined -fno-sanitize=float-cast-overflow \
+	          -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_$$t.cpp -o $(BUILD)-fuzz/fuzz_$$t || exit 1; \
+	done
 
 fuzz: fuzz-build
-	$(BUILD)-fuzz/fuzz_kl_div tests/fuzz/regressions/*
-	rm -rf $(BUILD)-fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)-fuzz/corpus
-	cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) corpus > fuzz.log 2>&1; \
-	      status=$$?; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' fuzz.log | tail -n 60; exit $$status; }
+	@for t in $(FUZZ_TARGETS); do \
+	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
+	    echo "=== fuzz_$$t"; \
+	    $(BUILD)-fuzz/fuzz_$$t tests/fuzz/regressions$$suffix/* || exit 1; \
+	    rm -rf $(BUILD)-fuzz/corpus_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/corpus_$$t; \
+	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) \
+	          corpus_$$t > fuzz_$$t.log 2>&1 ); status=$$?; \
+	    grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' $(BUILD)-fuzz/fuzz_$$t.log | tail -n 60; \
+	    [ $$status -eq 0 ] || exit $$status; \
+	done
 
 # Exploration: a new seed each run, from the corpus and past findings; never fails, so that CI cannot
 # be held up by what it finds. A crash or mismatch leaves its input in tests/fuzz/findings/ (commit it
-# to tests/fuzz/regressions/ with the fix) and a banner in the log.
+# to the target's regressions with the fix) and a banner in the log. FUZZ_SECONDS per target.
 FUZZ_SEED ?= $(shell date +%s)
 fuzz-explore: fuzz-build
 	mkdir -p tests/fuzz/findings
-	rm -rf $(BUILD)-fuzz/explore && cp -r tests/fuzz/corpus $(BUILD)-fuzz/explore
-	@cd $(BUILD)-fuzz && { ./fuzz_kl_div -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=1 \
-	      -artifact_prefix=$(CURDIR)/tests/fuzz/findings/ explore $(CURDIR)/tests/fuzz/regressions > explore.log 2>&1; \
-	      status=$$?; grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' explore.log; \
-	      if [ $$status -ne 0 ]; then \
-	          echo "!!!!!! fuzz-explore (seed $(FUZZ_SEED)) FOUND A FAILURE; its input is in tests/fuzz/findings/:"; \
-	          ls -l $(CURDIR)/tests/fuzz/findings/; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' explore.log | tail -n 40; \
-	      else echo "fuzz-explore (seed $(FUZZ_SEED)): nothing found"; fi; }
+	@for t in $(FUZZ_TARGETS); do \
+	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
+	    rm -rf $(BUILD)-fuzz/explore_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/explore_$$t; \
+	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=1 \
+	          -artifact_prefix=$(CURDIR)/tests/fuzz/findings/$$t- explore_$$t $(CURDIR)/tests/fuzz/regressions$$suffix \
+	          > explore_$$t.log 2>&1 ); status=$$?; \
+	    echo "fuzz_$$t:"; grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' $(BUILD)-fuzz/explore_$$t.log; \
+	    if [ $$status -ne 0 ]; then \
+	        echo "!!!!!! fuzz-explore fuzz_$$t (seed $(FUZZ_SEED)) FOUND A FAILURE; its input is in tests/fuzz/findings/:"; \
+	        ls -l $(CURDIR)/tests/fuzz/findings/; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' $(BUILD)-fuzz/explore_$$t.log | tail -n 40; \
+	    else echo "fuzz-explore fuzz_$$t (seed $(FUZZ_SEED)): nothing found"; fi; \
+	done
 
 # The thread-safety test under ThreadSanitizer (std::thread only: no OpenMP, which TSan does not see).
 tsan: deps

@@ -216,10 +216,10 @@ namespace xloss
                 // Teacher gradients for a uniform grad_output need the row's KL.
                 with_kl = with_kl || (grad_teacher && !per_element);
                 std::vector<V> scratch(rows.inner == 1 ? 0 : 6 * n);
-                V* buf[6];
-                for (std::size_t j = 0; j < 6; ++j)
+                V* buf[6] = {};
+                for (std::size_t j = 0; j < 6 && !scratch.empty(); ++j)
                 {
-                    buf[j] = scratch.data() + j * n;
+                    buf[j] = scratch.data() + j * n; // (no offset from an empty vector's null data())
                 }
                 distill_outputs<V> o;
                 o.term_scale = static_cast<V>(temperature * temperature);

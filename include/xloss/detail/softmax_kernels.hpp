@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "classify.hpp"
 #include "error.hpp"
 #include "expression.hpp"
 #include "fast_math.hpp"
@@ -169,7 +170,9 @@ namespace xloss
                 double m_total = 0.;
             };
 
-            /// The largest element of a row (-inf for a row of -inf).
+            /// The largest element of a row that is not NaN (-inf for a row of -inf); a NaN then
+            /// reaches the row's sums through exp. (A max that kept whichever operand was NaN would
+            /// forget it again at the next element, and could end at -inf on a row holding numbers.)
             template <class B>
             inline value_type_t<B> row_max(const value_type_t<B>* p, std::size_t n) noexcept
             {
@@ -179,7 +182,8 @@ namespace xloss
                 for_each_batch<B>(n,
                                   [&](std::size_t i, std::size_t)
                                   {
-                                      m = max(m, load_row<B>(p, i, n, lowest));
+                                      const B v = load_row<B>(p, i, n, lowest);
+                                      m = select(is_nan(v), m, max(m, v));
                                   });
                 alignas(64) T lanes[batch_traits<B>::size];
                 batch_traits<B>::store(lanes, m);

@@ -70,10 +70,18 @@
 #else
 #define XLOSS_THREADING seq
 #endif
-#define XLOSS_PASTE_IMPL(isa, kernels, threading) isa##_##kernels##_##threading
-#define XLOSS_PASTE(isa, kernels, threading) XLOSS_PASTE_IMPL(isa, kernels, threading)
-/// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp`.
-#define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING)
+// -ffast-math changes the code too (fallbacks for what it breaks, other roundings): such translation
+// units get copies of their own.
+#ifdef __FAST_MATH__
+#define XLOSS_FLOAT_MODE _fast_math
+#else
+#define XLOSS_FLOAT_MODE
+#endif
+#define XLOSS_PASTE_IMPL(isa, kernels, threading, mode) isa##_##kernels##_##threading##mode
+#define XLOSS_PASTE(isa, kernels, threading, mode) XLOSS_PASTE_IMPL(isa, kernels, threading, mode)
+/// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp` (with
+/// `_fast_math` appended under -ffast-math).
+#define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING, XLOSS_FLOAT_MODE)
 
 namespace xloss
 {

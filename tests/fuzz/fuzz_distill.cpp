@@ -67,7 +67,7 @@ namespace
         std::vector<ld> logp, logq;
         std::vector<char> kept, unsure; ///< p is nonzero in V; p is so close to V's underflow that it may be 0
         ld kl = 0, mag = 1;
-        ld abs_kl = 0; ///< sum of p |log p - log q|
+        ld abs_kl = 0;           ///< sum of p |log p - log q|
         bool unsure_inf = false; ///< an unsure p against q = 0: the KL may be finite or +inf
         ld unsure_mag = 0;       ///< what unsure p's can add, as a magnitude for check()
         bool all_masked_s = true, all_masked_t = true, nan = false;
@@ -127,7 +127,9 @@ namespace
             else if (r.unsure[j])
             {
                 r.unsure_inf = r.unsure_inf || std::isinf(r.logq[j]);
-                r.unsure_mag += std::isinf(r.logq[j]) ? 0 : (p * std::abs(r.logp[j] - r.logq[j]) + p) / (64 * static_cast<ld>(lim::epsilon()));
+                r.unsure_mag += std::isinf(r.logq[j]) ? 0
+                                                      : (p * std::abs(r.logp[j] - r.logq[j]) + p)
+                                                            / (64 * static_cast<ld>(lim::epsilon()));
             }
         }
         // Rounding the shifted logits to V costs eps * |a| in every log p and log q.
@@ -175,7 +177,8 @@ namespace
         {
             return;
         }
-        const std::ptrdiff_t axis = static_cast<std::ptrdiff_t>(in.next() % (2 * rank)) - static_cast<std::ptrdiff_t>(rank);
+        const std::ptrdiff_t axis =
+            static_cast<std::ptrdiff_t>(in.next() % (2 * rank)) - static_cast<std::ptrdiff_t>(rank);
         const std::size_t ax = static_cast<std::size_t>(axis < 0 ? axis + static_cast<std::ptrdiff_t>(rank) : axis);
         static const double grads[4] = {1., 0.5, -2., 3.};
         const V g = static_cast<V>(grads[in.next() % 4]);
@@ -221,11 +224,21 @@ namespace
         xt::xarray<V> loss, gs, gt;
         try
         {
-            loss = call([&](const auto& a, const auto& b) { return xloss::kl_div_with_logits(a, b, temperature, r, axis); });
-            gs = call([&](const auto& a, const auto& b)
-                      { return xloss::kl_div_with_logits_backward(g, a, b, temperature, r, axis); });
-            gt = call([&](const auto& a, const auto& b)
-                      { return xloss::kl_div_with_logits_teacher_backward(g, a, b, temperature, r, axis); });
+            loss = call(
+                [&](const auto& a, const auto& b)
+                {
+                    return xloss::kl_div_with_logits(a, b, temperature, r, axis);
+                });
+            gs = call(
+                [&](const auto& a, const auto& b)
+                {
+                    return xloss::kl_div_with_logits_backward(g, a, b, temperature, r, axis);
+                });
+            gt = call(
+                [&](const auto& a, const auto& b)
+                {
+                    return xloss::kl_div_with_logits_teacher_backward(g, a, b, temperature, r, axis);
+                });
         }
         catch (const std::invalid_argument&)
         {
@@ -241,18 +254,24 @@ namespace
         }
 
         // The fused call gives the separate calls' values bit for bit.
-        const auto fb = call([&](const auto& a, const auto& b)
-                             { return xloss::kl_div_with_logits_forward_backward(a, b, temperature, r, axis, with_teacher_grad); });
+        const auto fb = call(
+            [&](const auto& a, const auto& b)
+            {
+                return xloss::kl_div_with_logits_forward_backward(a, b, temperature, r, axis, with_teacher_grad);
+            });
         check_identical("forward_backward loss", fb.loss, loss);
         if (r != xloss::reduction::none)
         {
             // (with grad_output 1: scale the separate gradient's to compare)
-            const auto g1 = call([&](const auto& a, const auto& b)
-                                 { return xloss::kl_div_with_logits_backward(V(1), a, b, temperature, r, axis); });
+            const auto g1 = call(
+                [&](const auto& a, const auto& b)
+                {
+                    return xloss::kl_div_with_logits_backward(V(1), a, b, temperature, r, axis);
+                });
             check_identical("forward_backward student gradient", fb.grad_input, g1);
         }
 
-        const ld d = r == xloss::reduction::mean ? static_cast<ld>(numel(shape))
+        const ld d = r == xloss::reduction::mean        ? static_cast<ld>(numel(shape))
                      : r == xloss::reduction::batchmean ? static_cast<ld>(shape[0])
                                                         : 1;
         const ld gl = static_cast<ld>(g);
@@ -275,9 +294,10 @@ namespace
                 const ld p = ref.kept[j] || ref.unsure[j] ? std::exp(ref.logp[j]) : 0, q = std::exp(ref.logq[j]);
                 const std::string where = " at flat index " + std::to_string(i);
                 // p and its products may underflow to 0 at the bottom of V's range.
-                const ld floor = 4 * static_cast<ld>(std::numeric_limits<V>::min())
-                                 / (64 * static_cast<ld>(std::numeric_limits<V>::epsilon()))
-                                 * (std::abs(ref.logp[j]) + (std::isinf(ref.logq[j]) ? 0 : std::abs(ref.logq[j])) + ref.abs_kl + 1);
+                const ld floor =
+                    4 * static_cast<ld>(std::numeric_limits<V>::min())
+                    / (64 * static_cast<ld>(std::numeric_limits<V>::epsilon()))
+                    * (std::abs(ref.logp[j]) + (std::isinf(ref.logq[j]) ? 0 : std::abs(ref.logq[j])) + ref.abs_kl + 1);
                 if (r == xloss::reduction::none && !ref.unsure[j])
                 {
                     check<V>("term" + where, loss.flat(i), p > 0 ? T * T * p * (ref.logp[j] - ref.logq[j]) : 0,
@@ -287,9 +307,11 @@ namespace
                          T * std::abs(gl) / d * ((p + q) * ref.mag + floor));
                 if (!std::isinf(ref.kl) && !ref.unsure_inf)
                 {
-                    check<V>("teacher gradient" + where, gt.flat(i),
-                             p > 0 ? T * gl / d * p * (ref.logp[j] - ref.logq[j] - ref.kl) : 0,
-                             T * std::abs(gl) / d * (p * (std::abs(ref.logp[j]) + std::abs(ref.logq[j]) + ref.abs_kl + 1) * ref.mag + floor));
+                    check<V>(
+                        "teacher gradient" + where, gt.flat(i),
+                        p > 0 ? T * gl / d * p * (ref.logp[j] - ref.logq[j] - ref.kl) : 0,
+                        T * std::abs(gl) / d
+                            * (p * (std::abs(ref.logp[j]) + std::abs(ref.logq[j]) + ref.abs_kl + 1) * ref.mag + floor));
                 }
             }
         }

@@ -148,6 +148,13 @@ namespace xloss
                 return exp(x);
             }
 
+            /// exp without kernel_exp's range fixes: the C library's for scalars, xsimd_exp for batches.
+            template <class B>
+            inline B raw_exp(const B& x) noexcept
+            {
+                return exp(x);
+            }
+
             /// exp of a shifted logit (at most 0, or NaN): the C library's for scalars, xsimd's for batches.
             template <class B>
             inline B softmax_exp(const B& x) noexcept
@@ -156,6 +163,33 @@ namespace xloss
             }
 
 #if XLOSS_USE_SIMD
+            /**
+             * xsimd's exp. On x86 without SSE4.1, xsimd rounds with (x + 2^23) - 2^23, which -ffast-math
+             * lets the compiler fold to x (clang does: a distillation loss off by 26 times); there,
+             * built with -ffast-math, the C library's exp per lane instead.
+             */
+            template <class T, class A>
+            inline xsimd::batch<T, A> xsimd_exp(const xsimd::batch<T, A>& x) noexcept
+            {
+#if defined(__FAST_MATH__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(__SSE4_1__)
+                alignas(64) T lanes[xsimd::batch<T, A>::size];
+                x.store_aligned(lanes);
+                for (T& v : lanes)
+                {
+                    v = std::exp(v);
+                }
+                return xsimd::batch<T, A>::load_aligned(lanes);
+#else
+                return xsimd::exp(x);
+#endif
+            }
+
+            template <class T, class A>
+            inline xsimd::batch<T, A> raw_exp(const xsimd::batch<T, A>& x) noexcept
+            {
+                return xsimd_exp(x);
+            }
+
             /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
             /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
             /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
@@ -167,7 +201,7 @@ namespace xloss
                 const T shift = T(44.3614195558364998); // 64 ln 2
                 const auto low = x < F(std::log(std::numeric_limits<T>::min()));
                 const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
-                const F e = xsimd::exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
+                const F e = xsimd_exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
                 // NaN kept NaN: under -ffast-math, clang's build of xsimd's exp gives 0 for it.
                 return xsimd::select(is_nan(x), x,
                                      e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1))));
@@ -178,7 +212,7 @@ namespace xloss
             template <class T, class A>
             inline xsimd::batch<T, A> softmax_exp(const xsimd::batch<T, A>& x) noexcept
             {
-                return xsimd::select(is_nan(x), x, xsimd::exp(x));
+                return xsimd::select(is_nan(x), x, xsimd_exp(x));
             }
 
             template <class A>

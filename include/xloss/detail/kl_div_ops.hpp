@@ -130,7 +130,7 @@ namespace xloss
                 {
                     const B zero(0);
                     const auto masked = masked_log_target(x, t);
-                    return select(masked, zero, plain_exp_lanes(t) ? exp(t) * (t - x) : exp_times(t, t - x, x));
+                    return select(masked, zero, plain_exp_lanes(t) ? raw_exp(t) * (t - x) : exp_times(t, t - x, x));
                 }
             };
 
@@ -152,7 +152,7 @@ namespace xloss
                 B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(is_neg_inf(t), zero, plain_exp_lanes(t) ? -exp(t) * g : -exp_times(t, g, g));
+                    return select(is_neg_inf(t), zero, plain_exp_lanes(t) ? -raw_exp(t) * g : -exp_times(t, g, g));
                 }
             };
 
@@ -245,7 +245,7 @@ namespace xloss
                     const B zero(0);
                     const auto masked = masked_log_target(x, t);
                     const B d = t - x + B(1);
-                    return select(masked, zero, (plain_exp_lanes(t) ? exp(t) * d : exp_times(t, d, x)) * g);
+                    return select(masked, zero, (plain_exp_lanes(t) ? raw_exp(t) * d : exp_times(t, d, x)) * g);
                 }
             };
 

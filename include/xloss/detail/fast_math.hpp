@@ -148,7 +148,7 @@ namespace xloss
                 return exp(x);
             }
 
-            /// exp without kernel_exp's range fixes: the C library's for scalars, xsimd_exp for batches.
+            /// exp without kernel_exp's range fixes: the C library's for scalars, xsimd's for batches (below).
             template <class B>
             inline B raw_exp(const B& x) noexcept
             {
@@ -169,7 +169,7 @@ namespace xloss
              * built with -ffast-math, the C library's exp per lane instead.
              */
             template <class T, class A>
-            inline xsimd::batch<T, A> xsimd_exp(const xsimd::batch<T, A>& x) noexcept
+            inline xsimd::batch<T, A> raw_exp(const xsimd::batch<T, A>& x) noexcept
             {
 #if defined(__FAST_MATH__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(__SSE4_1__)
                 alignas(64) T lanes[xsimd::batch<T, A>::size];
@@ -184,12 +184,6 @@ namespace xloss
 #endif
             }
 
-            template <class T, class A>
-            inline xsimd::batch<T, A> raw_exp(const xsimd::batch<T, A>& x) noexcept
-            {
-                return xsimd_exp(x);
-            }
-
             /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
             /// 3.6e-39, a subnormal) and overflows a little before the largest finite result
             /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
@@ -201,7 +195,7 @@ namespace xloss
                 const T shift = T(44.3614195558364998); // 64 ln 2
                 const auto low = x < F(std::log(std::numeric_limits<T>::min()));
                 const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
-                const F e = xsimd_exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
+                const F e = raw_exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
                 // NaN kept NaN: under -ffast-math, clang's build of xsimd's exp gives 0 for it.
                 return xsimd::select(is_nan(x), x,
                                      e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1))));
@@ -212,7 +206,7 @@ namespace xloss
             template <class T, class A>
             inline xsimd::batch<T, A> softmax_exp(const xsimd::batch<T, A>& x) noexcept
             {
-                return xsimd::select(is_nan(x), x, xsimd_exp(x));
+                return xsimd::select(is_nan(x), x, raw_exp(x));
             }
 
             template <class A>

@@ -168,8 +168,7 @@ namespace xloss
             const double value = detail::with_ops(options,
                                                   [&](const auto& ops)
                                                   {
-                                                      return detail::fused_pass<V>(ops, x, t, s, reduce, out.data(),
-                                                                                   V(0), nullptr, nullptr);
+                                                      return detail::loss_pass<V>(ops, x, t, s, reduce, out.data());
                                                   });
             if (reduce)
             {

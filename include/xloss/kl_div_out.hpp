@@ -213,8 +213,7 @@ namespace xloss
                 return detail::with_ops(options,
                                         [&](const auto& ops)
                                         {
-                                            return detail::fused_pass<V>(ops, x, t, s, reduce, loss, V(0), nullptr,
-                                                                         nullptr);
+                                            return detail::loss_pass<V>(ops, x, t, s, reduce, loss);
                                         });
             };
             if constexpr (std::is_arithmetic<O>::value)

@@ -27,73 +27,123 @@ namespace xloss
         namespace detail
         {
             /**
-             * Sums of `full` (row-major, contiguous) over `axes`, in double; the reduced axes are kept with
-             * length 1 (keep_dims) or dropped. An empty array gives zeros of the reduced shape.
+             * Walks `shape` in row-major order a row (its last axis) at a time, beside an array of shape
+             * `part` (same rank, 1 on the axes it is broadcast along): calls f(i, j, inner, inner_stride)
+             * with the row's first element i in `shape`, its element j in `part`, the row's length and
+             * the step of j along the row (0 when `part` is broadcast along the last axis).
              */
-            template <class E>
-            inline xt::xarray<double> sum_axes(const E& full, const std::vector<std::size_t>& axes, bool keep_dims)
+            template <class F>
+            inline void for_each_broadcast_row(const shape_type& shape, const shape_type& part, F&& f)
+            {
+                const std::size_t rank = shape.size();
+                std::size_t n = 1;
+                for (std::size_t d : shape)
+                {
+                    n *= d;
+                }
+                if (n == 0)
+                {
+                    return;
+                }
+                // The stride of `part` along each axis of `shape`: 0 along the broadcast ones.
+                shape_type strides(rank, 0);
+                for (std::size_t d = rank, stride = 1; d-- > 0;)
+                {
+                    strides[d] = part[d] == 1 ? 0 : stride;
+                    stride *= part[d];
+                }
+                const std::size_t inner = rank == 0 ? 1 : shape[rank - 1];
+                const std::size_t inner_stride = rank == 0 ? 0 : strides[rank - 1];
+                shape_type index(rank, 0);
+                std::size_t base = 0;
+                for (std::size_t row = 0; row < n / inner; ++row)
+                {
+                    f(row * inner, base, inner, inner_stride);
+                    for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;)
+                    {
+                        base += strides[d];
+                        if (++index[d] < shape[d])
+                        {
+                            break;
+                        }
+                        base -= strides[d] * index[d];
+                        index[d] = 0;
+                    }
+                }
+            }
+
+            /// `part` right-aligned to `rank` axes, with 1 in front (NumPy's broadcasting).
+            inline shape_type aligned_shape(const shape_type& part, std::size_t rank)
+            {
+                shape_type r(rank - part.size(), 1);
+                r.insert(r.end(), part.begin(), part.end());
+                return r;
+            }
+
+            /// dst (contiguous, of `shape`) op= src (contiguous, broadcastable to `shape`), element by element.
+            template <class V, class Op>
+            inline void apply_broadcast(V* dst, const shape_type& shape, const V* src, const shape_type& src_shape,
+                                        Op op)
+            {
+                for_each_broadcast_row(shape, aligned_shape(src_shape, shape.size()),
+                                       [&](std::size_t i, std::size_t j, std::size_t inner, std::size_t step)
+                                       {
+                                           for (std::size_t k = 0; k < inner; ++k)
+                                           {
+                                               dst[i + k] = op(dst[i + k], src[j + k * step]);
+                                           }
+                                       });
+            }
+
+            /**
+             * Sums of `full` (row-major, contiguous) over `axes`, accumulated in double, divided by
+             * `divisor`, as V; the reduced axes are kept with length 1 (keep_dims) or dropped. An empty
+             * array gives zeros of the reduced shape.
+             */
+            template <class V, class E>
+            inline xt::xarray<V> sum_axes(const E& full, const std::vector<std::size_t>& axes, bool keep_dims,
+                                          double divisor = 1.)
             {
                 const std::size_t rank = full.dimension();
+                const shape_type shape(full.shape().begin(), full.shape().end());
                 shape_type kept_shape(rank); // the result's shape with reduced axes as 1
                 shape_type out_shape;
                 for (std::size_t d = 0; d < rank; ++d)
                 {
                     const bool reduced = std::find(axes.begin(), axes.end(), d) != axes.end();
-                    kept_shape[d] = reduced ? 1 : full.shape()[d];
+                    kept_shape[d] = reduced ? 1 : shape[d];
                     if (!reduced || keep_dims)
                     {
                         out_shape.push_back(kept_shape[d]);
                     }
                 }
-                xt::xarray<double> out(out_shape, 0.);
-                const std::size_t n = full.size();
-                if (n == 0)
-                {
-                    return out;
-                }
-                // The result's stride along each axis of `full`: 0 along the reduced ones.
-                shape_type out_strides(rank, 0);
-                for (std::size_t d = rank, stride = 1; d-- > 0;)
-                {
-                    out_strides[d] = kept_shape[d] == 1 ? 0 : stride;
-                    stride *= kept_shape[d];
-                }
-                const std::size_t inner = rank == 0 ? 1 : full.shape()[rank - 1];
-                const std::size_t inner_stride = rank == 0 ? 0 : out_strides[rank - 1];
+                std::vector<double> acc(size_of(kept_shape), 0.);
                 const auto* data = full.data();
-                double* acc = out.data();
-                // Rows along the last axis, their start in the result followed with an odometer over the others.
-                shape_type index(rank, 0);
-                std::size_t base = 0;
-                for (std::size_t row = 0; row < n / inner; ++row)
+                for_each_broadcast_row(shape, kept_shape,
+                                       [&](std::size_t i, std::size_t j, std::size_t inner, std::size_t step)
+                                       {
+                                           const auto* p = data + i;
+                                           if (step == 0)
+                                           {
+                                               double s = 0.;
+                                               for (std::size_t k = 0; k < inner; ++k)
+                                               {
+                                                   s += static_cast<double>(p[k]);
+                                               }
+                                               acc[j] += s;
+                                           }
+                                           else
+                                           {
+                                               for (std::size_t k = 0; k < inner; ++k)
+                                               {
+                                                   acc[j + k * step] += static_cast<double>(p[k]);
+                                               }
+                                           }
+                                       });
+                xt::xarray<V> out = xt::xarray<V>::from_shape(out_shape);
+                for (std::size_t k = 0; k < acc.size(); ++k)
                 {
-                    const auto* p = data + row * inner;
-                    if (inner_stride == 0)
-                    {
-                        double s = 0.;
-                        for (std::size_t j = 0; j < inner; ++j)
-                        {
-                            s += static_cast<double>(p[j]);
-                        }
-                        acc[base] += s;
-                    }
-                    else
-                    {
-                        for (std::size_t j = 0; j < inner; ++j)
-                        {
-                            acc[base + j] += static_cast<double>(p[j]);
-                        }
-                    }
-                    for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;)
-                    {
-                        base += out_strides[d];
-                        if (++index[d] < full.shape()[d])
-                        {
-                            break;
-                        }
-                        base -= out_strides[d] * index[d];
-                        index[d] = 0;
-                    }
+                    out.data()[k] = static_cast<V>(acc[k] / divisor);
                 }
                 return out;
             }

@@ -21,6 +21,7 @@
 #include "../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xexpression.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 #include XLOSS_XTENSOR_HEADER(containers, xstorage.hpp)
 #include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
@@ -277,6 +278,35 @@ namespace xloss
                            : nullptr;
             }
 
+            /// Values already laid out in the broadcast shape, row-major: a walk over these reads pointers only.
+            template <class V>
+            struct contiguous_ref
+            {
+                const V* data;
+            };
+
+            template <class T>
+            struct is_contiguous_ref : std::false_type
+            {
+            };
+
+            template <class V>
+            struct is_contiguous_ref<contiguous_ref<V>> : std::true_type
+            {
+            };
+
+            /// e in the broadcast shape, row-major: in place when it already is, else evaluated into `buffer`.
+            template <class V, class E>
+            inline contiguous_ref<V> as_contiguous(const E& e, const shape_type& shape, xt::xarray<V>& buffer)
+            {
+                if (const V* p = in_place<V>(e, shape))
+                {
+                    return {p};
+                }
+                buffer = xt::broadcast(xt::cast<V>(e), shape);
+                return {buffer.data()};
+            }
+
             template <class V, class E>
             inline auto make_iterator_source(const E& broadcast)
             {
@@ -284,12 +314,12 @@ namespace xloss
             }
 
             /**
-             * Walks x, t and g over the broadcast shape in row-major order: run_partitions over
-             * pointers when all three are contiguous, over copying iterators otherwise.
-             * g is a scalar_source or an xexpression broadcastable to shape.
+             * walk() for expressions: run_partitions over pointers when x, t and g are contiguous in the
+             * broadcast shape, over copying iterators otherwise.
              */
             template <class Acc, class V, class E1, class E2, class G, class F>
-            inline double walk(const E1& x, const E2& t, const G& g, const shape_type& shape, int threads, F&& f)
+            inline double walk_expressions(const E1& x, const E2& t, const G& g, const shape_type& shape, int threads,
+                                           F&& f)
             {
                 const std::size_t n = size_of(shape);
                 const V* px = in_place<V>(x, shape);
@@ -323,6 +353,36 @@ namespace xloss
                     auto ix = make_iterator_source<V>(bx);
                     auto it = make_iterator_source<V>(bt);
                     return run_partitions<Acc, V>(n, threads, ix, it, sg, f);
+                }
+            }
+
+            /**
+             * Walks x, t and g over the broadcast shape in row-major order: run_partitions over
+             * pointers when all three are contiguous, over copying iterators otherwise. x and t are
+             * xexpressions or contiguous_refs; g is a scalar_source, a contiguous_ref or an xexpression
+             * broadcastable to shape. Only pointers are walked when x, t and g are refs or scalars.
+             */
+            template <class Acc, class V, class E1, class E2, class G, class F>
+            inline double walk(const E1& x, const E2& t, const G& g, const shape_type& shape, int threads, F&& f)
+            {
+                const std::size_t n = size_of(shape);
+                if constexpr (is_contiguous_ref<E1>::value && is_contiguous_ref<E2>::value)
+                {
+                    pointer_source<V> sx{x.data}, st{t.data};
+                    if constexpr (is_contiguous_ref<G>::value)
+                    {
+                        pointer_source<V> sg{g.data};
+                        return run_partitions<Acc, V>(n, threads, sx, st, sg, f);
+                    }
+                    else
+                    {
+                        G sg = g;
+                        return run_partitions<Acc, V>(n, threads, sx, st, sg, f);
+                    }
+                }
+                else
+                {
+                    return walk_expressions<Acc, V>(x, t, g, shape, threads, f);
                 }
             }
         }

@@ -13,6 +13,7 @@
 // gradient through the log-softmax. The plain options never come here.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -21,7 +22,7 @@
 #include "../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
-#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 
 #include "../kl_div_options.hpp"
 #include "classify.hpp"
@@ -136,18 +137,6 @@ namespace xloss
                 return z;
             }
 
-            /// Calls f with the input's log-probabilities: the input, or the log-softmax of its logits.
-            template <class V, class E, class F>
-            inline decltype(auto) with_log_probs(const E& input, const kl_div_options& options, const char* func, F&& f)
-            {
-                if (!options.input_logits())
-                {
-                    return f(input);
-                }
-                const xt::xarray<V> x = log_softmax<V>(input, options.softmax_axis(), func, "input", "softmax_axis");
-                return f(x);
-            }
-
             /// Checks that the sample weight (when given) broadcasts to the loss's broadcast shape.
             template <class W>
             inline void check_sample_weight(const W* w, const loss_setup& s, const char* func)
@@ -160,6 +149,48 @@ namespace xloss
                 }
             }
 
+            /// `terms` (of the broadcast shape) times the sample weight, then the scalar weight (MXNet's order).
+            template <class V, class W>
+            inline void apply_weights(xt::xarray<V>& terms, const W* w, const loss_setup& s,
+                                      const kl_div_options& options)
+            {
+                if (w)
+                {
+                    const xt::xarray<V> wv = xt::cast<V>(*w);
+                    apply_broadcast(terms.data(), s.shape, wv.data(), to_shape(wv.shape()),
+                                    [](V a, V b)
+                                    {
+                                        return a * b;
+                                    });
+                }
+                if (options.weight() != 1.)
+                {
+                    const V k = static_cast<V>(options.weight());
+                    for (V& v : terms)
+                    {
+                        v *= k;
+                    }
+                }
+            }
+
+            /**
+             * Calls f(ops, x, t) with the selected op set and x and t as contiguous_refs of the broadcast
+             * shape: the pointwise passes of the general path walk pointers only, whatever the expressions.
+             */
+            template <class V, class E1, class E2, class F>
+            inline void with_contiguous(const E1& x, const E2& t, const loss_setup& s, const kl_div_options& options,
+                                        F&& f)
+            {
+                xt::xarray<V> xbuf, tbuf;
+                const contiguous_ref<V> xr = as_contiguous<V>(x, s.shape, xbuf);
+                const contiguous_ref<V> tr = as_contiguous<V>(t, s.shape, tbuf);
+                with_ops(options,
+                         [&](const auto& ops)
+                         {
+                             f(ops, xr, tr);
+                         });
+            }
+
             /// The loss with weights, axes and logits; `w` is the sample weight or null.
             template <class V, class E1, class E2, class W>
             inline xt::xarray<V> general_forward(const E1& input, const E2& t, const W* w,
@@ -169,25 +200,21 @@ namespace xloss
                 const reduce_plan plan = make_plan(s, options, func);
                 check_sample_weight(w, s, func);
                 xt::xarray<V> terms = xt::xarray<V>::from_shape(s.shape);
-                with_log_probs<V>(input, options, func,
-                                  [&](const auto& x)
-                                  {
-                                      with_ops(options,
-                                               [&](const auto& ops)
-                                               {
-                                                   fused_pass<V>(ops, x, t, s, false, terms.data(), V(0), nullptr,
-                                                                 nullptr);
-                                               });
-                                  });
-                // MXNet's order: the sample weight, then the scalar weight.
-                if (w)
+                auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
-                    terms *= xt::broadcast(xt::cast<V>(*w), s.shape);
-                }
-                if (options.weight() != 1.)
+                    loss_pass<V>(ops, xr, tr, s, false, terms.data());
+                };
+                if (options.input_logits())
                 {
-                    terms *= static_cast<V>(options.weight());
+                    const xt::xarray<V> x =
+                        log_softmax<V>(input, options.softmax_axis(), func, "input", "softmax_axis");
+                    with_contiguous<V>(x, t, s, options, pass);
                 }
+                else
+                {
+                    with_contiguous<V>(input, t, s, options, pass);
+                }
+                apply_weights(terms, w, s, options);
                 if (options.reduction() == reduction::none)
                 {
                     return terms;
@@ -203,7 +230,7 @@ namespace xloss
                     r() = static_cast<V>(total / plan.divisor);
                     return r;
                 }
-                xt::xarray<V> r = xt::cast<V>(sum_axes(terms, plan.axes, false) / plan.divisor);
+                xt::xarray<V> r = sum_axes<V>(terms, plan.axes, false, plan.divisor);
                 r.reshape(plan.out_shape);
                 return r;
             }
@@ -230,8 +257,12 @@ namespace xloss
                             + " does not broadcast to the loss's " + "shape " + shape_to_string(plan.out_shape)));
                     }
                     xt::xarray<V> g = xt::broadcast(xt::cast<V>(grad_output), plan.out_shape);
-                    g.reshape(plan.keep_shape);
-                    scale = xt::broadcast(g, s.shape) / static_cast<V>(plan.divisor);
+                    const V divisor = static_cast<V>(plan.divisor);
+                    apply_broadcast(scale.data(), s.shape, g.data(), plan.keep_shape,
+                                    [divisor](V, V gv)
+                                    {
+                                        return gv / divisor;
+                                    });
                 }
                 else
                 {
@@ -239,14 +270,7 @@ namespace xloss
                                   "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
                     scale.fill(static_cast<V>(static_cast<double>(grad_output) / plan.divisor));
                 }
-                if (w)
-                {
-                    scale *= xt::broadcast(xt::cast<V>(*w), s.shape);
-                }
-                if (options.weight() != 1.)
-                {
-                    scale *= static_cast<V>(options.weight());
-                }
+                apply_weights(scale, w, s, options);
                 return scale;
             }
 
@@ -259,34 +283,45 @@ namespace xloss
                 const reduce_plan plan = make_plan(s, options, func);
                 check_sample_weight(w, s, func);
                 const xt::xarray<V> scale = gradient_scale<V>(grad_output, w, s, plan, options, func);
-                return with_log_probs<V>(
-                    input, options, func,
-                    [&](const auto& x)
+                xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
+                auto pass = [&](const auto& ops, auto xr, auto tr)
+                {
+                    const contiguous_ref<V> g{scale.data()};
+                    if constexpr (wrt_target)
                     {
-                        xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
-                        with_ops(options,
-                                 [&](const auto& ops)
-                                 {
-                                     if constexpr (wrt_target)
-                                     {
-                                         gradient_pass<V>(ops.target_grad, scale, x, t, s, full.data());
-                                     }
-                                     else
-                                     {
-                                         gradient_pass<V>(ops.input_grad, scale, x, t, s, full.data());
-                                     }
-                                 });
-                        xt::xarray<V> grad = sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
-                        if (!wrt_target && options.input_logits())
-                        {
-                            // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
-                            const std::size_t axis =
-                                normalize_axis(options.softmax_axis(), x.dimension(), func, "softmax_axis");
-                            const xt::xarray<V> total = xt::cast<V>(sum_axes(grad, {axis}, true));
-                            grad -= xt::exp(x) * total;
-                        }
-                        return grad;
-                    });
+                        gradient_pass<V>(ops.target_grad, g, xr, tr, s, full.data());
+                    }
+                    else
+                    {
+                        gradient_pass<V>(ops.input_grad, g, xr, tr, s, full.data());
+                    }
+                };
+                if (!options.input_logits())
+                {
+                    with_contiguous<V>(input, t, s, options, pass);
+                    return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
+                }
+                const xt::xarray<V> x = log_softmax<V>(input, options.softmax_axis(), func, "input", "softmax_axis");
+                with_contiguous<V>(x, t, s, options, pass);
+                xt::xarray<V> grad = sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
+                if (!wrt_target)
+                {
+                    // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
+                    const std::size_t axis =
+                        normalize_axis(options.softmax_axis(), x.dimension(), func, "softmax_axis");
+                    const xt::xarray<V> total = sum_axes<V>(grad, {axis}, true);
+                    const V* px = x.data();
+                    V* pg = grad.data();
+                    for_each_broadcast_row(to_shape(grad.shape()), to_shape(total.shape()),
+                                           [&](std::size_t i, std::size_t j, std::size_t inner, std::size_t step)
+                                           {
+                                               for (std::size_t k = 0; k < inner; ++k)
+                                               {
+                                                   pg[i + k] -= std::exp(px[i + k]) * total.data()[j + k * step];
+                                               }
+                                           });
+                }
+                return grad;
             }
         }
     }

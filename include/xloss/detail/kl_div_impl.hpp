@@ -268,7 +268,7 @@ namespace xloss
                         axes.push_back(i);
                     }
                 }
-                xt::xarray<V> r = xt::cast<V>(sum_axes(full, axes, false));
+                xt::xarray<V> r = sum_axes<V>(full, axes, false);
                 r.reshape(shape);
                 return r;
             }
@@ -298,7 +298,7 @@ namespace xloss
              * gradient into `grad_target` where they are not null, over the broadcast shape. The
              * gradients are those of the loss times `grad_scale` (grad_output / divisor).
              */
-            template <class V, class Ops, class E1, class E2>
+            template <class V, class Ops, class E1, class E2, bool gradients = true>
             inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
                                      V* loss_out, V grad_scale, V* grad_input, V* grad_target)
             {
@@ -314,46 +314,62 @@ namespace xloss
                             acc.add(term, px, pt, pg, m);
                             return;
                         }
-                        if (reduce)
+                        if constexpr (gradients)
                         {
-                            // One loop: each batch of x and t is loaded once for the term and the gradients,
-                            // with the gradients to write known at compile time.
-                            auto fused = [&](auto input, auto target)
+                            if (reduce)
                             {
-                                acc.add(term, px, pt, pg, m,
-                                        [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i,
-                                            std::size_t count)
-                                        {
-                                            if constexpr (decltype(input)::value)
+                                // One loop: each batch of x and t is loaded once for the term and the
+                                // gradients, with the gradients to write known at compile time.
+                                auto fused = [&](auto input, auto target)
+                                {
+                                    acc.add(term, px, pt, pg, m,
+                                            [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i,
+                                                std::size_t count)
                                             {
-                                                store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb), count);
-                                            }
-                                            if constexpr (decltype(target)::value)
-                                            {
-                                                store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
-                                                            count);
-                                            }
-                                        });
-                            };
-                            using yes = std::true_type;
-                            using no = std::false_type;
-                            grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{})) : fused(no{}, yes{});
-                            return;
+                                                if constexpr (decltype(input)::value)
+                                                {
+                                                    store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
+                                                                count);
+                                                }
+                                                if constexpr (decltype(target)::value)
+                                                {
+                                                    store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
+                                                                count);
+                                                }
+                                            });
+                                };
+                                using yes = std::true_type;
+                                using no = std::false_type;
+                                grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{}))
+                                           : fused(no{}, yes{});
+                                return;
+                            }
                         }
                         if (loss_out)
                         {
                             map<batch>(term, px, pt, pg, loss_out + offset, m);
                         }
-                        if (grad_input)
+                        if constexpr (gradients)
                         {
-                            map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
-                        }
-                        if (grad_target)
-                        {
-                            map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
+                            if (grad_input)
+                            {
+                                map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
+                            }
+                            if (grad_target)
+                            {
+                                map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
+                            }
                         }
                     });
                 return total / s.divisor;
+            }
+
+            /// fused_pass() for the loss alone: the gradient loops are not instantiated.
+            template <class V, class Ops, class E1, class E2>
+            inline double loss_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
+                                    V* loss_out)
+            {
+                return fused_pass<V, Ops, E1, E2, false>(ops, x, t, s, reduce, loss_out, V(0), nullptr, nullptr);
             }
 
             /// One gradient (`Op`) over the broadcast shape into `out`, for grad_output `g`: a

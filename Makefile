@@ -16,7 +16,7 @@
 #   make tsan        the thread-safety test under ThreadSanitizer
 #   make tsan-openmp the threaded tests with OpenMP under ThreadSanitizer and LLVM's Archer
 #   make valgrind    the examples under valgrind's memcheck
-#   make fuzz        the libFuzzer target against its long-double reference (FUZZ_SECONDS, default 60;
+#   make fuzz        the libFuzzer targets against their long-double references (FUZZ_SECONDS, default 60;
 #                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N); fails on a finding
 #   make fuzz-explore  fresh fuzzing from a time-based seed (FUZZ_SECONDS): a finding is saved under
 #                    tests/fuzz/findings/ and reported loudly, but the target exits 0 (CI's exploration)
@@ -102,9 +102,10 @@ sanitize: deps
 # clang's libFuzzer with ASan and UBSan (float-cast-overflow off: xsimd 8.1's exp converts
 # infinite lanes to integers before it selects them away). The checked-in corpus is copied,
 # so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
-# Two targets: fuzz_kl_div (kl_div, its gradients and the fused pass) and fuzz_distill (the
-# distillation loss from logits); each has its corpus and its regression inputs under tests/fuzz.
-FUZZ_TARGETS = kl_div distill
+# Three targets: fuzz_kl_div (kl_div, its gradients and the fused pass), fuzz_distill (the
+# distillation loss from logits) and fuzz_options (the option path: logits input, weights, axes,
+# epsilon, divisor); each has its corpus, and its regression inputs once it found something, under tests/fuzz.
+FUZZ_TARGETS = kl_div distill options
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	mkdir -p $(BUILD)-fuzz
@@ -117,7 +118,7 @@ fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
 	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
 	    echo "=== fuzz_$$t"; \
-	    $(BUILD)-fuzz/fuzz_$$t tests/fuzz/regressions$$suffix/* || exit 1; \
+	    if [ -d tests/fuzz/regressions$$suffix ]; then $(BUILD)-fuzz/fuzz_$$t tests/fuzz/regressions$$suffix/* || exit 1; fi; \
 	    rm -rf $(BUILD)-fuzz/corpus_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/corpus_$$t; \
 	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) \
 	          corpus_$$t > fuzz_$$t.log 2>&1 ); status=$$?; \
@@ -135,7 +136,7 @@ fuzz-explore: fuzz-build
 	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
 	    rm -rf $(BUILD)-fuzz/explore_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/explore_$$t; \
 	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=1 \
-	          -artifact_prefix=$(CURDIR)/tests/fuzz/findings/$$t- explore_$$t $(CURDIR)/tests/fuzz/regressions$$suffix \
+	          -artifact_prefix=$(CURDIR)/tests/fuzz/findings/$$t- explore_$$t $$( [ -d tests/fuzz/regressions$$suffix ] && echo $(CURDIR)/tests/fuzz/regressions$$suffix ) \
 	          > explore_$$t.log 2>&1 ); status=$$?; \
 	    echo "fuzz_$$t:"; grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' $(BUILD)-fuzz/explore_$$t.log; \
 	    if [ $$status -ne 0 ]; then \

@@ -103,25 +103,6 @@ namespace xloss
         namespace detail
 
         {
-            /// The logits as contiguous row-major data of V: in place, or a copy.
-            template <class V>
-            struct contiguous_logits
-            {
-                xt::xarray<V> copy;
-                const V* data;
-
-                template <class E>
-                explicit contiguous_logits(const E& e)
-                    : data(contiguous_data<V>(e))
-                {
-                    if (!data)
-                    {
-                        copy = e;
-                        data = copy.data();
-                    }
-                }
-            };
-
             /// Checks of one call, and what every row needs.
             struct logits_setup
             {
@@ -287,7 +268,7 @@ namespace xloss
             {
                 const logits_setup setup = make_logits_setup(s_expr, t_expr, temperature, r, axis, func);
                 const distill_grad_output<V> g = make_distill_grad_output<V>(grad_output, setup, r, func);
-                const contiguous_logits<V> s(s_expr), t(t_expr);
+                const contiguous_array<V> s(s_expr), t(t_expr);
                 const bool none = r == reduction::none;
                 auto array = [&](bool wanted)
                 {

@@ -9,6 +9,10 @@
 /// @file
 /// Umbrella header: everything xloss offers.
 
+#include "distill_options.hpp"
+#include "divergence_loss.hpp"
+#include "forward_kl.hpp"
+#include "generalized_jsd.hpp"
 #include "kl_div.hpp"
 #include "kl_div_forward_backward.hpp"
 #include "kl_div_kernel.hpp"
@@ -17,6 +21,7 @@
 #include "kl_div_out.hpp"
 #include "kl_div_with_logits.hpp"
 #include "reduction.hpp"
+#include "reverse_kl.hpp"
 #include "xloss_config.hpp"
 
 #endif

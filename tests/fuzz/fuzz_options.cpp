@@ -136,8 +136,8 @@ namespace
             d.axes = true;
         }
         const std::uint8_t rb = in.next();
-        d.r = d.axes ? (rb & 1 ? xloss::reduction::sum : xloss::reduction::mean)
-                     : static_cast<xloss::reduction>(rb % 4);
+        d.r =
+            d.axes ? (rb & 1 ? xloss::reduction::sum : xloss::reduction::mean) : static_cast<xloss::reduction>(rb % 4);
         o.reduction(d.r);
         const bool set_divisor = in.next() % 3 == 0;
         if (set_divisor)
@@ -308,9 +308,9 @@ namespace
         std::snprintf(ctx, sizeof ctx,
                       "V=%s rank %zu logits %d (axis %zu) log_target %d zero_policy %d eps %Lg weight %Lg "
                       "sample_weight %d axes %d reduction %s divisor %Lg",
-                      sizeof(V) == 4 ? "float" : "double", rank, d.logits, d.softmax_axis, d.log_target,
-                      d.zero_policy, d.eps, d.weight_value, d.sample_weight, d.axes,
-                      std::string(xloss::to_string(d.r)).c_str(), d.divisor);
+                      sizeof(V) == 4 ? "float" : "double", rank, d.logits, d.softmax_axis, d.log_target, d.zero_policy,
+                      d.eps, d.weight_value, d.sample_weight, d.axes, std::string(xloss::to_string(d.r)).c_str(),
+                      d.divisor);
         g_context = std::string(ctx) + "\n" + describe("x", xa) + describe("t", ta)
                     + (d.sample_weight ? describe("w", wa) : "") + (shaped ? describe("g", ga) : "");
 
@@ -409,8 +409,8 @@ namespace
         if (d.sample_weight)
         {
             const xt::xarray<V> loss = xloss::kl_div(xa, ta, o, wa);
-            const xt::xarray<V> gx = shaped ? xloss::kl_div_backward(grad_arg(), xa, ta, o, wa)
-                                            : xloss::kl_div_backward(gs, xa, ta, o, wa);
+            const xt::xarray<V> gx =
+                shaped ? xloss::kl_div_backward(grad_arg(), xa, ta, o, wa) : xloss::kl_div_backward(gs, xa, ta, o, wa);
             const xt::xarray<V> gt = shaped ? xloss::kl_div_target_backward(grad_arg(), xa, ta, o, wa)
                                             : xloss::kl_div_target_backward(gs, xa, ta, o, wa);
             check_all("kl_div with sample_weight", loss, gx, gt, true);

@@ -278,6 +278,25 @@ namespace xloss
                            : nullptr;
             }
 
+            /// An expression as contiguous row-major data of V: in place, or a copy.
+            template <class V>
+            struct contiguous_array
+            {
+                xt::xarray<V> copy;
+                const V* data;
+
+                template <class E>
+                explicit contiguous_array(const E& e)
+                    : data(contiguous_data<V>(e))
+                {
+                    if (!data)
+                    {
+                        copy = e;
+                        data = copy.data();
+                    }
+                }
+            };
+
             /// Values already laid out in the broadcast shape, row-major: a walk over these reads pointers only.
             template <class V>
             struct contiguous_ref

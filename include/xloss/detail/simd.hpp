@@ -96,7 +96,14 @@ namespace xloss
                 return a < b ? b : a;
             }
 
-            // Scalars take these; batches find xsimd's abs, exp, log, max and select by argument-dependent
+            /// The smaller of two scalars (xsimd::min for batches).
+            template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+            inline T min(T a, T b) noexcept
+            {
+                return b < a ? b : a;
+            }
+
+            // Scalars take these; batches find xsimd's abs, exp, log, max, min and select by argument-dependent
             // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
             // ambiguous with detail::select and detail::max).
             using std::abs;

@@ -1,0 +1,323 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_DIVERGENCE_CALL_HPP
+#define XLOSS_DETAIL_DIVERGENCE_CALL_HPP
+
+// One call of a divergence from logits: the checks of its arguments and options, the rows, the
+// labels, the divisor; it runs a row policy through the row engine into given outputs.
+
+#include <cmath>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "../distill_options.hpp"
+#include "../reduction.hpp"
+#include "classify.hpp"
+#include "divergence_ops.hpp"
+#include "error.hpp"
+#include "expression.hpp"
+#include "kl_div_impl.hpp"
+#include "row_engine.hpp"
+#include "softmax_kernels.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// No labels: every row counts.
+            struct no_labels
+            {
+            };
+
+            /// Calls f with the row policy the options select: the loss's own, or for the generalized
+            /// JSD the forward KL at beta = 0 and the reverse KL at beta = 1 (TRL's convention).
+            template <class Policy, class Options, class F>
+            inline decltype(auto) with_policy(const Options& options, F&& f)
+            {
+                if constexpr (std::is_same<Policy, jsd_policy>::value)
+                {
+                    if (options.beta() == 0.)
+                    {
+                        return f(forward_kl_policy{});
+                    }
+                    if (options.beta() == 1.)
+                    {
+                        return f(reverse_kl_policy{});
+                    }
+                    return f(jsd_policy{options.beta()});
+                }
+                else
+                {
+                    return f(Policy{});
+                }
+            }
+
+            template <class Options>
+            inline void check_row_options(const Options& options, const char* func)
+            {
+                check_reduction(options.reduction(), func);
+                if (!is_positive_finite(options.temperature()))
+                {
+                    detail::raise(option_error(func, "temperature", "positive and finite", options.temperature()));
+                }
+                if (!is_nonnegative_finite(options.divisor()))
+                {
+                    detail::raise(
+                        option_error(func, "divisor", "positive (or 0: from the labels or shapes)", options.divisor()));
+                }
+                if constexpr (std::is_same<Options, jsd_options>::value)
+                {
+                    if (!(options.beta() >= 0. && options.beta() <= 1.))
+                    {
+                        detail::raise(option_error(func, "beta", "in [0, 1]", options.beta()));
+                    }
+                }
+            }
+
+            /// The labels of a call as contiguous data (LV: their value type, void without labels).
+            template <class LV>
+            struct label_store
+            {
+                contiguous_array<LV> values;
+
+                template <class E>
+                explicit label_store(const E& e)
+                    : values(e)
+                {
+                }
+
+                keep_labels<LV> keep(long long ignore_index) const noexcept
+                {
+                    return {values.data, ignore_index};
+                }
+            };
+
+            template <>
+            struct label_store<void>
+            {
+                explicit label_store(const no_labels&) noexcept
+                {
+                }
+
+                keep_all keep(long long) const noexcept
+                {
+                    return {};
+                }
+            };
+
+            template <class L>
+            struct label_value
+            {
+                using type = typename L::value_type;
+            };
+
+            template <>
+            struct label_value<no_labels>
+            {
+                using type = void;
+            };
+
+            /**
+             * The arguments of one call, checked: the logits as contiguous data of V, their rows
+             * along the axis, the labels' rows to keep, the divisor and the threads.
+             */
+            template <class V, class LV>
+            class divergence_call
+            {
+            public:
+
+                template <class S, class T, class L, class Options>
+                divergence_call(const S& student, const T& teacher, const L& labels, const Options& options,
+                                const char* func)
+                    : m_func(func)
+                    , m_shape(to_shape(student.shape()))
+                    , m_rows(checked_rows(student, teacher, options, func))
+                    , m_student(student)
+                    , m_teacher(teacher)
+                    , m_reduction(options.reduction())
+                    , m_temperature(options.temperature())
+                    , m_threads(resolve_threads(options.num_threads(), func))
+                    , m_ignore_index(options.ignore_index())
+                    , m_labels(labels)
+                {
+                    check_row_options(options, func);
+                    if constexpr (!std::is_same<L, no_labels>::value)
+                    {
+                        using label_type = typename L::value_type;
+                        static_assert(std::is_integral<label_type>::value,
+                                      "xloss: labels must hold integers (or bool)");
+                        const shape_type got = to_shape(labels.shape());
+                        if (got != m_row_shape)
+                        {
+                            detail::raise(std::invalid_argument(
+                                std::string("xloss::") + func + ": labels of shape " + shape_to_string(got)
+                                + " do not match the rows of the logits, of shape " + shape_to_string(m_row_shape)
+                                + " (the logits' shape " + shape_to_string(m_shape) + " without the class axis)"));
+                        }
+                    }
+                    const auto keep = m_labels.keep(m_ignore_index);
+                    for (std::size_t k = 0; k < m_rows.rows; ++k)
+                    {
+                        m_kept += keep(k) ? 1 : 0;
+                    }
+                    const double given = options.divisor();
+                    switch (m_reduction)
+                    {
+                        case reduction::mean:
+                            m_divisor = given > 0. ? given : (m_kept > 0 ? static_cast<double>(m_kept) : 1.);
+                            break;
+                        case reduction::batchmean:
+                            m_divisor = given > 0. ? given
+                                                   : (m_row_shape.empty() || m_row_shape[0] == 0
+                                                          ? 1.
+                                                          : static_cast<double>(m_row_shape[0]));
+                            break;
+                        default:
+                            m_divisor = 1.;
+                            break;
+                    }
+                }
+
+                const shape_type& shape() const noexcept
+                {
+                    return m_shape;
+                }
+
+                /// The loss's shape: the rows' shape for `none`, else ().
+                shape_type loss_shape() const
+                {
+                    return m_reduction == reduction::none ? m_row_shape : shape_type{};
+                }
+
+                bool reduced() const noexcept
+                {
+                    return m_reduction != reduction::none;
+                }
+
+                double divisor() const noexcept
+                {
+                    return m_divisor;
+                }
+
+                /// The number of kept rows.
+                std::size_t kept() const noexcept
+                {
+                    return m_kept;
+                }
+
+                /**
+                 * Runs the policy over every row into `out` (after checking every kept row, so that
+                 * nothing is written on an error); returns the reduced loss (sum / divisor).
+                 */
+                template <class Policy>
+                double run(const Policy& policy, const row_outputs<V>& out) const
+                {
+                    const auto keep = m_labels.keep(m_ignore_index);
+                    const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
+                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_func);
+                    engine.check_rows();
+                    return engine.run(out, m_threads) / m_divisor;
+                }
+
+                /**
+                 * What the engine takes for a grad_output: a scalar or 0-d expression for a reduced
+                 * loss, or for `none` an expression broadcastable to the rows' shape (evaluated into
+                 * `rows`), or a scalar.
+                 */
+                template <class G>
+                row_outputs<V> grad_output(const G& g, xt::xarray<V>& rows) const
+                {
+                    row_outputs<V> out;
+                    if constexpr (xt::is_xexpression<G>::value)
+                    {
+                        static_assert(std::is_arithmetic<typename G::value_type>::value,
+                                      "xloss: grad_output must hold arithmetic values");
+                        const shape_type got = to_shape(g.shape());
+                        if (reduced())
+                        {
+                            if (!got.empty())
+                            {
+                                detail::raise(std::invalid_argument(std::string("xloss::") + m_func
+                                                                    + ": grad_output of shape " + shape_to_string(got)
+                                                                    + " does not match the reduced loss's shape (); "
+                                                                      "pass a 0-d expression or a scalar"));
+                            }
+                            out.grad_scalar = static_cast<double>(g()) / m_divisor;
+                            return out;
+                        }
+                        if (!broadcasts_to(got, m_row_shape))
+                        {
+                            detail::raise(std::invalid_argument(
+                                std::string("xloss::") + m_func + ": grad_output of shape " + shape_to_string(got)
+                                + " does not broadcast to the loss's shape " + shape_to_string(m_row_shape)));
+                        }
+                        rows = xt::broadcast(xt::cast<V>(g), m_row_shape);
+                        out.grad_rows = rows.data();
+                    }
+                    else
+                    {
+                        static_assert(std::is_arithmetic<G>::value,
+                                      "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
+                        out.grad_scalar = static_cast<double>(g) / m_divisor;
+                    }
+                    return out;
+                }
+
+            private:
+
+                template <class S, class T, class Options>
+                row_layout checked_rows(const S& student, const T& teacher, const Options& options, const char* func)
+                {
+                    const shape_type ts = to_shape(teacher.shape());
+                    if (ts != m_shape)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": student_logits of shape "
+                                                            + shape_to_string(m_shape) + " and teacher_logits of shape "
+                                                            + shape_to_string(ts) + " differ"));
+                    }
+                    if (m_shape.empty())
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                            + ": the logits need at least one axis (the classes)"));
+                    }
+                    (void)student;
+                    const std::size_t axis = normalize_axis(options.axis(), m_shape.size(), func, "axis");
+                    for (std::size_t d = 0; d < m_shape.size(); ++d)
+                    {
+                        if (d != axis)
+                        {
+                            m_row_shape.push_back(m_shape[d]);
+                        }
+                    }
+                    return row_layout(m_shape, axis);
+                }
+
+                const char* m_func;
+                shape_type m_shape;
+                shape_type m_row_shape;
+                row_layout m_rows;
+                contiguous_array<V> m_student;
+                contiguous_array<V> m_teacher;
+                reduction m_reduction;
+                double m_temperature;
+                int m_threads;
+                long long m_ignore_index;
+                label_store<LV> m_labels;
+                std::size_t m_kept = 0;
+                double m_divisor = 1.;
+            };
+        }
+    }
+}
+
+#endif

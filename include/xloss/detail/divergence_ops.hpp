@@ -1,0 +1,100 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_DIVERGENCE_OPS_HPP
+#define XLOSS_DETAIL_DIVERGENCE_OPS_HPP
+
+// The row policies of the divergences between the teacher's distribution P and the student's Q
+// along a row: a divergence D = sum_j f(p_j, q_j) is known to the row engine by three pointwise
+// values per class, from log p, log q, p and q:
+//   term  f(p, q)
+//   pull_student  q df/dq   (the student's gradient is  q_k (df/dq_k) - q_k sum_j q_j df/dq_j)
+//   pull_teacher  p df/dp   (the same for the teacher)
+// written so that a class with p = 0 or q = 0 contributes its limit, never 0 * inf.
+
+#include <cmath>
+
+#include "classify.hpp"
+#include "fast_math.hpp"
+#include "simd.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// The pointwise values of one class for the row engine.
+            template <class B>
+            struct divergence_terms
+            {
+                B term;
+                B pull_student;
+                B pull_teacher;
+            };
+
+            /// KL(P || Q) = sum p (log p - log q): what kl_div_with_logits computes. A class the teacher
+            /// masks (p = 0) contributes 0; one only the student masks makes the row +inf.
+            struct forward_kl_policy
+            {
+                static constexpr const char* name = "forward_kl";
+
+                template <class B>
+                divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B&) const noexcept
+                {
+                    const auto masked = is_zero(p);
+                    const B l = lp - lq;
+                    return {select(masked, B(0), p * l), -p, select(masked, B(0), p * (l + B(1)))};
+                }
+            };
+
+            /**
+             * KL(Q || P) = sum q (log q - log p), over the classes the teacher does not mask (p > 0),
+             * as torchtune's ReverseKLLoss: a class with a -inf teacher logit contributes 0.
+             */
+            struct reverse_kl_policy
+            {
+                static constexpr const char* name = "reverse_kl";
+
+                template <class B>
+                divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
+                {
+                    const auto masked = either(is_zero(p), is_zero(q));
+                    const B l = lq - lp;
+                    return {select(masked, B(0), q * l), select(masked, B(0), q * (l + B(1))),
+                            select(is_zero(p), B(0), -q)};
+                }
+            };
+
+            /**
+             * The generalized Jensen-Shannon divergence of TRL's GKD: with M = beta P + (1 - beta) Q,
+             * beta KL(P || M) + (1 - beta) KL(Q || M); 0 < beta < 1 (beta = 0 and 1 are the forward and
+             * reverse KL, which the API maps to those policies).
+             */
+            struct jsd_policy
+            {
+                static constexpr const char* name = "generalized_jsd";
+                double beta;
+
+                template <class B>
+                divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
+                {
+                    using T = value_type_t<B>;
+                    const B wp(static_cast<T>(beta)), wq(static_cast<T>(1. - beta));
+                    const B lwp(static_cast<T>(std::log(beta))), lwq(static_cast<T>(std::log1p(-beta)));
+                    // log m = log(beta p + (1 - beta) q), as a log-sum-exp of the two logs.
+                    const B u = lp + lwp, v = lq + lwq;
+                    const B hi = max(u, v), lo = min(u, v);
+                    const B lm = hi + kernel_log(B(1) + softmax_exp(lo - hi));
+                    const B dp = select(is_zero(p), B(0), p * (lp - lm));
+                    const B dq = select(is_zero(q), B(0), q * (lq - lm));
+                    return {wp * dp + wq * dq, wq * dq, wp * dp};
+                }
+            };
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,165 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DISTILL_OPTIONS_HPP
+#define XLOSS_DISTILL_OPTIONS_HPP
+
+/// @file
+/// The options of the divergences computed from logits (forward_kl, reverse_kl, generalized_jsd).
+
+#include <cstddef>
+
+#include "reduction.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /**
+         * What every divergence from logits takes; `D` is the options class, so that setters chain
+         * (`xloss::jsd_options().beta(0.5).temperature(2)`).
+         */
+        template <class D>
+        class row_options
+        {
+        public:
+
+            /**
+             * The reduction over rows (tokens): `none` gives one value per row, `sum` their sum,
+             * `mean` the sum divided by the number of kept rows (the per-token mean of torchtune,
+             * TRL and Liger; 0 when every row is ignored), `batchmean` the sum divided by the length
+             * of the rows' first axis (the batch of a (batch, sequence) layout).
+             */
+            constexpr xloss::reduction reduction() const noexcept
+            {
+                return m_reduction;
+            }
+
+            constexpr D& reduction(xloss::reduction r) noexcept
+            {
+                m_reduction = r;
+                return self();
+            }
+
+            /// The softmax temperature T > 0; the loss is T^2 times the divergence (default 1).
+            constexpr double temperature() const noexcept
+            {
+                return m_temperature;
+            }
+
+            constexpr D& temperature(double t) noexcept
+            {
+                m_temperature = t;
+                return self();
+            }
+
+            /// The class axis (negative counts from the end; default -1).
+            constexpr std::ptrdiff_t axis() const noexcept
+            {
+                return m_axis;
+            }
+
+            constexpr D& axis(std::ptrdiff_t a) noexcept
+            {
+                m_axis = a;
+                return self();
+            }
+
+            /// The label of rows to leave out (default -100, PyTorch's and Hugging Face's).
+            constexpr long long ignore_index() const noexcept
+            {
+                return m_ignore_index;
+            }
+
+            constexpr D& ignore_index(long long i) noexcept
+            {
+                m_ignore_index = i;
+                return self();
+            }
+
+            /// The divisor of `mean` and `batchmean` when set (data parallelism: the global count);
+            /// 0 (the default) takes it from the labels or the shapes.
+            constexpr double divisor() const noexcept
+            {
+                return m_divisor;
+            }
+
+            constexpr D& divisor(double d) noexcept
+            {
+                m_divisor = d;
+                return self();
+            }
+
+            /// OpenMP threads over rows (0: OpenMP's default); results are the same for any number.
+            constexpr int num_threads() const noexcept
+            {
+                return m_num_threads;
+            }
+
+            constexpr D& num_threads(int n) noexcept
+            {
+                m_num_threads = n;
+                return self();
+            }
+
+            /// Whether forward_backward() also gives the teacher's gradient (default false).
+            constexpr bool teacher_grad() const noexcept
+            {
+                return m_teacher_grad;
+            }
+
+            constexpr D& teacher_grad(bool value) noexcept
+            {
+                m_teacher_grad = value;
+                return self();
+            }
+
+        private:
+
+            constexpr D& self() noexcept
+            {
+                return static_cast<D&>(*this);
+            }
+
+            xloss::reduction m_reduction = xloss::reduction::mean;
+            double m_temperature = 1.;
+            std::ptrdiff_t m_axis = -1;
+            long long m_ignore_index = -100;
+            double m_divisor = 0.;
+            int m_num_threads = 1;
+            bool m_teacher_grad = false;
+        };
+    }
+
+    /// @brief Options of forward_kl() and reverse_kl() and their modules.
+    class distill_options : public detail::row_options<distill_options>
+    {
+    };
+
+    /// @brief Options of generalized_jsd() and GeneralizedJSDLoss: the row options and `beta`.
+    class jsd_options : public detail::row_options<jsd_options>
+    {
+    public:
+
+        /// The weight of the teacher in the mixture M = beta P + (1 - beta) Q, in [0, 1] (default
+        /// 0.5); 0 is the forward KL(P || Q) and 1 the reverse KL(Q || P), as in TRL.
+        constexpr double beta() const noexcept
+        {
+            return m_beta;
+        }
+
+        constexpr jsd_options& beta(double b) noexcept
+        {
+            m_beta = b;
+            return *this;
+        }
+
+    private:
+
+        double m_beta = 0.5;
+    };
+}
+
+#endif

@@ -1,0 +1,266 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DIVERGENCE_LOSS_HPP
+#define XLOSS_DIVERGENCE_LOSS_HPP
+
+/// @file
+/// The module every divergence from logits shares: ForwardKLLoss, ReverseKLLoss and
+/// GeneralizedJSDLoss are this class template with their row policy and options.
+
+#include <type_traits>
+
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "detail/divergence_call.hpp"
+#include "distill_options.hpp"
+#include "kl_div_out.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        /// Stands for "no labels: every row counts" where an argument list needs labels.
+        constexpr detail::no_labels all_rows{};
+
+        /// @brief The loss and the gradients of one forward_backward() call.
+        template <class V>
+        struct divergence_result
+        {
+            xt::xarray<V> loss;         ///< the loss: 0-d, or one value per row for `none`
+            xt::xarray<V> grad_student; ///< d loss / d student_logits
+            xt::xarray<V> grad_teacher; ///< d loss / d teacher_logits, when asked for (else shape (0))
+        };
+
+        namespace detail
+        {
+            template <class E>
+            inline decltype(auto) labels_arg(const xt::xexpression<E>& e) noexcept
+            {
+                return e.derived_cast();
+            }
+
+            inline const no_labels& labels_arg(const no_labels& l) noexcept
+            {
+                return l;
+            }
+
+            template <class S, class T>
+            using divergence_value_t = std::common_type_t<typename S::value_type, typename T::value_type>;
+        }
+
+        /**
+         * @brief A divergence between the teacher's and the student's softmax along an axis of their
+         *        logits, row by row, with token labels: `T^2 D(softmax(t / T) || softmax(s / T))` per row.
+         *
+         * `Policy` is the divergence's row policy (detail::forward_kl_policy, reverse_kl_policy,
+         * jsd_policy), `Options` its options. Labels are integers over the rows' shape (the logits'
+         * shape without the class axis); a row whose label is `ignore_index` contributes 0 and gets a
+         * zero gradient (a bool mask works too: true keeps the row). Ignored rows are never read, so
+         * padding may hold anything, `-inf` rows included.
+         */
+        template <class Policy, class Options>
+        class divergence_loss
+        {
+        public:
+
+            using options_type = Options;
+
+            explicit divergence_loss(const Options& options = Options()) noexcept
+                : m_options(options)
+            {
+            }
+
+            const Options& options() const noexcept
+            {
+                return m_options;
+            }
+
+            /// The loss; `labels` is all_rows or an integer expression over the rows' shape.
+            template <class S, class T, class L = detail::no_labels>
+            auto operator()(const xt::xexpression<S>& student_logits, const xt::xexpression<T>& teacher_logits,
+                            const L& labels = all_rows) const
+            {
+                using V = detail::divergence_value_t<S, T>;
+                const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
+                xt::xarray<V> loss = xt::xarray<V>::from_shape(call.loss_shape());
+                detail::row_outputs<V> out;
+                out.loss_rows = call.reduced() ? nullptr : loss.data();
+                const double value = run(call, out);
+                if (call.reduced())
+                {
+                    loss() = static_cast<V>(value);
+                }
+                return loss;
+            }
+
+            /// The student's gradient for grad_output 1.
+            template <class S, class T, class L = detail::no_labels>
+            auto backward(const xt::xexpression<S>& student_logits, const xt::xexpression<T>& teacher_logits,
+                          const L& labels = all_rows) const
+            {
+                return backward(student_logits, teacher_logits, labels, 1.0);
+            }
+
+            /**
+             * The student's gradient for `grad_output`: a scalar or 0-d expression for a reduced loss;
+             * for `none`, an expression broadcastable to the rows' shape, or a scalar.
+             */
+            template <class S, class T, class L, class G>
+            auto backward(const xt::xexpression<S>& student_logits, const xt::xexpression<T>& teacher_logits,
+                          const L& labels, const G& grad_output) const
+            {
+                using V = detail::divergence_value_t<S, T>;
+                const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
+                xt::xarray<V> rows;
+                detail::row_outputs<V> out = call.grad_output(grad_output, rows);
+                xt::xarray<V> grad = xt::xarray<V>::from_shape(call.shape());
+                out.grad_student = grad.data();
+                run(call, out);
+                return grad;
+            }
+
+            /// The loss and the student's gradient (and the teacher's with options().teacher_grad())
+            /// for grad_output 1, in one set of passes.
+            template <class S, class T, class L = detail::no_labels>
+            auto forward_backward(const xt::xexpression<S>& student_logits, const xt::xexpression<T>& teacher_logits,
+                                  const L& labels = all_rows) const
+            {
+                using V = detail::divergence_value_t<S, T>;
+                const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
+                divergence_result<V> r;
+                r.loss = xt::xarray<V>::from_shape(call.loss_shape());
+                r.grad_student = xt::xarray<V>::from_shape(call.shape());
+                r.grad_teacher =
+                    xt::xarray<V>::from_shape(m_options.teacher_grad() ? call.shape() : detail::shape_type{0});
+                xt::xarray<V> rows;
+                detail::row_outputs<V> out = call.grad_output(1.0, rows);
+                out.loss_rows = call.reduced() ? nullptr : r.loss.data();
+                out.grad_student = r.grad_student.data();
+                out.grad_teacher = m_options.teacher_grad() ? r.grad_teacher.data() : nullptr;
+                const double value = run(call, out);
+                if (call.reduced())
+                {
+                    r.loss() = static_cast<V>(value);
+                }
+                return r;
+            }
+
+            /**
+             * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
+             * loss's shape) and `grad_student` (of the logits' shape). With contiguous logits and
+             * outputs of the right shape it allocates nothing; outputs xtensor would resize are
+             * resized; on an error nothing is written.
+             */
+            template <class LO, class GO, class S, class T, class L = detail::no_labels>
+            void forward_backward_out(LO& loss, GO& grad_student, const xt::xexpression<S>& student_logits,
+                                      const xt::xexpression<T>& teacher_logits, const L& labels = all_rows) const
+            {
+                using V = detail::divergence_value_t<S, T>;
+                constexpr const char* func = "forward_backward_out";
+                const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
+                const bool loss_fits = check_loss_out(loss, call, func);
+                const bool grad_fits =
+                    detail::check_out_shape(grad_student, call.shape(), func, "grad_student", "the logits' shape");
+                V* gs = grad_fits ? detail::writable_data<V>(grad_student) : nullptr;
+                V* lo = nullptr;
+                if constexpr (!std::is_arithmetic<LO>::value)
+                {
+                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
+                }
+                if (!gs || (!call.reduced() && !lo))
+                {
+                    // Computed aside, then assigned: strided or resized outputs.
+                    const divergence_result<V> r = forward_backward(student_logits, teacher_logits, labels);
+                    assign_loss(loss, r.loss);
+                    detail::assign_out(grad_student, r.grad_student);
+                    return;
+                }
+                xt::xarray<V> rows;
+                detail::row_outputs<V> out = call.grad_output(1.0, rows);
+                out.loss_rows = lo;
+                out.grad_student = gs;
+                const double value = run(call, out);
+                if (call.reduced())
+                {
+                    if constexpr (std::is_arithmetic<LO>::value)
+                    {
+                        loss = static_cast<LO>(value);
+                    }
+                    else
+                    {
+                        if (!loss_fits)
+                        {
+                            loss.resize(detail::shape_type{});
+                        }
+                        loss() = static_cast<typename LO::value_type>(value);
+                    }
+                }
+            }
+
+        private:
+
+            static const char* name() noexcept
+            {
+                return Policy::name;
+            }
+
+            template <class V, class S, class T, class L>
+            auto make_call(const xt::xexpression<S>& s, const xt::xexpression<T>& t, const L& labels,
+                           const char* func) const
+            {
+                const auto& l = detail::labels_arg(labels);
+                using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
+                return detail::divergence_call<V, LV>(s.derived_cast(), t.derived_cast(), l, m_options, func);
+            }
+
+            template <class C, class V>
+            double run(const C& call, const detail::row_outputs<V>& out) const
+            {
+                return detail::with_policy<Policy>(m_options,
+                                                   [&](const auto& policy)
+                                                   {
+                                                       return call.run(policy, out);
+                                                   });
+            }
+
+            template <class LO, class C>
+            static bool check_loss_out(const LO& loss, const C& call, const char* func)
+            {
+                if constexpr (std::is_arithmetic<LO>::value)
+                {
+                    if (!call.reduced())
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                            + ": a scalar loss needs a reduction, not 'none'"));
+                    }
+                    return true;
+                }
+                else
+                {
+                    return detail::check_out_shape(loss, call.loss_shape(), func, "loss", "the loss's shape");
+                }
+            }
+
+            template <class LO, class R>
+            static void assign_loss(LO& loss, const R& r)
+            {
+                if constexpr (std::is_arithmetic<LO>::value)
+                {
+                    loss = static_cast<LO>(r());
+                }
+                else
+                {
+                    detail::assign_out(loss, r);
+                }
+            }
+
+            Options m_options;
+        };
+    }
+}
+
+#endif

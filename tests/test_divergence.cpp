@@ -1,0 +1,301 @@
+// The divergences from logits (forward_kl, reverse_kl, generalized_jsd): golden values from
+// PyTorch compositions of torchtune's and TRL's formulas (tests/golden/generate_divergence_golden.py),
+// finite-difference checks of both gradients, labels, errors, threads and the _out call.
+
+#include "catch_compat.hpp"
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include <xloss/xloss.hpp>
+
+#include "test_helpers.hpp"
+
+namespace
+{
+    template <class F>
+    decltype(auto) with_loss(const xloss_test::golden_case& c, F&& f)
+    {
+        const std::string name = c.options.at("loss");
+        const double beta = std::stod(c.options.at("beta"));
+        const double temperature = std::stod(c.options.at("temperature"));
+        const auto axis = static_cast<std::ptrdiff_t>(std::stol(c.options.at("axis")));
+        const auto r = xloss::parse_reduction(c.reduction);
+        if (name == "forward_kl")
+        {
+            return f(xloss::ForwardKLLoss(
+                xloss::distill_options().reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+        }
+        if (name == "reverse_kl")
+        {
+            return f(xloss::ReverseKLLoss(
+                xloss::distill_options().reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+        }
+        return f(xloss::GeneralizedJSDLoss(
+            xloss::jsd_options().beta(beta).reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+    }
+
+    template <class T>
+    void check_case(const xloss_test::golden_case& c, double rtol, double atol)
+    {
+        const auto s = c.tensors.at("student").as<T>();
+        const auto t = c.tensors.at("teacher").as<T>();
+        const xt::xarray<int> labels = c.tensors.at("labels").as<int>();
+        const auto g = c.tensors.at("grad_output").as<T>();
+        INFO("case " << c.name);
+        with_loss(c,
+                  [&](const auto& loss)
+                  {
+                      CHECK(xloss_test::compare(loss(s, t, labels), c.tensors.at("output").as<T>(), rtol, atol) == "");
+                      CHECK(xloss_test::compare(loss.backward(s, t, labels, g), c.tensors.at("grad_student").as<T>(),
+                                                rtol, atol)
+                            == "");
+                      // forward_backward is for grad_output 1: the golden gradients scaled back.
+                      const auto r = loss.forward_backward(s, t, labels);
+                      CHECK(xloss_test::compare(r.loss, c.tensors.at("output").as<T>(), rtol, atol) == "");
+                      if (c.reduction != "none")
+                      {
+                          const xt::xarray<T> gs = c.tensors.at("grad_student").as<T>() / T(0.75);
+                          const xt::xarray<T> gt = c.tensors.at("grad_teacher").as<T>() / T(0.75);
+                          CHECK(xloss_test::compare(r.grad_student, gs, rtol, atol) == "");
+                          CHECK(xloss_test::compare(r.grad_teacher, gt, rtol, atol) == "");
+                      }
+                  });
+    }
+
+    /// The loss of double logits as a number (the sum of the rows' values times grad_output).
+    template <class Loss>
+    double weighted(const Loss& loss, const xt::xarray<double>& s, const xt::xarray<double>& t,
+                    const xt::xarray<int>& labels, const xt::xarray<double>& g)
+    {
+        const xt::xarray<double> v = loss(s, t, labels);
+        double total = 0.;
+        for (std::size_t i = 0; i < v.size(); ++i)
+        {
+            total += v.flat(i) * (g.size() == 1 ? g.flat(0) : g.flat(i));
+        }
+        return total;
+    }
+
+    template <class Loss>
+    void check_gradients(const Loss& loss, bool per_row)
+    {
+        xt::xarray<double> s = {{{0.3, -1.2, 2.0, 0.1}, {1.5, 0.2, -0.7, 0.9}},
+                                {{-0.4, 0.8, 0.05, -2.1}, {0.6, 0.6, 1.1, -0.3}}};
+        xt::xarray<double> t = {{{1.1, -0.2, 0.4, 0.9}, {-1.0, 2.2, 0.3, 0.0}},
+                                {{0.7, -1.5, 1.9, 0.2}, {0.1, 0.4, -0.6, 1.3}}};
+        t(1, 0, 2) = -std::numeric_limits<double>::infinity(); // a class the teacher masks
+        const xt::xarray<int> labels = {{3, -100}, {5, 8}};
+        const xt::xarray<double> g = per_row ? xt::xarray<double>{{0.7, -1.3}, {0.4, 1.1}} : xt::xarray<double>(1.0);
+        const xt::xarray<double> gs = per_row ? loss.backward(s, t, labels, g) : loss.backward(s, t, labels);
+        const auto r = loss.forward_backward(s, t, labels);
+        const double h = 1e-6;
+        for (std::size_t i = 0; i < s.size(); ++i)
+        {
+            xt::xarray<double> sp = s, sm = s;
+            sp.flat(i) += h;
+            sm.flat(i) -= h;
+            const double numeric = (weighted(loss, sp, t, labels, g) - weighted(loss, sm, t, labels, g)) / (2 * h);
+            INFO("student element " << i);
+            CHECK(gs.flat(i) == Approx(numeric).margin(1e-7).epsilon(1e-6));
+            if (!per_row)
+            {
+                CHECK(r.grad_student.flat(i) == Approx(numeric).margin(1e-7).epsilon(1e-6));
+            }
+            if (!std::isfinite(t.flat(i)))
+            {
+                continue;
+            }
+            xt::xarray<double> tp = t, tm = t;
+            tp.flat(i) += h;
+            tm.flat(i) -= h;
+            const double numeric_t = (weighted(loss, s, tp, labels, g) - weighted(loss, s, tm, labels, g)) / (2 * h);
+            INFO("teacher element " << i);
+            if (!per_row)
+            {
+                CHECK(r.grad_teacher.flat(i) == Approx(numeric_t).margin(1e-7).epsilon(1e-6));
+            }
+        }
+    }
+}
+
+TEST_CASE("Divergences from logits match PyTorch compositions of torchtune's and TRL's formulas", "[golden]")
+{
+    const auto cases = xloss_test::read_golden(XLOSS_DIVERGENCE_GOLDEN_FILE);
+    REQUIRE(cases.size() >= 200);
+    for (const auto& c : cases)
+    {
+        if (c.dtype == "float")
+        {
+            check_case<float>(c, 3e-5, 3e-6);
+        }
+        else
+        {
+            check_case<double>(c, 1e-10, 1e-12);
+        }
+    }
+}
+
+TEST_CASE("Divergence gradients match finite differences, labels and masked classes included", "[gradcheck]")
+{
+    for (const auto r : {xloss::reduction::sum, xloss::reduction::mean, xloss::reduction::batchmean})
+    {
+        INFO("reduction " << xloss::to_string(r));
+        const auto o = xloss::distill_options().reduction(r).temperature(1.7).teacher_grad(true);
+        check_gradients(xloss::ForwardKLLoss(o), false);
+        check_gradients(xloss::ReverseKLLoss(o), false);
+        for (const double beta : {0.0, 0.2, 0.5, 0.85, 1.0})
+        {
+            INFO("beta " << beta);
+            check_gradients(xloss::GeneralizedJSDLoss(
+                                xloss::jsd_options().beta(beta).reduction(r).temperature(1.7).teacher_grad(true)),
+                            false);
+        }
+    }
+    const auto none = xloss::distill_options().reduction(xloss::reduction::none).temperature(0.8);
+    check_gradients(xloss::ForwardKLLoss(none), true);
+    check_gradients(xloss::ReverseKLLoss(none), true);
+    check_gradients(xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).reduction(xloss::reduction::none)), true);
+}
+
+TEST_CASE("forward_kl is kl_div_with_logits, with a per-token mean", "[divergence]")
+{
+    xt::xarray<float> s = {{2.f, 0.5f, -1.f, 0.3f}, {0.f, 1.f, 2.f, -3.f}, {1.f, 1.f, 0.f, 0.5f}};
+    xt::xarray<float> t = {{1.5f, 1.f, -2.f, 0.f}, {0.2f, 0.f, 0.4f, 1.f}, {-1.f, 2.f, 0.f, 0.f}};
+    const double T = 2.0;
+    const auto sum = xloss::kl_div_with_logits(s, t, T, xloss::reduction::sum)();
+    const auto o = xloss::distill_options().temperature(T);
+    CHECK(xloss::forward_kl(s, t, o)() == Approx(sum / 3).epsilon(1e-6));
+    CHECK(xloss::forward_kl(s, t, xloss::distill_options(o).reduction(xloss::reduction::sum))()
+          == Approx(sum).epsilon(1e-6));
+    // Labels and a bool mask select the same rows; the generalized JSD at beta 0 and 1 is the forward
+    // and the reverse KL.
+    const xt::xarray<int> labels = {4, -100, 2};
+    const xt::xarray<bool> mask = {true, false, true};
+    CHECK(xloss_test::identical(xloss::forward_kl(s, t, labels, o), xloss::forward_kl(s, t, mask, o)));
+    CHECK(xloss_test::identical(xloss::generalized_jsd(s, t, labels, xloss::jsd_options().beta(0).temperature(T)),
+                                xloss::forward_kl(s, t, labels, o)));
+    CHECK(xloss_test::identical(xloss::generalized_jsd(s, t, labels, xloss::jsd_options().beta(1).temperature(T)),
+                                xloss::reverse_kl(s, t, labels, o)));
+    // A per-token mean over the kept rows: (row 0 + row 2) / 2.
+    const auto rows = xloss::forward_kl(s, t, xloss::distill_options(o).reduction(xloss::reduction::none));
+    CHECK(xloss::forward_kl(s, t, labels, o)() == Approx((rows(0) + rows(2)) / 2).epsilon(1e-6));
+    // ignore_index is an option.
+    const xt::xarray<int> other = {4, 7, 2};
+    CHECK(xloss_test::identical(xloss::forward_kl(s, t, other, xloss::distill_options(o).ignore_index(7)),
+                                xloss::forward_kl(s, t, labels, o)));
+}
+
+TEST_CASE("Ignored rows: zero loss and gradients, never read; every row ignored gives 0, not NaN", "[divergence]")
+{
+    const float inf = std::numeric_limits<float>::infinity();
+    xt::xarray<float> s = {{{1.f, 2.f, 3.f}, {0.f, 0.f, 0.f}}, {{0.5f, -1.f, 2.f}, {4.f, 1.f, 0.f}}};
+    xt::xarray<float> t = {{{2.f, 1.f, 0.f}, {-inf, -inf, -inf}}, {{1.f, 1.f, 1.f}, {-inf, -inf, -inf}}};
+    const xt::xarray<int> labels = {{1, -100}, {2, -100}};
+    for (const auto r :
+         {xloss::reduction::none, xloss::reduction::sum, xloss::reduction::mean, xloss::reduction::batchmean})
+    {
+        xloss::ReverseKLLoss loss(xloss::distill_options().reduction(r).teacher_grad(true));
+        const auto out = loss.forward_backward(s, t, labels);
+        for (std::size_t b = 0; b < 2; ++b)
+        {
+            for (std::size_t v = 0; v < 3; ++v)
+            {
+                CHECK(out.grad_student(b, 1, v) == 0.f);
+                CHECK(out.grad_teacher(b, 1, v) == 0.f);
+            }
+        }
+        CHECK(std::isfinite(static_cast<double>(xt::amax(out.loss)())));
+    }
+    const xt::xarray<int> none_kept = {{-100, -100}, {-100, -100}};
+    xloss::GeneralizedJSDLoss jsd;
+    const auto out = jsd.forward_backward(s, t, none_kept);
+    CHECK(out.loss() == 0.f);
+    CHECK(xt::amax(xt::abs(out.grad_student))() == 0.f);
+}
+
+TEST_CASE("Divergence errors name the argument, the value and the row", "[divergence][errors]")
+{
+    const float inf = std::numeric_limits<float>::infinity();
+    xt::xarray<float> s = xt::zeros<float>({2, 3, 4});
+    xt::xarray<float> t = xt::zeros<float>({2, 3, 4});
+    for (std::size_t v = 0; v < 4; ++v)
+    {
+        t(1, 2, v) = -inf;
+    }
+    CHECK_THROWS_WITH((void)xloss::forward_kl(s, t),
+                      "xloss::forward_kl: teacher_logits row (1, 2) is all -inf: its softmax is undefined");
+    s(0, 1, 3) = inf;
+    CHECK_THROWS_WITH((void)xloss::reverse_kl(s, t, xt::xarray<int>{{0, 0, 0}, {0, 0, -100}}),
+                      "xloss::reverse_kl: student_logits row (0, 1) holds +inf: its softmax is undefined");
+    s(0, 1, 3) = 0.f;
+    CHECK_THROWS_WITH(
+        (void)xloss::forward_kl(s, t, xt::xarray<int>{0, 0}),
+        "xloss::forward_kl: labels of shape (2) do not match the rows of the logits, of shape (2, 3) (the "
+        "logits' shape (2, 3, 4) without the class axis)");
+    CHECK_THROWS_WITH((void)xloss::generalized_jsd(s, t, xloss::jsd_options().beta(1.5)),
+                      "xloss::generalized_jsd: beta must be in [0, 1], got 1.5");
+    CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().temperature(0)),
+                      "xloss::forward_kl: temperature must be positive and finite, got 0");
+    CHECK_THROWS_WITH((void)xloss::forward_kl(s, xt::xarray<float>(xt::zeros<float>({2, 3}))),
+                      "xloss::forward_kl: student_logits of shape (2, 3, 4) and teacher_logits of shape (2, 3) differ");
+    CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().axis(3)),
+                      "xloss::forward_kl: axis 3 is out of range for a tensor of 3 dimensions");
+    // On an error, the caller's outputs stay untouched.
+    xloss::ForwardKLLoss loss;
+    float value = 42.f;
+    xt::xarray<float> grad = xt::ones<float>({2, 3, 4});
+    CHECK_THROWS_AS(loss.forward_backward_out(value, grad, s, t), std::invalid_argument);
+    CHECK(value == 42.f);
+    CHECK(xt::all(xt::equal(grad, 1.f)));
+}
+
+TEST_CASE("Divergences: any axis, threads, and the _out call agree with the allocating calls", "[divergence]")
+{
+    xt::xarray<double> s = xt::xarray<double>::from_shape({3, 50, 7});
+    xt::xarray<double> t = xt::xarray<double>::from_shape({3, 50, 7});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = std::sin(0.37 * static_cast<double>(i)) * 3;
+        t.flat(i) = std::cos(0.11 * static_cast<double>(i)) * 2;
+    }
+    // The class axis in the middle gives the transposed problem's numbers.
+    const xt::xarray<double> st = xt::transpose(s, {0, 2, 1}), tt = xt::transpose(t, {0, 2, 1});
+    const auto mid = xloss::jsd_options().beta(0.4).axis(1).reduction(xloss::reduction::none);
+    const auto last = xloss::jsd_options().beta(0.4).reduction(xloss::reduction::none);
+    CHECK(xloss_test::compare(xloss::generalized_jsd(s, t, mid), xloss::generalized_jsd(st, tt, last), 1e-14, 1e-15)
+          == "");
+    const xloss::GeneralizedJSDLoss gm(mid), gl(last);
+    const xt::xarray<double> g_mid = gm.backward(s, t);
+    const xt::xarray<double> g_last = gl.backward(st, tt);
+    CHECK(xloss_test::compare(xt::xarray<double>(xt::transpose(g_mid, {0, 2, 1})), g_last, 1e-14, 1e-15) == "");
+#ifdef _OPENMP
+    for (const int n : {2, 3, 0})
+    {
+        const auto o = xloss::distill_options().num_threads(n).teacher_grad(true);
+        const auto a = xloss::ReverseKLLoss(xloss::distill_options().teacher_grad(true)).forward_backward(s, t);
+        const auto b = xloss::ReverseKLLoss(o).forward_backward(s, t);
+        CHECK(xloss_test::identical(a.loss, b.loss));
+        CHECK(xloss_test::identical(a.grad_student, b.grad_student));
+        CHECK(xloss_test::identical(a.grad_teacher, b.grad_teacher));
+    }
+#endif
+    xt::xarray<int> labels = xt::ones<int>({3, 50});
+    for (std::size_t i = 0; i < labels.size(); i += 4)
+    {
+        labels.flat(i) = -100;
+    }
+    const xloss::ForwardKLLoss loss(xloss::distill_options().temperature(2));
+    const auto ref = loss.forward_backward(s, t, labels);
+    double value = 0;
+    xt::xarray<double> grad = xt::zeros<double>({3, 50, 7});
+    loss.forward_backward_out(value, grad, s, t, labels);
+    CHECK(value == ref.loss());
+    CHECK(xloss_test::identical(grad, ref.grad_student));
+    xt::xarray<double> resized;
+    xt::xarray<double> loss_out;
+    loss.forward_backward_out(loss_out, resized, s, t, labels);
+    CHECK(xloss_test::identical(resized, ref.grad_student));
+    CHECK(loss_out() == ref.loss());
+}

@@ -124,3 +124,51 @@ TEST_CASE("Calls into caller-provided outputs allocate nothing", "[allocations]"
     }
     CHECK(value > 0.f);
 }
+
+TEST_CASE("The divergences' _out call allocates nothing, with labels too", "[allocations]")
+{
+    const std::size_t rows = 64, classes = 1000;
+    xt::xtensor<float, 3> s = xt::xtensor<float, 3>::from_shape({4, rows / 4, classes});
+    xt::xtensor<float, 3> t = xt::xtensor<float, 3>::from_shape({4, rows / 4, classes});
+    std::mt19937 gen(2);
+    std::normal_distribution<float> z(0.f, 2.f);
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = z(gen);
+        t.flat(i) = z(gen);
+    }
+    xt::xtensor<int, 2> labels = xt::xtensor<int, 2>::from_shape({4, rows / 4});
+    for (std::size_t i = 0; i < labels.size(); ++i)
+    {
+        labels.flat(i) = i % 5 == 0 ? -100 : static_cast<int>(i);
+    }
+    xt::xtensor<float, 3> grad = xt::zeros_like(s);
+    xt::xtensor<float, 2> per_row = xt::zeros<float>({std::size_t(4), rows / 4});
+    float value = 0.f;
+    for (auto r : {xloss::reduction::sum, xloss::reduction::mean, xloss::reduction::batchmean})
+    {
+        const xloss::GeneralizedJSDLoss jsd(xloss::jsd_options().beta(0.3).temperature(2.0).reduction(r));
+        const xloss::ReverseKLLoss reverse(xloss::distill_options().reduction(r));
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      jsd.forward_backward_out(value, grad, s, t, labels);
+                  })
+              == 0);
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      reverse.forward_backward_out(value, grad, s, t);
+                  })
+              == 0);
+    }
+    const xloss::ForwardKLLoss none(xloss::distill_options().reduction(xloss::reduction::none));
+    CHECK(count_allocations(
+              [&]
+              {
+                  none.forward_backward_out(per_row, grad, s, t, labels);
+              })
+          == 0);
+    CHECK(per_row(0, 0) == 0.f);
+    CHECK(per_row(0, 1) > 0.f);
+}

@@ -187,7 +187,8 @@ TEST_CASE("forward_kl is kl_div_with_logits, with a per-token mean", "[divergenc
                                 xloss::forward_kl(s, t, labels, o)));
 }
 
-TEST_CASE("Ignored rows: zero loss and gradients, never read; every row ignored gives 0, not NaN", "[divergence]")
+TEST_CASE("Ignored rows get zero loss and gradients and are never read, and every row ignored gives 0 not NaN",
+          "[divergence]")
 {
     const float inf = std::numeric_limits<float>::infinity();
     xt::xarray<float> s = {{{1.f, 2.f, 3.f}, {0.f, 0.f, 0.f}}, {{0.5f, -1.f, 2.f}, {4.f, 1.f, 0.f}}};

@@ -10,6 +10,7 @@
 /// The module every divergence from logits shares: ForwardKLLoss, ReverseKLLoss and
 /// GeneralizedJSDLoss are this class template with their row policy and options.
 
+#include <optional>
 #include <type_traits>
 
 #include "compat.hpp"
@@ -115,7 +116,7 @@ namespace xloss
             {
                 using V = detail::divergence_value_t<S, T>;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                xt::xarray<V> rows;
+                std::optional<xt::xarray<V>> rows;
                 detail::row_outputs<V> out = call.grad_output(grad_output, rows);
                 xt::xarray<V> grad = xt::xarray<V>::from_shape(call.shape());
                 out.grad_student = grad.data();
@@ -136,7 +137,7 @@ namespace xloss
                 r.grad_student = xt::xarray<V>::from_shape(call.shape());
                 r.grad_teacher =
                     xt::xarray<V>::from_shape(m_options.teacher_grad() ? call.shape() : detail::shape_type{0});
-                xt::xarray<V> rows;
+                std::optional<xt::xarray<V>> rows;
                 detail::row_outputs<V> out = call.grad_output(1.0, rows);
                 out.loss_rows = call.reduced() ? nullptr : r.loss.data();
                 out.grad_student = r.grad_student.data();
@@ -179,7 +180,7 @@ namespace xloss
                     detail::assign_out(grad_student, r.grad_student);
                     return;
                 }
-                xt::xarray<V> rows;
+                std::optional<xt::xarray<V>> rows;
                 detail::row_outputs<V> out = call.grad_output(1.0, rows);
                 out.loss_rows = lo;
                 out.grad_student = gs;

@@ -105,6 +105,25 @@ int exercise()
             failures += differ(both.grad_input, ds) ? 1 : 0;
         }
     }
+
+    // The divergences of LM distillation, with labels, every entry point.
+    const xt::xarray<int> labels = {4, -100};
+    const xt::xarray<bool> mask = {true, false};
+    const auto fo = xloss::distill_options().temperature(2.0).teacher_grad(true);
+    const xloss::ForwardKLLoss forward(fo);
+    const xloss::ReverseKLLoss reverse(fo);
+    const xloss::GeneralizedJSDLoss jsd(xloss::jsd_options().beta(0.4).temperature(2.0).teacher_grad(true));
+    failures += differ(xloss::forward_kl(student, teacher, labels, fo), forward(student, teacher, mask)) ? 1 : 0;
+    failures += differ(xloss::reverse_kl(student, teacher, fo), reverse(student, teacher)) ? 1 : 0;
+    const auto gj = xloss::generalized_jsd(student, teacher, labels, jsd.options());
+    const auto step = jsd.forward_backward(student, teacher, labels);
+    failures += differ(step.loss, gj) || differ(step.grad_student, jsd.backward(student, teacher, labels)) ? 1 : 0;
+    failures += differ(jsd.backward(student, teacher, xloss::all_rows, V(1)), jsd.backward(student, teacher)) ? 1 : 0;
+    V value = 0;
+    xt::xarray<V> grad;
+    jsd.forward_backward_out(value, grad, student, teacher, labels);
+    failures += differ_scalar(value, step.loss()) || differ(grad, step.grad_student) ? 1 : 0;
+    failures += step.grad_teacher.shape() != teacher.shape() ? 1 : 0;
     return failures;
 }
 

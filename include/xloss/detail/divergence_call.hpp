@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -235,7 +236,7 @@ namespace xloss
                  * `rows`), or a scalar.
                  */
                 template <class G>
-                row_outputs<V> grad_output(const G& g, xt::xarray<V>& rows) const
+                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
                 {
                     row_outputs<V> out;
                     if constexpr (xt::is_xexpression<G>::value)
@@ -261,8 +262,8 @@ namespace xloss
                                 std::string("xloss::") + m_func + ": grad_output of shape " + shape_to_string(got)
                                 + " does not broadcast to the loss's shape " + shape_to_string(m_row_shape)));
                         }
-                        rows = xt::broadcast(xt::cast<V>(g), m_row_shape);
-                        out.grad_rows = rows.data();
+                        rows.emplace(xt::broadcast(xt::cast<V>(g), m_row_shape));
+                        out.grad_rows = rows->data();
                     }
                     else
                     {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -282,7 +283,7 @@ namespace xloss
             template <class V>
             struct contiguous_array
             {
-                xt::xarray<V> copy;
+                std::optional<xt::xarray<V>> copy; ///< only when e is not contiguous (an empty xarray allocates)
                 const V* data;
 
                 template <class E>
@@ -291,8 +292,8 @@ namespace xloss
                 {
                     if (!data)
                     {
-                        copy = e;
-                        data = copy.data();
+                        copy.emplace(e);
+                        data = copy->data();
                     }
                 }
             };

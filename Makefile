@@ -102,10 +102,11 @@ sanitize: deps
 # clang's libFuzzer with ASan and UBSan (float-cast-overflow off: xsimd 8.1's exp converts
 # infinite lanes to integers before it selects them away). The checked-in corpus is copied,
 # so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
-# Three targets: fuzz_kl_div (kl_div, its gradients and the fused pass), fuzz_distill (the
-# distillation loss from logits) and fuzz_options (the option path: logits input, weights, axes,
-# epsilon, divisor); each has its corpus, and its regression inputs once it found something, under tests/fuzz.
-FUZZ_TARGETS = kl_div distill options
+# Four targets: fuzz_kl_div (kl_div, its gradients and the fused pass), fuzz_distill (the
+# distillation loss from logits), fuzz_options (the option path: logits input, weights, axes,
+# epsilon, divisor) and fuzz_divergence (forward_kl, reverse_kl, generalized_jsd on the row engine,
+# with labels); each has its corpus, and its regression inputs once it found something, under tests/fuzz.
+FUZZ_TARGETS = kl_div distill options divergence
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	mkdir -p $(BUILD)-fuzz

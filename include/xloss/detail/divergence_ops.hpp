@@ -51,20 +51,23 @@ namespace xloss
             };
 
             /**
-             * KL(Q || P) = sum q (log q - log p), over the classes the teacher does not mask (p > 0),
-             * as torchtune's ReverseKLLoss: a class with a -inf teacher logit contributes 0.
+             * KL(Q || P) = sum q (log q - log p), over the classes the teacher does not mask, as
+             * torchtune's ReverseKLLoss: a class with a -inf teacher logit contributes 0. (A teacher
+             * probability that merely underflows is not a mask: its log is finite, and q log(q / p)
+             * may be large.)
              */
             struct reverse_kl_policy
             {
                 static constexpr const char* name = "reverse_kl";
 
                 template <class B>
-                divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
+                divergence_terms<B> operator()(const B& lp, const B& lq, const B&, const B& q) const noexcept
                 {
-                    const auto masked = either(is_zero(p), is_zero(q));
+                    const auto teacher_masked = is_neg_inf(lp);
+                    const auto masked = either(teacher_masked, is_zero(q));
                     const B l = lq - lp;
                     return {select(masked, B(0), q * l), select(masked, B(0), q * (l + B(1))),
-                            select(is_zero(p), B(0), -q)};
+                            select(teacher_masked, B(0), -q)};
                 }
             };
 

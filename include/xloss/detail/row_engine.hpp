@@ -165,7 +165,8 @@ namespace xloss
 #ifdef _OPENMP
                             thread = static_cast<std::size_t>(omp_get_thread_num());
 #endif
-                            partial[j] = row(first + static_cast<std::size_t>(j), out, buf.data() + thread * scratch);
+                            partial[j] = row(first + static_cast<std::size_t>(j), out,
+                                             scratch ? buf.data() + thread * scratch : nullptr);
                         }
                         for (std::ptrdiff_t j = 0; j < count; ++j)
                         {
@@ -205,10 +206,15 @@ namespace xloss
                 double row(std::size_t k, const row_outputs<V>& out, V* scratch) const
                 {
                     const std::size_t n = m_rows.length;
-                    V* const sbuf = scratch;
-                    V* const tbuf = scratch + n;
-                    V* const gs = out.grad_student ? m_rows.write(out.grad_student, k, scratch + 2 * n) : nullptr;
-                    V* const gt = out.grad_teacher ? m_rows.write(out.grad_teacher, k, scratch + 3 * n) : nullptr;
+                    // Scratch (four rows) exists only for rows along an inner axis; no offset from null.
+                    auto part = [&](std::size_t i)
+                    {
+                        return scratch ? scratch + i * n : nullptr;
+                    };
+                    V* const sbuf = part(0);
+                    V* const tbuf = part(1);
+                    V* const gs = out.grad_student ? m_rows.write(out.grad_student, k, part(2)) : nullptr;
+                    V* const gt = out.grad_teacher ? m_rows.write(out.grad_teacher, k, part(3)) : nullptr;
                     double value = 0.;
                     if (!m_keep(k) || n == 0)
                     {

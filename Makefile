@@ -91,6 +91,8 @@ bench:
 	/usr/bin/python3 scripts/bench_report.py $(BUILD)-bench/bench.json --plot $(BUILD)-bench/throughput.png
 	$(BUILD)-bench/benchmarks/xloss_bench_distill --benchmark_min_time=0.2 --benchmark_repetitions=5 \
 	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true $(BENCH_FLAGS)
+	$(BUILD)-bench/benchmarks/xloss_bench_divergence --benchmark_min_time=0.2 --benchmark_repetitions=5 \
+	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true $(BENCH_FLAGS)
 
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug \

@@ -15,6 +15,8 @@
 
 #include <xloss/xloss.hpp>
 
+#include "logits_data.hpp"
+
 #ifdef XLOSS_BENCH_WITH_TORCH
 #include <torch/torch.h>
 #endif
@@ -23,35 +25,7 @@ namespace
 {
     constexpr double temperature = 2.0;
 
-    struct logits
-    {
-        xt::xarray<float> student, teacher;
-    };
-
-    const logits& data(std::size_t batch, std::size_t classes)
-    {
-        static std::vector<std::pair<std::pair<std::size_t, std::size_t>, logits>> cache;
-        for (const auto& [key, value] : cache)
-        {
-            if (key.first == batch && key.second == classes)
-            {
-                return value;
-            }
-        }
-        std::mt19937 gen(7);
-        std::normal_distribution<float> normal(0.f, 3.f);
-        logits l{xt::xarray<float>::from_shape({batch, classes}), xt::xarray<float>::from_shape({batch, classes})};
-        for (auto& v : l.student)
-        {
-            v = normal(gen);
-        }
-        for (auto& v : l.teacher)
-        {
-            v = normal(gen);
-        }
-        cache.push_back({{batch, classes}, std::move(l)});
-        return cache.back().second;
-    }
+    using xloss_bench::data;
 
     void set_items(benchmark::State& state, std::size_t batch, std::size_t classes)
     {

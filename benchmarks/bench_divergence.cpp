@@ -11,6 +11,8 @@
 
 #include <xloss/xloss.hpp>
 
+#include "logits_data.hpp"
+
 #ifdef XLOSS_BENCH_WITH_TORCH
 #include <torch/torch.h>
 #endif
@@ -20,35 +22,7 @@ namespace
     constexpr double temperature = 2.0;
     constexpr double beta = 0.5;
 
-    struct logits
-    {
-        xt::xarray<float> student, teacher;
-    };
-
-    const logits& data(std::size_t rows, std::size_t classes)
-    {
-        static std::vector<std::pair<std::pair<std::size_t, std::size_t>, logits>> cache;
-        for (const auto& [key, value] : cache)
-        {
-            if (key.first == rows && key.second == classes)
-            {
-                return value;
-            }
-        }
-        std::mt19937 gen(11);
-        std::normal_distribution<float> normal(0.f, 3.f);
-        logits l{xt::xarray<float>::from_shape({rows, classes}), xt::xarray<float>::from_shape({rows, classes})};
-        for (auto& v : l.student)
-        {
-            v = normal(gen);
-        }
-        for (auto& v : l.teacher)
-        {
-            v = normal(gen);
-        }
-        cache.push_back({{rows, classes}, std::move(l)});
-        return cache.back().second;
-    }
+    using xloss_bench::data;
 
     std::size_t rows_of(const benchmark::State& state)
     {
@@ -138,7 +112,7 @@ namespace
         torch::NoGradGuard no_grad;
         for (auto _ : state)
         {
-            benchmark::DoNotOptimize(composition<Loss>(s, t).item<float>());
+            benchmark::DoNotOptimize(composition<Loss>(s, t).template item<float>());
         }
         set_items(state);
     }

@@ -1,0 +1,48 @@
+// The logits the distillation benchmarks share: a (rows, classes) student and teacher of normal
+// values (sigma 3), made once per shape.
+
+#ifndef XLOSS_BENCH_LOGITS_DATA_HPP
+#define XLOSS_BENCH_LOGITS_DATA_HPP
+
+#include <cstddef>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include <xloss/compat.hpp>
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+namespace xloss_bench
+{
+    struct logits
+    {
+        xt::xarray<float> student, teacher;
+    };
+
+    inline const logits& data(std::size_t rows, std::size_t classes)
+    {
+        static std::vector<std::pair<std::pair<std::size_t, std::size_t>, logits>> cache;
+        for (const auto& [key, value] : cache)
+        {
+            if (key.first == rows && key.second == classes)
+            {
+                return value;
+            }
+        }
+        std::mt19937 gen(7);
+        std::normal_distribution<float> normal(0.f, 3.f);
+        logits l{xt::xarray<float>::from_shape({rows, classes}), xt::xarray<float>::from_shape({rows, classes})};
+        for (auto& v : l.student)
+        {
+            v = normal(gen);
+        }
+        for (auto& v : l.teacher)
+        {
+            v = normal(gen);
+        }
+        cache.push_back({{rows, classes}, std::move(l)});
+        return cache.back().second;
+    }
+}
+
+#endif

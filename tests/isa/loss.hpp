@@ -17,7 +17,10 @@
         const auto options = xloss::kl_div_options(xloss::reduction::batchmean);                                       \
         const auto r = xloss::kl_div_forward_backward(x, t, options);                                                  \
         return static_cast<double>(xloss::kl_div(x, t, options)()) + static_cast<double>(r.grad_input(0, 0))           \
-               + static_cast<double>(xloss::kl_div_with_logits(x, t, 2.0)());                                          \
+               + static_cast<double>(xloss::kl_div_with_logits(x, t, 2.0)())                                           \
+               + static_cast<double>(xloss::GeneralizedJSDLoss(xloss::jsd_options().temperature(2.0))                  \
+                                         .forward_backward(x, t, xt::xarray<int>{1, -100, 2})                          \
+                                         .grad_student(0, 0));                                                         \
     }
 
 double baseline_loss();

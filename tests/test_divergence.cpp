@@ -103,7 +103,7 @@ namespace
             {
                 CHECK(r.grad_student.flat(i) == Approx(numeric).margin(1e-7).epsilon(1e-6));
             }
-            if (!std::isfinite(t.flat(i)))
+            if (!xloss_test::is_finite(t.flat(i)))
             {
                 continue;
             }
@@ -207,7 +207,10 @@ TEST_CASE("Ignored rows get zero loss and gradients and are never read, and ever
                 CHECK(out.grad_teacher(b, 1, v) == 0.f);
             }
         }
-        CHECK(std::isfinite(static_cast<double>(xt::amax(out.loss)())));
+        for (const float v : out.loss)
+        {
+            CHECK(xloss_test::is_finite(v));
+        }
     }
     const xt::xarray<int> none_kept = {{-100, -100}, {-100, -100}};
     xloss::GeneralizedJSDLoss jsd;

@@ -25,7 +25,7 @@ namespace xloss
     inline namespace XLOSS_ARCH_NAMESPACE
     {
         /// Stands for "no labels: every row counts" where an argument list needs labels.
-        constexpr detail::no_labels all_rows{};
+        inline constexpr detail::no_labels all_rows{};
 
         /// @brief The loss and the gradients of one forward_backward() call.
         template <class V>
@@ -154,7 +154,8 @@ namespace xloss
              * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
              * loss's shape) and `grad_student` (of the logits' shape). With contiguous logits and
              * outputs of the right shape it allocates nothing; outputs xtensor would resize are
-             * resized; on an error nothing is written.
+             * resized; on an error nothing is written. `grad_student` must not share memory with
+             * either logits (the gradient pass reads them again after writing the row).
              */
             template <class LO, class GO, class S, class T, class L = detail::no_labels>
             void forward_backward_out(LO& loss, GO& grad_student, const xt::xexpression<S>& student_logits,

@@ -20,8 +20,10 @@ namespace xloss
          * @brief The forward KL divergence `T^2 KL(P || Q)`, P = softmax(t / T) the teacher's, Q = softmax(s / T) the
          * student's, per row.
          *
-         * torchtune's `ForwardKLLoss` (which has no temperature: T = 1) and what kl_div_with_logits() computes,
-         * with labels and a per-token `mean`. A class the teacher masks (-inf) contributes 0.
+         * What kl_div_with_logits() computes, with labels and a per-token `mean`. torchtune's
+         * `ForwardKLLoss` (T = 1) computes the cross-entropy -sum p log q instead: its values are these
+         * plus the teacher's entropy, its student gradients the same. A class the teacher masks (-inf)
+         * contributes 0; one only the student masks makes the row +inf (torchtune counts it as 0).
          * Methods: `loss(s, t[, labels])`, `backward(s, t[, labels])`, `backward(s, t, labels,
          * grad_output)` (labels may be xloss::all_rows), `forward_backward(s, t[, labels])`,
          * `forward_backward_out(loss, grad_student, s, t[, labels])`; see divergence_loss.

@@ -154,8 +154,8 @@ namespace xloss
              * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
              * loss's shape) and `grad_student` (of the logits' shape). With contiguous logits and
              * outputs of the right shape it allocates nothing; outputs xtensor would resize are
-             * resized; on an error nothing is written. `grad_student` must not share memory with
-             * either logits (the gradient pass reads them again after writing the row).
+             * resized; on an error nothing is written. Outputs that share memory with the logits
+             * (`forward_backward_out(loss, s, s, t)`) are computed aside first.
              */
             template <class LO, class GO, class S, class T, class L = detail::no_labels>
             void forward_backward_out(LO& loss, GO& grad_student, const xt::xexpression<S>& student_logits,
@@ -173,9 +173,12 @@ namespace xloss
                 {
                     lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
                 }
-                if (!gs || (!call.reduced() && !lo))
+                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
+                if (!gs || (!call.reduced() && !lo) || call.overlaps_logits(gs, detail::size_of(call.shape()))
+                    || (lo && call.overlaps_logits(lo, loss_size)))
                 {
-                    // Computed aside, then assigned: strided or resized outputs.
+                    // Computed aside, then assigned: strided or resized outputs, or outputs that share
+                    // memory with the logits (the passes read the logits again after writing).
                     const divergence_result<V> r = forward_backward(student_logits, teacher_logits, labels);
                     assign_loss(loss, r.loss);
                     detail::assign_out(grad_student, r.grad_student);

@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -210,6 +211,13 @@ namespace xloss
                     return m_divisor;
                 }
 
+                /// Whether n elements from p share memory with either logits (then outputs go aside first).
+                bool overlaps_logits(const V* p, std::size_t n) const noexcept
+                {
+                    const std::size_t size = m_rows.rows * m_rows.length;
+                    return overlap(p, n, m_student.data, size) || overlap(p, n, m_teacher.data, size);
+                }
+
                 /// The number of kept rows.
                 std::size_t kept() const noexcept
                 {
@@ -275,6 +283,12 @@ namespace xloss
                 }
 
             private:
+
+                static bool overlap(const V* a, std::size_t n, const V* b, std::size_t m) noexcept
+                {
+                    const auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
+                    return a && b && n && m && x < y + m * sizeof(V) && y < x + n * sizeof(V);
+                }
 
                 template <class S, class T, class Options>
                 row_layout checked_rows(const S& student, const T& teacher, const Options& options, const char* func)

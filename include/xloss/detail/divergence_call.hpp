@@ -56,7 +56,7 @@ namespace xloss
                     {
                         return f(reverse_kl_policy{});
                     }
-                    return f(jsd_policy{options.beta()});
+                    return f(jsd_policy(options.beta()));
                 }
                 else
                 {

@@ -80,13 +80,22 @@ namespace xloss
             {
                 static constexpr const char* name = "generalized_jsd";
                 double beta;
+                double log_beta;   ///< log(beta), taken once per call, not per batch
+                double log1m_beta; ///< log(1 - beta)
+
+                explicit jsd_policy(double b) noexcept
+                    : beta(b)
+                    , log_beta(std::log(b))
+                    , log1m_beta(std::log1p(-b))
+                {
+                }
 
                 template <class B>
                 divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
                 {
                     using T = value_type_t<B>;
                     const B wp(static_cast<T>(beta)), wq(static_cast<T>(1. - beta));
-                    const B lwp(static_cast<T>(std::log(beta))), lwq(static_cast<T>(std::log1p(-beta)));
+                    const B lwp(static_cast<T>(log_beta)), lwq(static_cast<T>(log1m_beta));
                     // log m = log(beta p + (1 - beta) q), as a log-sum-exp of the two logs.
                     const B u = lp + lwp, v = lq + lwq;
                     const B hi = max(u, v), lo = min(u, v);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Coefficients of xloss's vectorised log (include/xloss/detail/fast_math.hpp).
+"""Coefficients of xloss's vectorised log (include/xloss/detail/kernels/fast_math.hpp).
 
 Near-minimax Chebyshev fits computed with mpmath at 40 digits (Debian's
 python3-mpmath), rounded to float; tests/test_fast_math.cpp measures the resulting ulp error.

@@ -9,7 +9,7 @@
 
 #include "catch_compat.hpp"
 
-#include <xloss/detail/fast_math.hpp>
+#include <xloss/detail/kernels/fast_math.hpp>
 
 #include "test_helpers.hpp"
 

@@ -11,8 +11,8 @@
 #include <xloss/compat.hpp>
 #include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
 
-#include <xloss/detail/kernels.hpp>
-#include <xloss/detail/kl_div_ops.hpp>
+#include <xloss/detail/kernels/batch_loops.hpp>
+#include <xloss/detail/kl_div/ops.hpp>
 #include <xloss/xloss.hpp>
 
 #include "test_helpers.hpp"

@@ -16,7 +16,7 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/divergence_call.hpp"
+#include "detail/divergence/call.hpp"
 #include "distill_options.hpp"
 #include "kl_div_out.hpp"
 

@@ -12,8 +12,8 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/kl_div_general.hpp"
-#include "detail/kl_div_impl.hpp"
+#include "detail/kl_div/call.hpp"
+#include "detail/kl_div/general.hpp"
 #include "kl_div_options.hpp"
 #include "reduction.hpp"
 

@@ -12,8 +12,8 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/error.hpp"
-#include "detail/kl_div_impl.hpp"
+#include "detail/core/error.hpp"
+#include "detail/kl_div/call.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_out.hpp"
 

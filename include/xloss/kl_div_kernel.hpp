@@ -12,9 +12,10 @@
 
 #include <cstddef>
 
-#include "detail/expression.hpp"
-#include "detail/kernels.hpp"
-#include "detail/kl_div_ops.hpp"
+#include "detail/core/expression.hpp"
+#include "detail/engine/walk.hpp"
+#include "detail/kernels/batch_loops.hpp"
+#include "detail/kl_div/ops.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <string_view>
 
-#include "detail/error.hpp"
+#include "detail/core/error.hpp"
 #include "reduction.hpp"
 
 namespace xloss

@@ -16,8 +16,9 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/error.hpp"
-#include "detail/kl_div_impl.hpp"
+#include "detail/core/error.hpp"
+#include "detail/core/output.hpp"
+#include "detail/kl_div/call.hpp"
 #include "kl_div.hpp"
 #include "kl_div_options.hpp"
 
@@ -66,93 +67,6 @@ namespace xloss
 
         namespace detail
         {
-            /// e's elements to write in place, when contiguous row-major of type V; else nullptr.
-            template <class V, class E>
-            inline V* writable_data(E& e)
-            {
-                return const_cast<V*>(contiguous_data<V>(e));
-            }
-
-            /// Whether xtensor's assignment resizes an output of type E to a shape of `rank` axes: any
-            /// rank for xt::xarray, N for xt::xtensor<T, N>; never for fixed shapes, views, adaptors.
-            template <class E>
-            struct resizable
-            {
-                static constexpr bool value = false;
-
-                static constexpr bool to_rank(std::size_t) noexcept
-                {
-                    return false;
-                }
-            };
-
-            template <class EC, xt::layout_type L, class SC, class Tag>
-            struct resizable<xt::xarray_container<EC, L, SC, Tag>>
-            {
-                static constexpr bool value = true;
-
-                static constexpr bool to_rank(std::size_t) noexcept
-                {
-                    return true;
-                }
-            };
-
-            template <class EC, std::size_t N, xt::layout_type L, class Tag>
-            struct resizable<xt::xtensor_container<EC, N, L, Tag>>
-            {
-                static constexpr bool value = true;
-
-                static constexpr bool to_rank(std::size_t rank) noexcept
-                {
-                    return rank == N;
-                }
-            };
-
-            /**
-             * Checks a caller's output against the shape it will hold. Returns true when it has that shape;
-             * false when it has another but xtensor's assignment would resize it (an xt::xarray, an
-             * xt::xtensor of that rank), which assign_out then does; throws for any other output.
-             */
-            template <class E>
-            inline bool check_out_shape(const E& out, const shape_type& expected, const char* func, const char* name,
-                                        const char* expected_what)
-            {
-                const shape_type got = to_shape(out.shape());
-                if (got == expected)
-                {
-                    return true;
-                }
-                if (resizable<E>::to_rank(expected.size()))
-                {
-                    return false;
-                }
-                detail::raise(shape_error(func, name, got, expected_what, expected));
-            }
-
-            /// Writes a result computed aside into a caller's output (its shape checked before, or resized
-            /// here when check_out_shape allowed it), in row-major order, whatever the output's layout.
-            template <class O, class R>
-            inline void assign_out(O& out, const R& result)
-            {
-                if constexpr (resizable<O>::value)
-                {
-                    if (!std::equal(result.shape().begin(), result.shape().end(), out.shape().begin(),
-                                    out.shape().end()))
-                    {
-                        // GCC 12 sees a null destination in xtensor's copy of an empty (0-d) shape.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnonnull"
-#endif
-                        out.resize(to_shape(result.shape()));
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-                    }
-                }
-                std::copy(result.cbegin(), result.cend(), out.begin());
-            }
-
             template <class V, bool wrt_target, class O, class G, class E1, class E2>
             inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t,
                                    const kl_div_options& options, const char* func)

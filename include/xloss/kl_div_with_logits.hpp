@@ -21,12 +21,13 @@
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 
-#include "detail/classify.hpp"
-#include "detail/distill_kernels.hpp"
-#include "detail/error.hpp"
-#include "detail/expression.hpp"
-#include "detail/kl_div_impl.hpp"
-#include "detail/softmax_kernels.hpp"
+#include "detail/core/error.hpp"
+#include "detail/core/expression.hpp"
+#include "detail/core/grad_output.hpp"
+#include "detail/kernels/classify.hpp"
+#include "detail/kernels/softmax.hpp"
+#include "detail/kl_div/call.hpp"
+#include "detail/kl_div/distill_kernels.hpp"
 #include "kl_div_forward_backward.hpp"
 #include "reduction.hpp"
 
@@ -149,31 +150,16 @@ namespace xloss
                                                                    reduction r, const char* func)
             {
                 distill_grad_output<V> g;
-                if constexpr (xt::is_xexpression<G>::value)
-                {
-                    const shape_type g_shape = to_shape(grad_output.shape());
-                    const shape_type loss_shape = r == reduction::none ? setup.shape : shape_type{};
-                    if (!broadcasts_to(g_shape, loss_shape))
+                visit_grad_output(
+                    grad_output, r == reduction::none ? setup.shape : shape_type{}, func,
+                    [&](double v)
                     {
-                        detail::raise(std::invalid_argument(
-                            std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(g_shape)
-                            + " does not broadcast to the loss's shape " + shape_to_string(loss_shape)));
-                    }
-                    if (g_shape.empty())
+                        g.uniform = static_cast<V>(v);
+                    },
+                    [&](const auto& e)
                     {
-                        g.uniform = static_cast<V>(grad_output());
-                    }
-                    else
-                    {
-                        g.full = xt::broadcast(xt::cast<V>(grad_output), setup.shape);
-                    }
-                }
-                else
-                {
-                    static_assert(std::is_arithmetic<G>::value,
-                                  "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
-                    g.uniform = static_cast<V>(grad_output);
-                }
+                        g.full = xt::broadcast(xt::cast<V>(e), setup.shape);
+                    });
                 return g;
             }
 

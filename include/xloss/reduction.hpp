@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "detail/error.hpp"
+#include "detail/core/error.hpp"
 
 namespace xloss
 {

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_CLASSIFY_HPP
-#define XLOSS_DETAIL_CLASSIFY_HPP
+#ifndef XLOSS_DETAIL_KERNELS_CLASSIFY_HPP
+#define XLOSS_DETAIL_KERNELS_CLASSIFY_HPP
 
 // Special values told by their bits, for scalars and batches. Under -ffast-math (-ffinite-math-only)
 // compilers assume that no value is NaN or infinite and fold `x != x`, `x == inf`, `std::isnan(x)`

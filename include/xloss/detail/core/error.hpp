@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_ERROR_HPP
-#define XLOSS_DETAIL_ERROR_HPP
+#ifndef XLOSS_DETAIL_CORE_ERROR_HPP
+#define XLOSS_DETAIL_CORE_ERROR_HPP
 
 // The one place where xloss raises an error. With exceptions (the default) it throws; in a build
 // without them (-fno-exceptions) it prints the same message to stderr and aborts, as xtensor's
@@ -13,7 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "../xloss_config.hpp"
+#include "../../xloss_config.hpp"
 
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define XLOSS_HAS_EXCEPTIONS 1

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_SOFTMAX_KERNELS_HPP
-#define XLOSS_DETAIL_SOFTMAX_KERNELS_HPP
+#ifndef XLOSS_DETAIL_KERNELS_SOFTMAX_HPP
+#define XLOSS_DETAIL_KERNELS_SOFTMAX_HPP
 
 // Row kernels for the losses over logits: rows along any axis of contiguous
 // row-major data (a strided row is gathered into a row of scratch), their max,
@@ -18,11 +18,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "../core/error.hpp"
+#include "../core/expression.hpp"
+#include "../core/rows.hpp"
+#include "batch_loops.hpp"
 #include "classify.hpp"
-#include "error.hpp"
-#include "expression.hpp"
 #include "fast_math.hpp"
-#include "kernels.hpp"
 #include "simd.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
@@ -33,90 +34,6 @@ namespace xloss
     {
         namespace detail
         {
-            /// An axis in [-ndim, ndim) as an index; throws std::invalid_argument naming it otherwise.
-            inline std::size_t normalize_axis(std::ptrdiff_t axis, std::size_t ndim, const char* func, const char* name)
-            {
-                const auto n = static_cast<std::ptrdiff_t>(ndim);
-                if (axis < -n || axis >= n)
-                {
-                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name + " "
-                                                        + std::to_string(axis) + " is out of range for a tensor of "
-                                                        + std::to_string(ndim) + " dimensions"));
-                }
-                return static_cast<std::size_t>(axis < 0 ? axis + n : axis);
-            }
-
-            /// The rows along one axis of a contiguous row-major array: row k starts at
-            /// (k / inner) * length * inner + k % inner, and its elements are `inner` apart.
-            struct row_layout
-            {
-                std::size_t rows;
-                std::size_t length;
-                std::size_t inner;
-
-                row_layout(const shape_type& shape, std::size_t axis)
-                    : rows(1)
-                    , length(shape[axis])
-                    , inner(1)
-                {
-                    for (std::size_t i = 0; i < shape.size(); ++i)
-                    {
-                        if (i < axis)
-                        {
-                            rows *= shape[i];
-                        }
-                        else if (i > axis)
-                        {
-                            inner *= shape[i];
-                        }
-                    }
-                    rows *= inner;
-                }
-
-                std::size_t start(std::size_t k) const noexcept
-                {
-                    return (k / inner) * length * inner + k % inner;
-                }
-
-                /// Row k of data: in place when contiguous, else gathered into buf (length elements).
-                template <class V>
-                const V* read(const V* data, std::size_t k, V* buf) const noexcept
-                {
-                    const V* p = data + start(k);
-                    if (inner == 1)
-                    {
-                        return p;
-                    }
-                    for (std::size_t j = 0; j < length; ++j)
-                    {
-                        buf[j] = p[j * inner];
-                    }
-                    return buf;
-                }
-
-                /// Where to write row k of data: in place when contiguous, else buf (then call scatter).
-                template <class V>
-                V* write(V* data, std::size_t k, V* buf) const noexcept
-                {
-                    return inner == 1 ? data + start(k) : buf;
-                }
-
-                /// Copies buf into row k of data, when write() returned buf.
-                template <class V>
-                void scatter(V* data, std::size_t k, const V* buf) const noexcept
-                {
-                    if (inner == 1)
-                    {
-                        return;
-                    }
-                    V* p = data + start(k);
-                    for (std::size_t j = 0; j < length; ++j)
-                    {
-                        p[j * inner] = buf[j];
-                    }
-                }
-            };
-
             /// Batch b of row p of length n, padded with `pad` past the end.
             template <class B>
             inline B load_row(const value_type_t<B>* p, std::size_t i, std::size_t n, value_type_t<B> pad) noexcept

@@ -17,18 +17,20 @@
 #include <string>
 #include <type_traits>
 
-#include "../compat.hpp"
+#include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "../distill_options.hpp"
-#include "../reduction.hpp"
-#include "classify.hpp"
-#include "divergence_ops.hpp"
-#include "error.hpp"
-#include "expression.hpp"
-#include "kl_div_impl.hpp"
-#include "row_engine.hpp"
-#include "softmax_kernels.hpp"
+#include "../../distill_options.hpp"
+#include "../../reduction.hpp"
+#include "../core/error.hpp"
+#include "../core/expression.hpp"
+#include "../core/grad_output.hpp"
+#include "../core/options_check.hpp"
+#include "../core/rows.hpp"
+#include "../engine/row_engine.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/softmax.hpp"
+#include "policies.hpp"
 
 namespace xloss
 {
@@ -247,38 +249,17 @@ namespace xloss
                 row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
                 {
                     row_outputs<V> out;
-                    if constexpr (xt::is_xexpression<G>::value)
-                    {
-                        static_assert(std::is_arithmetic<typename G::value_type>::value,
-                                      "xloss: grad_output must hold arithmetic values");
-                        const shape_type got = to_shape(g.shape());
-                        if (reduced())
+                    visit_grad_output(
+                        g, loss_shape(), m_func,
+                        [&](double v)
                         {
-                            if (!got.empty())
-                            {
-                                detail::raise(std::invalid_argument(std::string("xloss::") + m_func
-                                                                    + ": grad_output of shape " + shape_to_string(got)
-                                                                    + " does not match the reduced loss's shape (); "
-                                                                      "pass a 0-d expression or a scalar"));
-                            }
-                            out.grad_scalar = static_cast<double>(g()) / m_divisor;
-                            return out;
-                        }
-                        if (!broadcasts_to(got, m_row_shape))
+                            out.grad_scalar = v / m_divisor;
+                        },
+                        [&](const auto& e)
                         {
-                            detail::raise(std::invalid_argument(
-                                std::string("xloss::") + m_func + ": grad_output of shape " + shape_to_string(got)
-                                + " does not broadcast to the loss's shape " + shape_to_string(m_row_shape)));
-                        }
-                        rows.emplace(xt::broadcast(xt::cast<V>(g), m_row_shape));
-                        out.grad_rows = rows->data();
-                    }
-                    else
-                    {
-                        static_assert(std::is_arithmetic<G>::value,
-                                      "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
-                        out.grad_scalar = static_cast<double>(g) / m_divisor;
-                    }
+                            rows.emplace(xt::broadcast(xt::cast<V>(e), m_row_shape));
+                            out.grad_rows = rows->data();
+                        });
                     return out;
                 }
 

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_DISTILL_KERNELS_HPP
-#define XLOSS_DETAIL_DISTILL_KERNELS_HPP
+#ifndef XLOSS_DETAIL_KL_DIV_DISTILL_KERNELS_HPP
+#define XLOSS_DETAIL_KL_DIV_DISTILL_KERNELS_HPP
 
 // Row kernels of the distillation loss T^2 KL(softmax(t/T) || softmax(s/T)):
 // with a = (t - max t) / T and b = (s - max s) / T, p = exp(a) / Za and
@@ -17,9 +17,9 @@
 #include <cstddef>
 #include <limits>
 
-#include "kernels.hpp"
-#include "simd.hpp"
-#include "softmax_kernels.hpp"
+#include "../kernels/batch_loops.hpp"
+#include "../kernels/simd.hpp"
+#include "../kernels/softmax.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_ROW_ENGINE_HPP
-#define XLOSS_DETAIL_ROW_ENGINE_HPP
+#ifndef XLOSS_DETAIL_ENGINE_ROW_ENGINE_HPP
+#define XLOSS_DETAIL_ENGINE_ROW_ENGINE_HPP
 
 // The row engine of the divergences computed from logits along an axis. For each kept row it
 // takes the student's and the teacher's softmax statistics (max, log partition sum), then one
@@ -24,13 +24,14 @@
 #include <omp.h>
 #endif
 
-#include "classify.hpp"
-#include "divergence_ops.hpp"
-#include "error.hpp"
-#include "expression.hpp"
-#include "kernels.hpp"
-#include "simd.hpp"
-#include "softmax_kernels.hpp"
+#include "../core/error.hpp"
+#include "../core/expression.hpp"
+#include "../core/rows.hpp"
+#include "../kernels/batch_loops.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/simd.hpp"
+#include "../kernels/softmax.hpp"
+#include "row_policy.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
@@ -84,23 +85,6 @@ namespace xloss
                     }
                 }
             };
-
-            /// The multi-dimensional index of row k in the rows' shape, as "(i, j)".
-            inline std::string row_index(std::size_t k, const shape_type& row_shape)
-            {
-                std::vector<std::size_t> index(row_shape.size());
-                for (std::size_t d = row_shape.size(); d-- > 0;)
-                {
-                    index[d] = k % row_shape[d];
-                    k /= row_shape[d];
-                }
-                std::string s = "(";
-                for (std::size_t d = 0; d < index.size(); ++d)
-                {
-                    s += (d ? ", " : "") + std::to_string(index[d]);
-                }
-                return s + ")";
-            }
 
             template <class B, class Policy, class Keep>
             class row_engine

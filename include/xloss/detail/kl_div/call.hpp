@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_KL_DIV_IMPL_HPP
-#define XLOSS_DETAIL_KL_DIV_IMPL_HPP
+#ifndef XLOSS_DETAIL_KL_DIV_CALL_HPP
+#define XLOSS_DETAIL_KL_DIV_CALL_HPP
 
 // What the kl_div functions share: the checks on shapes and options, the
 // reduction's divisor, and the passes that write the loss and the gradients
@@ -19,22 +19,20 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#include "../compat.hpp"
+#include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(generators, xbuilder.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
-#include "../kl_div_options.hpp"
-#include "../reduction.hpp"
-#include "axis_sum.hpp"
-#include "error.hpp"
-#include "expression.hpp"
-#include "kernels.hpp"
-#include "kl_div_ops.hpp"
+#include "../../kl_div_options.hpp"
+#include "../../reduction.hpp"
+#include "../core/axis_sum.hpp"
+#include "../core/error.hpp"
+#include "../core/expression.hpp"
+#include "../core/grad_output.hpp"
+#include "../core/options_check.hpp"
+#include "../engine/pointwise.hpp"
+#include "ops.hpp"
 
 namespace xloss
 {
@@ -42,67 +40,6 @@ namespace xloss
     {
         namespace detail
         {
-            /// Shapes and divisor of one call.
-            struct loss_setup
-            {
-                shape_type input_shape;
-                shape_type target_shape;
-                shape_type shape; ///< the broadcast shape: the shape of the `none` loss
-                std::size_t size;
-                double divisor; ///< what the reduction divides the sum by (1 for none and sum)
-                int threads;
-            };
-
-            /// A reduction that is not an enumerator (a cast integer) is an error, not a silent sum.
-            inline void check_reduction(reduction r, const char* func)
-            {
-                if (!is_valid(r))
-                {
-                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": reduction "
-                                                        + std::to_string(static_cast<int>(r))
-                                                        + " is not one of none, mean, sum, batchmean"));
-                }
-            }
-
-            inline int resolve_threads(int requested, const char* func)
-            {
-                if (requested < 0)
-                {
-                    detail::raise(std::invalid_argument(std::string("xloss::") + func
-                                                        + ": num_threads must be 0 (OpenMP's "
-                                                          "default) or positive, got "
-                                                        + std::to_string(requested)));
-                }
-#ifdef _OPENMP
-                return requested == 0 ? omp_get_max_threads() : requested;
-#else
-                if (requested > 1)
-                {
-                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": num_threads("
-                                                        + std::to_string(requested)
-                                                        + ") needs OpenMP, and this translation unit is compiled "
-                                                          "without it (compile with -fopenmp, or link "
-                                                          "OpenMP::OpenMP_CXX; xloss::has_openmp() tells)"));
-                }
-                return 1;
-#endif
-            }
-
-            inline std::string number_to_string(double v)
-            {
-                std::ostringstream os;
-                os.precision(9);
-                os << v;
-                return os.str();
-            }
-
-            inline std::invalid_argument option_error(const char* func, const char* option, const std::string& must,
-                                                      double got)
-            {
-                return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must
-                                             + ", got " + number_to_string(got));
-            }
-
             /// Checks the options: enumerations, and the options that hold numbers.
             inline void check_options(const kl_div_options& options, const char* func)
             {
@@ -243,14 +180,6 @@ namespace xloss
                 return s;
             }
 
-            inline std::invalid_argument shape_error(const char* func, const char* what, const shape_type& got,
-                                                     const char* expected_what, const shape_type& expected)
-            {
-                return std::invalid_argument(std::string("xloss::") + func + ": " + what + " of shape "
-                                             + shape_to_string(got) + " does not match " + expected_what + " "
-                                             + shape_to_string(expected));
-            }
-
             /// Sums a broadcast-shaped gradient over the axes its argument was broadcast along.
             template <class V>
             inline xt::xarray<V> sum_to_shape(xt::xarray<V>&& full, const shape_type& shape)
@@ -292,135 +221,22 @@ namespace xloss
                 return f(op_set<kl_term_general, kl_input_grad_general, kl_target_grad_general>{{p}, {p}, {p}});
             }
 
-            /**
-             * One pass over input and target: returns the reduced loss (sum / divisor), or writes the
-             * `none` loss into `loss_out`; writes the input gradient into `grad_input` and the target
-             * gradient into `grad_target` where they are not null, over the broadcast shape. The
-             * gradients are those of the loss times `grad_scale` (grad_output / divisor).
-             */
-            template <class V, class Ops, class E1, class E2, bool gradients = true>
-            inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
-                                     V* loss_out, V grad_scale, V* grad_input, V* grad_target)
-            {
-                using batch = default_batch<V>;
-                const auto& term = ops.term;
-                const scalar_source<V> g{grad_scale};
-                const double total = walk<block_sum<batch>, V>(
-                    x, t, g, s.shape, s.threads,
-                    [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto& acc)
-                    {
-                        if (reduce && !grad_input && !grad_target)
-                        {
-                            acc.add(term, px, pt, pg, m);
-                            return;
-                        }
-                        if constexpr (gradients)
-                        {
-                            if (reduce)
-                            {
-                                // One loop: each batch of x and t is loaded once for the term and the
-                                // gradients, with the gradients to write known at compile time.
-                                auto fused = [&](auto input, auto target)
-                                {
-                                    acc.add(term, px, pt, pg, m,
-                                            [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i,
-                                                std::size_t count)
-                                            {
-                                                if constexpr (decltype(input)::value)
-                                                {
-                                                    store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
-                                                                count);
-                                                }
-                                                if constexpr (decltype(target)::value)
-                                                {
-                                                    store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
-                                                                count);
-                                                }
-                                            });
-                                };
-                                using yes = std::true_type;
-                                using no = std::false_type;
-                                grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{}))
-                                           : fused(no{}, yes{});
-                                return;
-                            }
-                        }
-                        if (loss_out)
-                        {
-                            map<batch>(term, px, pt, pg, loss_out + offset, m);
-                        }
-                        if constexpr (gradients)
-                        {
-                            if (grad_input)
-                            {
-                                map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
-                            }
-                            if (grad_target)
-                            {
-                                map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
-                            }
-                        }
-                    });
-                return total / s.divisor;
-            }
-
-            /// fused_pass() for the loss alone: the gradient loops are not instantiated.
-            template <class V, class Ops, class E1, class E2>
-            inline double loss_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
-                                    V* loss_out)
-            {
-                return fused_pass<V, Ops, E1, E2, false>(ops, x, t, s, reduce, loss_out, V(0), nullptr, nullptr);
-            }
-
-            /// One gradient (`Op`) over the broadcast shape into `out`, for grad_output `g`: a
-            /// scalar_source already divided by the divisor, or an expression broadcastable to the shape.
-            template <class V, class Op, class E1, class E2, class G>
-            inline void gradient_pass(Op op, const G& g, const E1& x, const E2& t, const loss_setup& s, V* out)
-            {
-                using batch = default_batch<V>;
-                walk<block_sum<batch>, V>(x, t, g, s.shape, s.threads,
-                                          [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto&)
-                                          {
-                                              map<batch>(op, px, pt, pg, out + offset, m);
-                                          });
-            }
-
-            /// Checks grad_output and calls f with what the gradient pass takes for it.
+            /// Checks grad_output and calls f with what the gradient pass takes for it: a scalar_source
+            /// already divided by the divisor, or the expression.
             template <class V, class G, class F>
             inline void with_grad_output(const G& grad_output, reduction r, const loss_setup& s, const char* func,
                                          F&& f)
             {
-                if constexpr (xt::is_xexpression<G>::value)
-                {
-                    static_assert(std::is_arithmetic<typename G::value_type>::value,
-                                  "xloss: grad_output must hold arithmetic values");
-                    const shape_type grad_shape = to_shape(grad_output.shape());
-                    if (r == reduction::none)
+                visit_grad_output(
+                    grad_output, r == reduction::none ? s.shape : shape_type{}, func,
+                    [&](double g)
                     {
-                        if (!broadcasts_to(grad_shape, s.shape))
-                        {
-                            detail::raise(std::invalid_argument(
-                                std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(grad_shape)
-                                + " does not broadcast to the loss's shape " + shape_to_string(s.shape)));
-                        }
-                        f(grad_output);
-                        return;
-                    }
-                    if (!grad_shape.empty())
+                        f(scalar_source<V>{static_cast<V>(g / s.divisor)});
+                    },
+                    [&](const auto& g)
                     {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": grad_output of shape "
-                                                            + shape_to_string(grad_shape)
-                                                            + " does not match the reduced loss's shape (); pass a 0-d "
-                                                              "expression or a scalar"));
-                    }
-                    f(scalar_source<V>{static_cast<V>(static_cast<double>(grad_output()) / s.divisor)});
-                }
-                else
-                {
-                    static_assert(std::is_arithmetic<G>::value,
-                                  "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
-                    f(scalar_source<V>{static_cast<V>(static_cast<double>(grad_output) / s.divisor)});
-                }
+                        f(g);
+                    });
             }
 
             /// The gradient w.r.t. one argument (`wrt_target` says which) over the broadcast shape, into `out`.

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_DIVERGENCE_OPS_HPP
-#define XLOSS_DETAIL_DIVERGENCE_OPS_HPP
+#ifndef XLOSS_DETAIL_DIVERGENCE_POLICIES_HPP
+#define XLOSS_DETAIL_DIVERGENCE_POLICIES_HPP
 
 // The row policies of the divergences between the teacher's distribution P and the student's Q
 // along a row: a divergence D = sum_j f(p_j, q_j) is known to the row engine by three pointwise
@@ -16,9 +16,10 @@
 
 #include <cmath>
 
-#include "classify.hpp"
-#include "fast_math.hpp"
-#include "simd.hpp"
+#include "../engine/row_policy.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/fast_math.hpp"
+#include "../kernels/simd.hpp"
 
 namespace xloss
 {
@@ -26,15 +27,6 @@ namespace xloss
     {
         namespace detail
         {
-            /// The pointwise values of one class for the row engine.
-            template <class B>
-            struct divergence_terms
-            {
-                B term;
-                B pull_student;
-                B pull_teacher;
-            };
-
             /// KL(P || Q) = sum p (log p - log q): what kl_div_with_logits computes. A class the teacher
             /// masks (p = 0) contributes 0; one only the student masks makes the row +inf.
             struct forward_kl_policy

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_KERNELS_HPP
-#define XLOSS_DETAIL_KERNELS_HPP
+#ifndef XLOSS_DETAIL_KERNELS_BATCH_LOOPS_HPP
+#define XLOSS_DETAIL_KERNELS_BATCH_LOOPS_HPP
 
 // Fused single-pass loops over contiguous arrays: a sum of a pointwise op and an
 // elementwise map. Both run the whole array, tail included, through the same

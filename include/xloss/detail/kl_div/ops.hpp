@@ -19,9 +19,9 @@
 #include <cmath>
 #include <limits>
 
-#include "classify.hpp"
-#include "fast_math.hpp"
-#include "simd.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/fast_math.hpp"
+#include "../kernels/simd.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_SIMD_HPP
-#define XLOSS_DETAIL_SIMD_HPP
+#ifndef XLOSS_DETAIL_KERNELS_SIMD_HPP
+#define XLOSS_DETAIL_KERNELS_SIMD_HPP
 
 // A uniform view of xsimd batches and plain scalars, so that every kernel is
 // written once and runs either on batches (the SIMD path) or on scalars (the
@@ -14,8 +14,8 @@
 #include <cstddef>
 #include <type_traits>
 
-#include "../compat.hpp"
-#include "../xloss_config.hpp"
+#include "../../compat.hpp"
+#include "../../xloss_config.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_AXIS_SUM_HPP
-#define XLOSS_DETAIL_AXIS_SUM_HPP
+#ifndef XLOSS_DETAIL_CORE_AXIS_SUM_HPP
+#define XLOSS_DETAIL_CORE_AXIS_SUM_HPP
 
 // Sums over a set of axes of a contiguous row-major array, accumulated in double: what broadcast
 // gradients and per-axis reductions need. xloss does not use xtensor's reducers for its own work:
@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "../compat.hpp"
+#include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "expression.hpp"

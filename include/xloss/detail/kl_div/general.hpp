@@ -19,16 +19,16 @@
 #include <string>
 #include <vector>
 
-#include "../compat.hpp"
+#include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 
-#include "../kl_div_options.hpp"
-#include "classify.hpp"
-#include "error.hpp"
-#include "kl_div_impl.hpp"
-#include "softmax_kernels.hpp"
+#include "../../kl_div_options.hpp"
+#include "../core/error.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/softmax.hpp"
+#include "call.hpp"
 
 namespace xloss
 {
@@ -245,31 +245,22 @@ namespace xloss
                                                 const char* func)
             {
                 xt::xarray<V> scale = xt::xarray<V>::from_shape(s.shape);
-                if constexpr (xt::is_xexpression<G>::value)
-                {
-                    static_assert(std::is_arithmetic<typename G::value_type>::value,
-                                  "xloss: grad_output must hold arithmetic values");
-                    const shape_type grad_shape = to_shape(grad_output.shape());
-                    if (!broadcasts_to(grad_shape, plan.out_shape))
+                visit_grad_output(
+                    grad_output, plan.out_shape, func,
+                    [&](double g)
                     {
-                        detail::raise(std::invalid_argument(
-                            std::string("xloss::") + func + ": grad_output of shape " + shape_to_string(grad_shape)
-                            + " does not broadcast to the loss's " + "shape " + shape_to_string(plan.out_shape)));
-                    }
-                    xt::xarray<V> g = xt::broadcast(xt::cast<V>(grad_output), plan.out_shape);
-                    const V divisor = static_cast<V>(plan.divisor);
-                    apply_broadcast(scale.data(), s.shape, g.data(), plan.keep_shape,
-                                    [divisor](V, V gv)
-                                    {
-                                        return gv / divisor;
-                                    });
-                }
-                else
-                {
-                    static_assert(std::is_arithmetic<G>::value,
-                                  "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
-                    scale.fill(static_cast<V>(static_cast<double>(grad_output) / plan.divisor));
-                }
+                        scale.fill(static_cast<V>(g / plan.divisor));
+                    },
+                    [&](const auto& g)
+                    {
+                        const xt::xarray<V> spread = xt::broadcast(xt::cast<V>(g), plan.out_shape);
+                        const V divisor = static_cast<V>(plan.divisor);
+                        apply_broadcast(scale.data(), s.shape, spread.data(), plan.keep_shape,
+                                        [divisor](V, V gv)
+                                        {
+                                            return gv / divisor;
+                                        });
+                    });
                 apply_weights(scale, w, s, options);
                 return scale;
             }

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_FAST_MATH_HPP
-#define XLOSS_DETAIL_FAST_MATH_HPP
+#ifndef XLOSS_DETAIL_KERNELS_FAST_MATH_HPP
+#define XLOSS_DETAIL_KERNELS_FAST_MATH_HPP
 
 // A vectorised log for float batches, faster than xsimd's: no division, no
 // branch, one polynomial. It keeps IEEE special values (0 -> -inf, negative ->

@@ -1,0 +1,120 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_CORE_OUTPUT_HPP
+#define XLOSS_DETAIL_CORE_OUTPUT_HPP
+
+// Writing into outputs the caller provides: in place when they are contiguous of the loss's
+// value type, else computed aside and assigned; their shapes are checked before anything is written.
+
+#include <algorithm>
+#include <cstddef>
+#include <stdexcept>
+
+#include "../../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
+
+#include "error.hpp"
+#include "expression.hpp"
+#include "options_check.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// e's elements to write in place, when contiguous row-major of type V; else nullptr.
+            template <class V, class E>
+            inline V* writable_data(E& e)
+            {
+                return const_cast<V*>(contiguous_data<V>(e));
+            }
+
+            /// Whether xtensor's assignment resizes an output of type E to a shape of `rank` axes: any
+            /// rank for xt::xarray, N for xt::xtensor<T, N>; never for fixed shapes, views, adaptors.
+            template <class E>
+            struct resizable
+            {
+                static constexpr bool value = false;
+
+                static constexpr bool to_rank(std::size_t) noexcept
+                {
+                    return false;
+                }
+            };
+
+            template <class EC, xt::layout_type L, class SC, class Tag>
+            struct resizable<xt::xarray_container<EC, L, SC, Tag>>
+            {
+                static constexpr bool value = true;
+
+                static constexpr bool to_rank(std::size_t) noexcept
+                {
+                    return true;
+                }
+            };
+
+            template <class EC, std::size_t N, xt::layout_type L, class Tag>
+            struct resizable<xt::xtensor_container<EC, N, L, Tag>>
+            {
+                static constexpr bool value = true;
+
+                static constexpr bool to_rank(std::size_t rank) noexcept
+                {
+                    return rank == N;
+                }
+            };
+
+            /**
+             * Checks a caller's output against the shape it will hold. Returns true when it has that shape;
+             * false when it has another but xtensor's assignment would resize it (an xt::xarray, an
+             * xt::xtensor of that rank), which assign_out then does; throws for any other output.
+             */
+            template <class E>
+            inline bool check_out_shape(const E& out, const shape_type& expected, const char* func, const char* name,
+                                        const char* expected_what)
+            {
+                const shape_type got = to_shape(out.shape());
+                if (got == expected)
+                {
+                    return true;
+                }
+                if (resizable<E>::to_rank(expected.size()))
+                {
+                    return false;
+                }
+                detail::raise(shape_error(func, name, got, expected_what, expected));
+            }
+
+            /// Writes a result computed aside into a caller's output (its shape checked before, or resized
+            /// here when check_out_shape allowed it), in row-major order, whatever the output's layout.
+            template <class O, class R>
+            inline void assign_out(O& out, const R& result)
+            {
+                if constexpr (resizable<O>::value)
+                {
+                    if (!std::equal(result.shape().begin(), result.shape().end(), out.shape().begin(),
+                                    out.shape().end()))
+                    {
+                        // GCC 12 sees a null destination in xtensor's copy of an empty (0-d) shape.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnonnull"
+#endif
+                        out.resize(to_shape(result.shape()));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+                    }
+                }
+                std::copy(result.cbegin(), result.cend(), out.begin());
+            }
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,133 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_ENGINE_POINTWISE_HPP
+#define XLOSS_DETAIL_ENGINE_POINTWISE_HPP
+
+// The pointwise engine: one pass over two expressions of a broadcast shape applies an op set
+// (term, input gradient, target gradient), summing the terms or writing them, and writing the
+// gradients asked for.
+
+#include <cstddef>
+#include <type_traits>
+
+#include "../core/expression.hpp"
+#include "../kernels/batch_loops.hpp"
+#include "walk.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// Shapes and divisor of one call.
+            struct loss_setup
+            {
+                shape_type input_shape;
+                shape_type target_shape;
+                shape_type shape; ///< the broadcast shape: the shape of the `none` loss
+                std::size_t size;
+                double divisor; ///< what the reduction divides the sum by (1 for none and sum)
+                int threads;
+            };
+
+            /**
+             * One pass over input and target: returns the reduced loss (sum / divisor), or writes the
+             * `none` loss into `loss_out`; writes the input gradient into `grad_input` and the target
+             * gradient into `grad_target` where they are not null, over the broadcast shape. The
+             * gradients are those of the loss times `grad_scale` (grad_output / divisor).
+             */
+            template <class V, class Ops, class E1, class E2, bool gradients = true>
+            inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
+                                     V* loss_out, V grad_scale, V* grad_input, V* grad_target)
+            {
+                using batch = default_batch<V>;
+                const auto& term = ops.term;
+                const scalar_source<V> g{grad_scale};
+                const double total = walk<block_sum<batch>, V>(
+                    x, t, g, s.shape, s.threads,
+                    [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto& acc)
+                    {
+                        if (reduce && !grad_input && !grad_target)
+                        {
+                            acc.add(term, px, pt, pg, m);
+                            return;
+                        }
+                        if constexpr (gradients)
+                        {
+                            if (reduce)
+                            {
+                                // One loop: each batch of x and t is loaded once for the term and the
+                                // gradients, with the gradients to write known at compile time.
+                                auto fused = [&](auto input, auto target)
+                                {
+                                    acc.add(term, px, pt, pg, m,
+                                            [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i,
+                                                std::size_t count)
+                                            {
+                                                if constexpr (decltype(input)::value)
+                                                {
+                                                    store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
+                                                                count);
+                                                }
+                                                if constexpr (decltype(target)::value)
+                                                {
+                                                    store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
+                                                                count);
+                                                }
+                                            });
+                                };
+                                using yes = std::true_type;
+                                using no = std::false_type;
+                                grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{}))
+                                           : fused(no{}, yes{});
+                                return;
+                            }
+                        }
+                        if (loss_out)
+                        {
+                            map<batch>(term, px, pt, pg, loss_out + offset, m);
+                        }
+                        if constexpr (gradients)
+                        {
+                            if (grad_input)
+                            {
+                                map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
+                            }
+                            if (grad_target)
+                            {
+                                map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
+                            }
+                        }
+                    });
+                return total / s.divisor;
+            }
+
+            /// fused_pass() for the loss alone: the gradient loops are not instantiated.
+            template <class V, class Ops, class E1, class E2>
+            inline double loss_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
+                                    V* loss_out)
+            {
+                return fused_pass<V, Ops, E1, E2, false>(ops, x, t, s, reduce, loss_out, V(0), nullptr, nullptr);
+            }
+
+            /// One gradient (`Op`) over the broadcast shape into `out`, for grad_output `g`: a
+            /// scalar_source already divided by the divisor, or an expression broadcastable to the shape.
+            template <class V, class Op, class E1, class E2, class G>
+            inline void gradient_pass(Op op, const G& g, const E1& x, const E2& t, const loss_setup& s, V* out)
+            {
+                using batch = default_batch<V>;
+                walk<block_sum<batch>, V>(x, t, g, s.shape, s.threads,
+                                          [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto&)
+                                          {
+                                              map<batch>(op, px, pt, pg, out + offset, m);
+                                          });
+            }
+        }
+    }
+}
+
+#endif

@@ -476,7 +476,7 @@ TEST_CASE("Errors of the new options name the argument and the value", "[semanti
               {
                   xloss::kl_div_with_logits(x, masked, 1.);
               })
-          == "xloss::kl_div_with_logits: teacher_logits row 1 is all -inf: its softmax is undefined");
+          == "xloss::kl_div_with_logits: teacher_logits row (1) is all -inf: its softmax is undefined");
     CHECK(message(
               [&]
               {
@@ -488,7 +488,7 @@ TEST_CASE("Errors of the new options name the argument and the value", "[semanti
               {
                   xloss::kl_div_with_logits_backward(1.f, masked, x, 1.);
               })
-          == "xloss::kl_div_with_logits_backward: student_logits row 1 is all -inf: its softmax is undefined");
+          == "xloss::kl_div_with_logits_backward: student_logits row (1) is all -inf: its softmax is undefined");
     CHECK(message(
               [&]
               {

@@ -18,6 +18,7 @@
 
 #include "detail/divergence/call.hpp"
 #include "distill_options.hpp"
+#include "divergence_result.hpp"
 #include "kl_div_out.hpp"
 
 namespace xloss
@@ -26,15 +27,6 @@ namespace xloss
     {
         /// Stands for "no labels: every row counts" where an argument list needs labels.
         inline constexpr detail::no_labels all_rows{};
-
-        /// @brief The loss and the gradients of one forward_backward() call.
-        template <class V>
-        struct divergence_result
-        {
-            xt::xarray<V> loss;         ///< the loss: 0-d, or one value per row for `none`
-            xt::xarray<V> grad_student; ///< d loss / d student_logits
-            xt::xarray<V> grad_teacher; ///< d loss / d teacher_logits, when asked for (else shape (0))
-        };
 
         namespace detail
         {
@@ -87,15 +79,11 @@ namespace xloss
             {
                 using V = detail::divergence_value_t<S, T>;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                xt::xarray<V> loss = xt::xarray<V>::from_shape(call.loss_shape());
-                detail::row_outputs<V> out;
-                out.loss_rows = call.reduced() ? nullptr : loss.data();
-                const double value = run(call, out);
-                if (call.reduced())
-                {
-                    loss() = static_cast<V>(value);
-                }
-                return loss;
+                return with_policy(
+                    [&](const auto& policy)
+                    {
+                        return call.loss(policy);
+                    });
             }
 
             /// The student's gradient for grad_output 1.
@@ -116,12 +104,11 @@ namespace xloss
             {
                 using V = detail::divergence_value_t<S, T>;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                std::optional<xt::xarray<V>> rows;
-                detail::row_outputs<V> out = call.grad_output(grad_output, rows);
-                xt::xarray<V> grad = xt::xarray<V>::from_shape(call.shape());
-                out.grad_student = grad.data();
-                run(call, out);
-                return grad;
+                return with_policy(
+                    [&](const auto& policy)
+                    {
+                        return call.gradient(policy, grad_output, detail::wrt::student);
+                    });
             }
 
             /// The loss and the student's gradient (and the teacher's with options().teacher_grad())
@@ -132,22 +119,11 @@ namespace xloss
             {
                 using V = detail::divergence_value_t<S, T>;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                divergence_result<V> r;
-                r.loss = xt::xarray<V>::from_shape(call.loss_shape());
-                r.grad_student = xt::xarray<V>::from_shape(call.shape());
-                r.grad_teacher =
-                    xt::xarray<V>::from_shape(m_options.teacher_grad() ? call.shape() : detail::shape_type{0});
-                std::optional<xt::xarray<V>> rows;
-                detail::row_outputs<V> out = call.grad_output(1.0, rows);
-                out.loss_rows = call.reduced() ? nullptr : r.loss.data();
-                out.grad_student = r.grad_student.data();
-                out.grad_teacher = m_options.teacher_grad() ? r.grad_teacher.data() : nullptr;
-                const double value = run(call, out);
-                if (call.reduced())
-                {
-                    r.loss() = static_cast<V>(value);
-                }
-                return r;
+                return with_policy(
+                    [&](const auto& policy)
+                    {
+                        return call.forward_backward(policy, m_options.teacher_grad());
+                    });
             }
 
             /**
@@ -186,9 +162,9 @@ namespace xloss
                 }
                 std::optional<xt::xarray<V>> rows;
                 detail::row_outputs<V> out = call.grad_output(1.0, rows);
-                out.loss_rows = lo;
+                out.loss = lo;
                 out.grad_student = gs;
-                const double value = run(call, out);
+                const double value = run(call, out, detail::row_checks::before_writing);
                 if (call.reduced())
                 {
                     if constexpr (std::is_arithmetic<LO>::value)
@@ -222,14 +198,21 @@ namespace xloss
                 return detail::divergence_call<V, LV>(s.derived_cast(), t.derived_cast(), l, m_options, func);
             }
 
-            template <class C, class V>
-            double run(const C& call, const detail::row_outputs<V>& out) const
+            /// f(policy) with the row policy the options select.
+            template <class F>
+            decltype(auto) with_policy(F&& f) const
             {
-                return detail::with_policy<Policy>(m_options,
-                                                   [&](const auto& policy)
-                                                   {
-                                                       return call.run(policy, out);
-                                                   });
+                return detail::with_policy<Policy>(m_options, f);
+            }
+
+            template <class C, class V>
+            double run(const C& call, const detail::row_outputs<V>& out, detail::row_checks checks) const
+            {
+                return with_policy(
+                    [&](const auto& policy)
+                    {
+                        return call.run(policy, out, checks);
+                    });
             }
 
             template <class LO, class C>

@@ -83,6 +83,16 @@
 /// `_fast_math` appended under -ffast-math).
 #define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING, XLOSS_FLOAT_MODE)
 
+/// Small kernel helpers called from loop bodies that the compiler's inlining budget would leave as
+/// calls (a batch passed through memory per element group).
+#if defined(__GNUC__) || defined(__clang__)
+#define XLOSS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#define XLOSS_INLINE __forceinline
+#else
+#define XLOSS_INLINE inline
+#endif
+
 namespace xloss
 {
     /**

@@ -3,7 +3,7 @@
 // strided) and logits (finite, large, masked -inf classes, NaN, +inf), then checks
 // kl_div_with_logits, both gradients and the fused forward_backward against a long-double
 // reference of T^2 KL(softmax(t/T) || softmax(s/T)): the values, the errors (invalid temperature,
-// a row of -inf), NaN for rows holding NaN or +inf, and the fused call against the separate ones
+// a row of -inf, a row holding +inf), NaN for rows holding NaN, and the fused call against the separate ones
 // bit for bit.
 //
 //   make fuzz (runs it after fuzz_kl_div)
@@ -72,6 +72,7 @@ namespace
         ld unsure_mag = 0;       ///< what unsure p's can add, as a magnitude for check()
         bool all_masked_s = true, all_masked_t = true, nan = false;
         bool masked_or_nan_s = true, masked_or_nan_t = true; ///< only -inf and NaN: the row max may be -inf
+        bool pos_inf = false, has_nan = false; ///< a +inf logit throws, unless NaN in the row comes first
     };
 
     template <class V>
@@ -88,6 +89,8 @@ namespace
         {
             const ld a = static_cast<ld>(t[rows.at(row, j)]), b = static_cast<ld>(s[rows.at(row, j)]);
             r.nan = r.nan || std::isnan(a) || std::isnan(b) || a == INFINITY || b == INFINITY;
+            r.pos_inf = r.pos_inf || a == INFINITY || b == INFINITY;
+            r.has_nan = r.has_nan || std::isnan(a) || std::isnan(b);
             r.all_masked_t = r.all_masked_t && a == -INFINITY;
             r.all_masked_s = r.all_masked_s && b == -INFINITY;
             r.masked_or_nan_t = r.masked_or_nan_t && (a == -INFINITY || std::isnan(a));
@@ -213,6 +216,9 @@ namespace
             refs.push_back(reference_row(sv, tv, rows, k, T));
             all_masked_row = all_masked_row || refs.back().all_masked_s || refs.back().all_masked_t;
             maybe_masked_row = maybe_masked_row || refs.back().masked_or_nan_s || refs.back().masked_or_nan_t;
+            // A row holding +inf throws; with NaN beside it, NaN may reach the loss instead.
+            all_masked_row = all_masked_row || (refs.back().pos_inf && !refs.back().has_nan);
+            maybe_masked_row = maybe_masked_row || refs.back().pos_inf;
         }
         const bool expect_error = bad_temperature || all_masked_row;
 
@@ -250,7 +256,7 @@ namespace
         }
         if (expect_error)
         {
-            fail("expected std::invalid_argument (invalid temperature or a row of -inf)", 0, 0, 0);
+            fail("expected std::invalid_argument (invalid temperature, a row of -inf, or +inf)", 0, 0, 0);
         }
 
         // The fused call gives the separate calls' values bit for bit.

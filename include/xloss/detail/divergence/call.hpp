@@ -21,6 +21,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "../../distill_options.hpp"
+#include "../../divergence_result.hpp"
 #include "../../reduction.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
@@ -38,6 +39,13 @@ namespace xloss
     {
         namespace detail
         {
+            /// The gradient a backward call computes.
+            enum class wrt
+            {
+                student,
+                teacher
+            };
+
             /// No labels: every row counts.
             struct no_labels
             {
@@ -142,8 +150,9 @@ namespace xloss
 
                 template <class S, class T, class L, class Options>
                 divergence_call(const S& student, const T& teacher, const L& labels, const Options& options,
-                                const char* func)
+                                const char* func, loss_layout layout = loss_layout::per_row)
                     : m_func(func)
+                    , m_layout(layout)
                     , m_shape(to_shape(student.shape()))
                     , m_rows(checked_rows(student, teacher, options, func))
                     , m_student(student)
@@ -197,10 +206,15 @@ namespace xloss
                     return m_shape;
                 }
 
-                /// The loss's shape: the rows' shape for `none`, else ().
+                /// The loss's shape: for `none` the rows' shape (the logits' with loss_layout::per_class),
+                /// else ().
                 shape_type loss_shape() const
                 {
-                    return m_reduction == reduction::none ? m_row_shape : shape_type{};
+                    if (m_reduction != reduction::none)
+                    {
+                        return {};
+                    }
+                    return m_layout == loss_layout::per_class ? m_shape : m_row_shape;
                 }
 
                 bool reduced() const noexcept
@@ -227,16 +241,22 @@ namespace xloss
                 }
 
                 /**
-                 * Runs the policy over every row into `out` (after checking every kept row, so that
-                 * nothing is written on an error); returns the reduced loss (sum / divisor).
+                 * Runs the policy over every row into `out`; returns the reduced loss (sum / divisor).
+                 * Into the caller's outputs, `row_checks::before_writing` checks every kept row first,
+                 * so that nothing is written on an error.
                  */
                 template <class Policy>
-                double run(const Policy& policy, const row_outputs<V>& out) const
+                double run(const Policy& policy, const row_outputs<V>& out,
+                           row_checks checks = row_checks::while_running) const
                 {
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
-                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_func);
-                    engine.check_rows();
+                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_layout,
+                        checks, m_func);
+                    if (checks == row_checks::before_writing)
+                    {
+                        engine.check_rows();
+                    }
                     return engine.run(out, m_threads) / m_divisor;
                 }
 
@@ -257,10 +277,58 @@ namespace xloss
                         },
                         [&](const auto& e)
                         {
-                            rows.emplace(xt::broadcast(xt::cast<V>(e), m_row_shape));
-                            out.grad_rows = rows->data();
+                            rows.emplace(xt::broadcast(xt::cast<V>(e), loss_shape()));
+                            out.grad_output = rows->data();
                         });
                     return out;
+                }
+
+                /// The loss, into a new array.
+                template <class Policy>
+                xt::xarray<V> loss(const Policy& policy) const
+                {
+                    xt::xarray<V> loss = xt::xarray<V>::from_shape(loss_shape());
+                    row_outputs<V> out;
+                    out.loss = reduced() ? nullptr : loss.data();
+                    const double value = run(policy, out);
+                    if (reduced())
+                    {
+                        loss() = static_cast<V>(value);
+                    }
+                    return loss;
+                }
+
+                /// One gradient for grad_output, into a new array of the logits' shape.
+                template <class Policy, class G>
+                xt::xarray<V> gradient(const Policy& policy, const G& grad_output, wrt which) const
+                {
+                    std::optional<xt::xarray<V>> spread;
+                    row_outputs<V> out = this->grad_output(grad_output, spread);
+                    xt::xarray<V> grad = xt::xarray<V>::from_shape(m_shape);
+                    (which == wrt::student ? out.grad_student : out.grad_teacher) = grad.data();
+                    run(policy, out);
+                    return grad;
+                }
+
+                /// The loss and the student's gradient (the teacher's too when asked), grad_output 1.
+                template <class Policy>
+                divergence_result<V> forward_backward(const Policy& policy, bool teacher_grad) const
+                {
+                    divergence_result<V> r;
+                    r.loss = xt::xarray<V>::from_shape(loss_shape());
+                    r.grad_student = xt::xarray<V>::from_shape(m_shape);
+                    r.grad_teacher = xt::xarray<V>::from_shape(teacher_grad ? m_shape : shape_type{0});
+                    std::optional<xt::xarray<V>> spread;
+                    row_outputs<V> out = grad_output(1.0, spread);
+                    out.loss = reduced() ? nullptr : r.loss.data();
+                    out.grad_student = r.grad_student.data();
+                    out.grad_teacher = teacher_grad ? r.grad_teacher.data() : nullptr;
+                    const double value = run(policy, out);
+                    if (reduced())
+                    {
+                        r.loss() = static_cast<V>(value);
+                    }
+                    return r;
                 }
 
             private:
@@ -299,6 +367,7 @@ namespace xloss
                 }
 
                 const char* m_func;
+                loss_layout m_layout;
                 shape_type m_shape;
                 shape_type m_row_shape;
                 row_layout m_rows;

@@ -40,6 +40,24 @@ namespace xloss
                     const B l = lp - lq;
                     return {select(masked, B(0), p * l), -p, select(masked, B(0), p * (l + B(1)))};
                 }
+
+                /// Loss only: KL = sum(e^a (a - b)) / Zp - log Zp + log Zq.
+                template <class B>
+                shifted_sums<B> shifted(const B& a, const B& b, const B& ea, const B&) const noexcept
+                {
+                    return {select(is_zero(ea), B(0), ea * (a - b)), B(0)};
+                }
+
+                double row_value(double first, double, double zq, double zp) const noexcept
+                {
+                    return first / zp - std::log(zp) + std::log(zq);
+                }
+
+                /// sum(-p) = -1; sum(p (l + 1)) = KL + 1.
+                row_pull_sums pull_sums(double, double, double, double, double kl) const noexcept
+                {
+                    return {-1., kl + 1.};
+                }
             };
 
             /**
@@ -60,6 +78,27 @@ namespace xloss
                     const B l = lq - lp;
                     return {select(masked, B(0), q * l), select(masked, B(0), q * (l + B(1))),
                             select(teacher_masked, B(0), -q)};
+                }
+
+                /// Loss only, over the classes the teacher keeps (K): with e = e^b,
+                /// sum_K(e (b - a)) / Zq + (log Zp - log Zq) sum_K(e) / Zq.
+                template <class B>
+                shifted_sums<B> shifted(const B& a, const B& b, const B&, const B& eb) const noexcept
+                {
+                    const auto masked = either(is_neg_inf(a), is_zero(eb));
+                    return {select(masked, B(0), eb * (b - a)), select(masked, B(0), eb)};
+                }
+
+                double row_value(double first, double second, double zq, double zp) const noexcept
+                {
+                    return (first + (std::log(zp) - std::log(zq)) * second) / zq;
+                }
+
+                /// Over the kept classes K: sum(q (l + 1)) = KL + q(K); sum(-q) = -q(K).
+                row_pull_sums pull_sums(double, double second, double zq, double, double kl) const noexcept
+                {
+                    const double kept = second / zq;
+                    return {kl + kept, -kept};
                 }
             };
 

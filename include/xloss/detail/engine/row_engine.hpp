@@ -41,19 +41,55 @@ namespace xloss
     {
         namespace detail
         {
+            /// What the `none` loss holds: one value per row (the divergences), or one per class
+            /// (kl_div_with_logits, as PyTorch's pointwise kl_div).
+            enum class loss_layout
+            {
+                per_row,
+                per_class
+            };
+
             /// Where the engine writes; a null pointer skips that output.
             template <class V>
             struct row_outputs
             {
-                V* loss_rows = nullptr;       ///< one value per row (reduction `none`)
-                V* grad_student = nullptr;    ///< the student's gradient, in the logits' layout
-                V* grad_teacher = nullptr;    ///< the teacher's gradient, in the logits' layout
-                const V* grad_rows = nullptr; ///< a grad_output per row, already divided by the divisor
-                double grad_scalar = 0.;      ///< the grad_output for every row when grad_rows is null
+                V* loss = nullptr;              ///< the `none` loss, in the engine's loss_layout
+                V* grad_student = nullptr;      ///< the student's gradient, in the logits' layout
+                V* grad_teacher = nullptr;      ///< the teacher's gradient, in the logits' layout
+                const V* grad_output = nullptr; ///< grad_output of the `none` loss, in its layout
+                double grad_scalar = 0.;        ///< the grad_output of every element when grad_output is null,
+                                                ///< already divided by the divisor
 
                 bool gradients() const noexcept
                 {
                     return grad_student || grad_teacher;
+                }
+            };
+
+            /// Rows of scratch for rows along an inner axis (gathered, then scattered): null otherwise.
+            template <class V>
+            struct row_scratch
+            {
+                V* student = nullptr;
+                V* teacher = nullptr;
+                V* grad_student = nullptr;
+                V* grad_teacher = nullptr;
+                V* loss = nullptr;
+                V* grad_output = nullptr;
+
+                static constexpr std::size_t parts = 6;
+
+                /// The parts laid out in `block` (parts * n values), or all null for a null block.
+                row_scratch(V* block, std::size_t n) noexcept
+                {
+                    if (block)
+                    {
+                        V** all[parts] = {&student, &teacher, &grad_student, &grad_teacher, &loss, &grad_output};
+                        for (std::size_t i = 0; i < parts; ++i)
+                        {
+                            *all[i] = block + i * n;
+                        }
+                    }
                 }
             };
 
@@ -86,6 +122,34 @@ namespace xloss
                 }
             };
 
+            /// When the rows' logits are checked: all before any row is written (outputs the caller
+            /// provided stay untouched on an error), or each as it is read (new outputs: one read less).
+            enum class row_checks
+            {
+                before_writing,
+                while_running
+            };
+
+            /// Why a row's softmax is undefined; teacher_bit marks the teacher's row.
+            enum class row_fault : int
+            {
+                none = 0,
+                pos_inf = 1,
+                all_neg_inf = 2
+            };
+
+            constexpr int teacher_bit = 4;
+
+            /// Where one row's results go: into the outputs in place, or rows of scratch.
+            template <class V>
+            struct row_targets
+            {
+                V* grad_student = nullptr;
+                V* grad_teacher = nullptr;
+                V* loss = nullptr;              ///< the per-class loss
+                const V* grad_output = nullptr; ///< the per-class grad_output
+            };
+
             template <class B, class Policy, class Keep>
             class row_engine
             {
@@ -94,7 +158,8 @@ namespace xloss
                 using V = value_type_t<B>;
 
                 row_engine(const Policy& policy, const V* student, const V* teacher, const row_layout& rows,
-                           const shape_type& row_shape, Keep keep, double temperature, const char* func)
+                           const shape_type& row_shape, Keep keep, double temperature, loss_layout layout,
+                           row_checks checks, const char* func)
                     : m_policy(policy)
                     , m_student(student)
                     , m_teacher(teacher)
@@ -103,21 +168,29 @@ namespace xloss
                     , m_keep(keep)
                     , m_temperature(temperature)
                     , m_inv_temp(static_cast<V>(1. / temperature))
+                    , m_layout(layout)
+                    , m_checks(checks)
                     , m_func(func)
                 {
                 }
 
                 /// Throws for a kept row of -inf logits (its softmax is undefined) or with a +inf
-                /// logit; before anything is written.
+                /// logit; before anything is written (row_checks::before_writing).
                 void check_rows() const
                 {
-                    std::vector<V> buf(m_rows.inner == 1 ? 0 : m_rows.length);
-                    for (std::size_t k = 0; k < m_rows.rows && m_rows.length > 0; ++k)
+                    std::vector<V> buf(m_rows.inner == 1 ? 0 : 2 * m_rows.length);
+                    const std::size_t n = m_rows.length;
+                    for (std::size_t k = 0; k < m_rows.rows && n > 0; ++k)
                     {
                         if (m_keep(k))
                         {
-                            check_row(m_rows.read(m_student, k, buf.data()), k, "student_logits");
-                            check_row(m_rows.read(m_teacher, k, buf.data()), k, "teacher_logits");
+                            const V* s = m_rows.read(m_student, k, buf.data());
+                            const V* t = m_rows.read(m_teacher, k, buf.empty() ? nullptr : buf.data() + n);
+                            const row_fault f = row_faults(s, row_max<B>(s, n), t, row_max<B>(t, n));
+                            if (f != row_fault::none)
+                            {
+                                raise_fault(f, k);
+                            }
                         }
                     }
                 }
@@ -127,7 +200,7 @@ namespace xloss
                 {
                     constexpr std::size_t group = 256;
                     const std::size_t n = m_rows.rows;
-                    const std::size_t scratch = m_rows.inner == 1 ? 0 : 4 * m_rows.length;
+                    const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
                     int team = 1;
 #ifdef _OPENMP
                     team = threads > 1 ? threads : 1;
@@ -136,6 +209,7 @@ namespace xloss
 #endif
                     std::vector<V> buf(scratch * static_cast<std::size_t>(team));
                     double partial[group];
+                    row_fault faults[group];
                     double total = 0.;
                     for (std::size_t first = 0; first < n; first += group)
                     {
@@ -149,11 +223,17 @@ namespace xloss
 #ifdef _OPENMP
                             thread = static_cast<std::size_t>(omp_get_thread_num());
 #endif
+                            faults[j] = row_fault::none;
                             partial[j] = row(first + static_cast<std::size_t>(j), out,
-                                             scratch ? buf.data() + thread * scratch : nullptr);
+                                             scratch ? buf.data() + thread * scratch : nullptr, faults[j]);
                         }
                         for (std::ptrdiff_t j = 0; j < count; ++j)
                         {
+                            if (faults[j] != row_fault::none)
+                            {
+                                // The first faulty row in row order, whatever the threads.
+                                raise_fault(faults[j], first + static_cast<std::size_t>(j));
+                            }
                             total += partial[j];
                         }
                     }
@@ -162,14 +242,13 @@ namespace xloss
 
             private:
 
-                void check_row(const V* p, std::size_t k, const char* name) const
+                /// What makes a row's softmax undefined: a +inf logit, or -inf everywhere (a row with
+                /// NaN is not a fault: NaN reaches the loss). `m` is the row's max.
+                row_fault fault(const V* p, V m) const noexcept
                 {
-                    const V m = row_max<B>(p, m_rows.length);
                     if (is_inf(m) && !is_neg_inf(m))
                     {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": " + name + " row "
-                                                            + row_index(k, m_row_shape)
-                                                            + " holds +inf: its softmax is undefined"));
+                        return row_fault::pos_inf;
                     }
                     if (is_neg_inf(m))
                     {
@@ -177,50 +256,75 @@ namespace xloss
                         {
                             if (is_nan(p[j]))
                             {
-                                return; // NaN reaches the loss
+                                return row_fault::none;
                             }
                         }
-                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": " + name + " row "
-                                                            + row_index(k, m_row_shape)
-                                                            + " is all -inf: its softmax is undefined"));
+                        return row_fault::all_neg_inf;
                     }
+                    return row_fault::none;
+                }
+
+                /// Faults of the student's and the teacher's row k, the student's first.
+                row_fault row_faults(const V* s, V ms, const V* t, V mt) const noexcept
+                {
+                    const row_fault f = fault(s, ms);
+                    if (f != row_fault::none)
+                    {
+                        return f;
+                    }
+                    const row_fault g = fault(t, mt);
+                    return g == row_fault::none ? g : static_cast<row_fault>(static_cast<int>(g) | teacher_bit);
+                }
+
+                [[noreturn]] void raise_fault(row_fault f, std::size_t k) const
+                {
+                    const bool teacher = (static_cast<int>(f) & teacher_bit) != 0;
+                    const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
+                    detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": "
+                                                        + (teacher ? "teacher_logits" : "student_logits") + " row "
+                                                        + row_index(k, m_row_shape)
+                                                        + (what == row_fault::pos_inf ? " holds +inf" : " is all -inf")
+                                                        + ": its softmax is undefined"));
                 }
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs.
-                double row(std::size_t k, const row_outputs<V>& out, V* scratch) const
+                double row(std::size_t k, const row_outputs<V>& out, V* block, row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
-                    // Scratch (four rows) exists only for rows along an inner axis; no offset from null.
-                    auto part = [&](std::size_t i)
-                    {
-                        return scratch ? scratch + i * n : nullptr;
-                    };
-                    V* const sbuf = part(0);
-                    V* const tbuf = part(1);
-                    V* const gs = out.grad_student ? m_rows.write(out.grad_student, k, part(2)) : nullptr;
-                    V* const gt = out.grad_teacher ? m_rows.write(out.grad_teacher, k, part(3)) : nullptr;
+                    const row_scratch<V> buf(block, n);
+                    const bool per_class = m_layout == loss_layout::per_class;
+                    row_targets<V> to;
+                    to.grad_student = out.grad_student ? m_rows.write(out.grad_student, k, buf.grad_student) : nullptr;
+                    to.grad_teacher = out.grad_teacher ? m_rows.write(out.grad_teacher, k, buf.grad_teacher) : nullptr;
+                    to.loss = out.loss && per_class ? m_rows.write(out.loss, k, buf.loss) : nullptr;
                     double value = 0.;
                     if (!m_keep(k) || n == 0)
                     {
-                        fill_row(gs, V(0));
-                        fill_row(gt, V(0));
+                        fill_row(to.grad_student, V(0));
+                        fill_row(to.grad_teacher, V(0));
+                        fill_row(to.loss, V(0));
                     }
                     else
                     {
-                        value =
-                            kept_row(m_rows.read(m_student, k, sbuf), m_rows.read(m_teacher, k, tbuf), k, out, gs, gt);
+                        if (out.grad_output && per_class)
+                        {
+                            to.grad_output = m_rows.read(out.grad_output, k, buf.grad_output);
+                        }
+                        value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
+                                         k, out, to, fault);
                     }
-                    if (out.loss_rows)
+                    if (out.loss && !per_class)
                     {
-                        out.loss_rows[k] = static_cast<V>(value);
+                        out.loss[k] = static_cast<V>(value);
                     }
-                    if (gs)
+                    for (auto [data, row] : {std::pair<V*, V*>{out.grad_student, to.grad_student},
+                                             {out.grad_teacher, to.grad_teacher},
+                                             {out.loss, to.loss}})
                     {
-                        m_rows.scatter(out.grad_student, k, gs);
-                    }
-                    if (gt)
-                    {
-                        m_rows.scatter(out.grad_teacher, k, gt);
+                        if (row)
+                        {
+                            m_rows.scatter(data, k, row);
+                        }
                     }
                     return value;
                 }
@@ -234,17 +338,54 @@ namespace xloss
                 }
 
                 /// The shifted, scaled logits of batch i: (x - max) / T, padded with -inf.
-                B scaled(const V* p, std::size_t i, V m) const noexcept
+                XLOSS_INLINE B scaled(const V* p, std::size_t i, V m) const noexcept
                 {
                     constexpr V lowest = -std::numeric_limits<V>::infinity();
                     return (load_row<B>(p, i, m_rows.length, lowest) - B(m)) * B(m_inv_temp);
                 }
 
-                double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out, V* gs, V* gt) const
+                double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
+                                const row_targets<V>& to, row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
                     const V ms = row_max<B>(s, n), mt = row_max<B>(t, n);
+                    if (m_checks == row_checks::while_running)
+                    {
+                        fault = row_faults(s, ms, t, mt);
+                        if (fault != row_fault::none)
+                        {
+                            return 0.; // the run throws after this group of rows
+                        }
+                    }
                     row_sum<B> zs, zt;
+                    if constexpr (has_loss_phase<Policy, B>::value)
+                    {
+                        if (!to.grad_output)
+                        {
+                            row_sum<B> first, second;
+                            for_each_batch<B>(n,
+                                              [&](std::size_t i, std::size_t)
+                                              {
+                                                  const B b = scaled(s, i, ms), a = scaled(t, i, mt);
+                                                  const B eb = softmax_exp(b), ea = softmax_exp(a);
+                                                  zs.add(eb);
+                                                  zt.add(ea);
+                                                  const shifted_sums<B> f = m_policy.shifted(a, b, ea, eb);
+                                                  first.add(f.first);
+                                                  second.add(f.second);
+                                              });
+                            const double f1 = first.total(), f2 = second.total();
+                            const double sum_s = zs.total(), sum_t = zt.total();
+                            const double d = m_policy.row_value(f1, f2, sum_s, sum_t);
+                            if (out.gradients() || to.loss)
+                            {
+                                const row_pull_sums pulls = m_policy.pull_sums(f1, f2, sum_s, sum_t, d);
+                                write_row(s, t, ms, mt, static_cast<V>(std::log(sum_s)),
+                                          static_cast<V>(std::log(sum_t)), pulls, row_grad_output(k, out, to), to);
+                            }
+                            return m_temperature * m_temperature * d;
+                        }
+                    }
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t)
                                       {
@@ -253,36 +394,50 @@ namespace xloss
                                       });
                     const V log_zs = static_cast<V>(std::log(zs.total()));
                     const V log_zt = static_cast<V>(std::log(zt.total()));
+                    const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count)
                                       {
                                           const B lq = scaled(s, i, ms) - B(log_zs);
                                           const B lp = scaled(t, i, mt) - B(log_zt);
-                                          const divergence_terms<B> d =
-                                              m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
+                                          divergence_terms<B> d = m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
                                           terms.add(d.term);
+                                          if (to.loss)
+                                          {
+                                              store_lanes(to.loss + i, d.term * t2, count);
+                                          }
+                                          if (to.grad_output)
+                                          {
+                                              // A grad_output per class weighs each class's pulls.
+                                              const B g = load_row<B>(to.grad_output, i, n, V(0));
+                                              d.pull_student *= g;
+                                              d.pull_teacher *= g;
+                                          }
                                           pull_s.add(d.pull_student);
                                           pull_t.add(d.pull_teacher);
-                                          if (gs)
+                                          if (to.grad_student)
                                           {
-                                              store_lanes(gs + i, d.pull_student, count);
+                                              store_lanes(to.grad_student + i, d.pull_student, count);
                                           }
-                                          if (gt)
+                                          if (to.grad_teacher)
                                           {
-                                              store_lanes(gt + i, d.pull_teacher, count);
+                                              store_lanes(to.grad_teacher + i, d.pull_teacher, count);
                                           }
                                       });
-                    const double t2 = m_temperature * m_temperature;
-                    const double value = t2 * terms.total();
+                    const double value = m_temperature * m_temperature * terms.total();
                     if (!out.gradients())
                     {
                         return value;
                     }
                     // d(T^2 D)/dx = T (pull - prob * sum(pull)), times the row's grad_output.
-                    const double g = out.grad_rows ? static_cast<double>(out.grad_rows[k]) : out.grad_scalar;
+                    const double g = to.grad_output    ? 1.
+                                     : out.grad_output ? static_cast<double>(out.grad_output[k])
+                                                       : out.grad_scalar;
                     const B scale(static_cast<V>(m_temperature * g));
                     const B sum_s(static_cast<V>(pull_s.total())), sum_t(static_cast<V>(pull_t.total()));
+                    V* const gs = to.grad_student;
+                    V* const gt = to.grad_teacher;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count)
                                       {
@@ -302,6 +457,47 @@ namespace xloss
                     return value;
                 }
 
+                /// The grad_output of row k (1 when it comes per class, weighing the pulls).
+                static double row_grad_output(std::size_t k, const row_outputs<V>& out,
+                                              const row_targets<V>& to) noexcept
+                {
+                    return to.grad_output    ? 1.
+                           : out.grad_output ? static_cast<double>(out.grad_output[k])
+                                             : out.grad_scalar;
+                }
+
+                /// The per-class terms and the gradients in one pass, from pull sums known before it (the
+                /// loss phase's).
+                void write_row(const V* s, const V* t, V ms, V mt, V log_zs, V log_zt, const row_pull_sums& pulls,
+                               double g, const row_targets<V>& to) const
+                {
+                    const std::size_t n = m_rows.length;
+                    const B scale(static_cast<V>(m_temperature * g));
+                    const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
+                    const B t2(static_cast<V>(m_temperature * m_temperature));
+                    for_each_batch<B>(
+                        n,
+                        [&](std::size_t i, std::size_t count)
+                        {
+                            const B lq = scaled(s, i, ms) - B(log_zs);
+                            const B lp = scaled(t, i, mt) - B(log_zt);
+                            const B p = softmax_exp(lp), q = softmax_exp(lq);
+                            const divergence_terms<B> d = m_policy(lp, lq, p, q);
+                            if (to.loss)
+                            {
+                                store_lanes(to.loss + i, d.term * t2, count);
+                            }
+                            if (to.grad_student)
+                            {
+                                store_lanes(to.grad_student + i, (d.pull_student - q * sum_s) * scale, count);
+                            }
+                            if (to.grad_teacher)
+                            {
+                                store_lanes(to.grad_teacher + i, (d.pull_teacher - p * sum_t) * scale, count);
+                            }
+                        });
+                }
+
                 const Policy& m_policy;
                 const V* m_student;
                 const V* m_teacher;
@@ -310,6 +506,8 @@ namespace xloss
                 Keep m_keep;
                 double m_temperature;
                 V m_inv_temp;
+                loss_layout m_layout;
+                row_checks m_checks;
                 const char* m_func;
             };
         }

@@ -58,7 +58,7 @@ namespace xloss
             {
             public:
 
-                void add(const B& v) noexcept
+                XLOSS_INLINE void add(const B& v) noexcept
                 {
                     m_acc += v;
                     if (++m_count == 16)

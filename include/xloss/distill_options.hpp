@@ -11,6 +11,7 @@
 
 #include <cstddef>
 
+#include "loss_options.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -18,30 +19,17 @@ namespace xloss
     namespace detail
     {
         /**
-         * What every divergence from logits takes; `D` is the options class, so that setters chain
-         * (`xloss::jsd_options().beta(0.5).temperature(2)`).
+         * What every divergence from logits takes besides the options of every loss; `D` is the
+         * options class, so that setters chain (`xloss::jsd_options().beta(0.5).temperature(2)`).
+         * The reduction is over rows (tokens): `none` gives one value per row, `sum` their sum,
+         * `mean` the sum divided by the number of kept rows (the per-token mean of torchtune, TRL and
+         * Liger; 0 when every row is ignored), `batchmean` the sum divided by the length of the rows'
+         * first axis (the batch of a (batch, sequence) layout).
          */
         template <class D>
-        class row_options
+        class row_options : public loss_options<D>
         {
         public:
-
-            /**
-             * The reduction over rows (tokens): `none` gives one value per row, `sum` their sum,
-             * `mean` the sum divided by the number of kept rows (the per-token mean of torchtune,
-             * TRL and Liger; 0 when every row is ignored), `batchmean` the sum divided by the length
-             * of the rows' first axis (the batch of a (batch, sequence) layout).
-             */
-            constexpr xloss::reduction reduction() const noexcept
-            {
-                return m_reduction;
-            }
-
-            constexpr D& reduction(xloss::reduction r) noexcept
-            {
-                m_reduction = r;
-                return self();
-            }
 
             /// The softmax temperature T > 0; the loss is T^2 times the divergence (default 1).
             constexpr double temperature() const noexcept
@@ -79,31 +67,6 @@ namespace xloss
                 return self();
             }
 
-            /// The divisor of `mean` and `batchmean` when set (data parallelism: the global count);
-            /// 0 (the default) takes it from the labels or the shapes.
-            constexpr double divisor() const noexcept
-            {
-                return m_divisor;
-            }
-
-            constexpr D& divisor(double d) noexcept
-            {
-                m_divisor = d;
-                return self();
-            }
-
-            /// OpenMP threads over rows (0: OpenMP's default); results are the same for any number.
-            constexpr int num_threads() const noexcept
-            {
-                return m_num_threads;
-            }
-
-            constexpr D& num_threads(int n) noexcept
-            {
-                m_num_threads = n;
-                return self();
-            }
-
             /// Whether forward_backward() also gives the teacher's gradient (default false).
             constexpr bool teacher_grad() const noexcept
             {
@@ -123,12 +86,9 @@ namespace xloss
                 return static_cast<D&>(*this);
             }
 
-            xloss::reduction m_reduction = xloss::reduction::mean;
             double m_temperature = 1.;
             std::ptrdiff_t m_axis = -1;
             long long m_ignore_index = -100;
-            double m_divisor = 0.;
-            int m_num_threads = 1;
             bool m_teacher_grad = false;
         };
     }

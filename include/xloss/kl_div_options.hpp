@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "detail/core/error.hpp"
+#include "loss_options.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -42,14 +43,17 @@ namespace xloss
      * @code
      * auto opts = xloss::kl_div_options().reduction(xloss::reduction::batchmean).log_target(true);
      * @endcode
+     * The reduction, its divisor and the threads come from detail::loss_options: `mean` divides the
+     * sum of the pointwise terms by their number, `batchmean` by the input's first dimension;
+     * threads split tensors of more than 65536 elements whose arguments are contiguous.
      */
-    class kl_div_options
+    class kl_div_options : public detail::loss_options<kl_div_options>
     {
     public:
 
         /// Options with the given reduction and target space (defaults: mean, probabilities).
         constexpr kl_div_options(xloss::reduction r = xloss::reduction::mean, bool log_target = false) noexcept
-            : m_reduction(r)
+            : detail::loss_options<kl_div_options>(r)
             , m_log_target(log_target)
         {
         }
@@ -88,19 +92,6 @@ namespace xloss
             return kl_div_options(legacy_reduction(size_average, reduce), log_target);
         }
 
-        /// The reduction applied to the pointwise terms.
-        constexpr xloss::reduction reduction() const noexcept
-        {
-            return m_reduction;
-        }
-
-        /// Sets the reduction.
-        constexpr kl_div_options& reduction(xloss::reduction r) noexcept
-        {
-            m_reduction = r;
-            return *this;
-        }
-
         /// Whether the target holds log-probabilities.
         constexpr bool log_target() const noexcept
         {
@@ -111,24 +102,6 @@ namespace xloss
         constexpr kl_div_options& log_target(bool value) noexcept
         {
             m_log_target = value;
-            return *this;
-        }
-
-        /// Threads for large contiguous tensors (default 1); used when compiled with OpenMP.
-        constexpr int num_threads() const noexcept
-        {
-            return m_num_threads;
-        }
-
-        /**
-         * Sets the number of OpenMP threads for tensors of more than 65536 elements whose input,
-         * target (and grad_output) are contiguous: 1 (the default) runs on the calling thread, 0
-         * takes OpenMP's default. Results are bit-identical for any value. Without OpenMP (compile
-         * with -fopenmp, or link OpenMP::OpenMP_CXX) it is ignored.
-         */
-        constexpr kl_div_options& num_threads(int value) noexcept
-        {
-            m_num_threads = value;
             return *this;
         }
 
@@ -198,23 +171,6 @@ namespace xloss
         constexpr kl_div_options& weight(double value) noexcept
         {
             m_weight = value;
-            return *this;
-        }
-
-        /// The divisor of `mean` and `batchmean`, when set; 0 (the default) takes it from the shapes.
-        constexpr double divisor() const noexcept
-        {
-            return m_divisor;
-        }
-
-        /**
-         * Sets the divisor of `mean` and `batchmean`: for data-parallel training, where each process
-         * holds a shard of the batch, the global number of elements or samples. 0 takes it from the
-         * shapes.
-         */
-        constexpr kl_div_options& divisor(double value) noexcept
-        {
-            m_divisor = value;
             return *this;
         }
 
@@ -292,15 +248,12 @@ namespace xloss
             return *this;
         }
 
-        xloss::reduction m_reduction;
         bool m_log_target;
-        int m_num_threads = 1;
         xloss::target_policy m_target_policy = xloss::target_policy::pytorch;
         double m_epsilon = 0.;
         bool m_input_logits = false;
         std::ptrdiff_t m_softmax_axis = -1;
         double m_weight = 1.;
-        double m_divisor = 0.;
         std::array<std::ptrdiff_t, max_axes> m_axes = {};
         std::size_t m_axis_count = 0;
         bool m_axes_exclude = false;

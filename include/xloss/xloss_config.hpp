@@ -93,6 +93,14 @@
 #define XLOSS_INLINE inline
 #endif
 
+/// On a loop body: inline everything it calls (xsimd's exp included), so that no call in the
+/// loop spills the vector registers.
+#if defined(__GNUC__) || defined(__clang__)
+#define XLOSS_FLATTEN __attribute__((flatten))
+#else
+#define XLOSS_FLATTEN
+#endif
+
 namespace xloss
 {
     /**

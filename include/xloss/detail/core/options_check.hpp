@@ -16,7 +16,9 @@
 #include <omp.h>
 #endif
 
+#include "../../loss_options.hpp"
 #include "../../reduction.hpp"
+#include "../kernels/classify.hpp"
 #include "error.hpp"
 #include "expression.hpp"
 
@@ -82,6 +84,19 @@ namespace xloss
                 return std::invalid_argument(std::string("xloss::") + func + ": " + what + " of shape "
                                              + shape_to_string(got) + " does not match " + expected_what + " "
                                              + shape_to_string(expected));
+            }
+
+            /// Checks the options every loss has (its reduction and divisor); `zero_means` says where
+            /// a divisor of 0 takes the count from, for the message.
+            template <class D>
+            inline void check_loss_options(const loss_options<D>& options, const char* func, const char* zero_means)
+            {
+                check_reduction(options.reduction(), func);
+                if (!is_nonnegative_finite(options.divisor()))
+                {
+                    detail::raise(option_error(func, "divisor", std::string("positive (or 0: ") + zero_means + ")",
+                                               options.divisor()));
+                }
             }
         }
     }

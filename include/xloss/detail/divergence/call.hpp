@@ -77,15 +77,10 @@ namespace xloss
             template <class Options>
             inline void check_row_options(const Options& options, const char* func)
             {
-                check_reduction(options.reduction(), func);
+                check_loss_options(options, func, "from the labels or shapes");
                 if (!is_positive_finite(options.temperature()))
                 {
                     detail::raise(option_error(func, "temperature", "positive and finite", options.temperature()));
-                }
-                if (!is_nonnegative_finite(options.divisor()))
-                {
-                    detail::raise(
-                        option_error(func, "divisor", "positive (or 0: from the labels or shapes)", options.divisor()));
                 }
                 if constexpr (std::is_same<Options, jsd_options>::value)
                 {

@@ -364,7 +364,7 @@ namespace xloss
                         {
                             row_sum<B> first, second;
                             for_each_batch<B>(n,
-                                              [&](std::size_t i, std::size_t)
+                                              [&](std::size_t i, std::size_t) XLOSS_FLATTEN
                                               {
                                                   const B b = scaled(s, i, ms), a = scaled(t, i, mt);
                                                   const B eb = softmax_exp(b), ea = softmax_exp(a);
@@ -387,7 +387,7 @@ namespace xloss
                         }
                     }
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t)
+                                      [&](std::size_t i, std::size_t) XLOSS_FLATTEN
                                       {
                                           zs.add(softmax_exp(scaled(s, i, ms)));
                                           zt.add(softmax_exp(scaled(t, i, mt)));
@@ -397,7 +397,7 @@ namespace xloss
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count)
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
                                       {
                                           const B lq = scaled(s, i, ms) - B(log_zs);
                                           const B lp = scaled(t, i, mt) - B(log_zt);
@@ -439,7 +439,7 @@ namespace xloss
                     V* const gs = to.grad_student;
                     V* const gt = to.grad_teacher;
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count)
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
                                       {
                                           if (gs)
                                           {
@@ -477,7 +477,7 @@ namespace xloss
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     for_each_batch<B>(
                         n,
-                        [&](std::size_t i, std::size_t count)
+                        [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
                         {
                             const B lq = scaled(s, i, ms) - B(log_zs);
                             const B lp = scaled(t, i, mt) - B(log_zt);

@@ -43,7 +43,7 @@ namespace xloss
             /// Checks the options: enumerations, and the options that hold numbers.
             inline void check_options(const kl_div_options& options, const char* func)
             {
-                check_reduction(options.reduction(), func);
+                check_loss_options(options, func, "from the shapes");
                 const auto policy = options.target_policy();
                 if (policy != target_policy::pytorch && policy != target_policy::zero
                     && policy != target_policy::checked)
@@ -65,10 +65,6 @@ namespace xloss
                 if (!is_finite(options.weight()))
                 {
                     detail::raise(option_error(func, "weight", "finite", options.weight()));
-                }
-                if (!is_nonnegative_finite(options.divisor()))
-                {
-                    detail::raise(option_error(func, "divisor", "positive (or 0: from the shapes)", options.divisor()));
                 }
             }
 

@@ -1,0 +1,97 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_LOSS_OPTIONS_HPP
+#define XLOSS_LOSS_OPTIONS_HPP
+
+/// @file
+/// The options every loss has: its reduction, the divisor of the averaging reductions, threads.
+
+#include "reduction.hpp"
+
+namespace xloss
+{
+    namespace detail
+    {
+        /**
+         * The options every loss's options class has; `D` is that class, so that setters chain
+         * (`xloss::kl_div_options().reduction(xloss::reduction::sum).num_threads(2)`). What each
+         * reduction means is the loss's own (see its options class).
+         */
+        template <class D>
+        class loss_options
+        {
+        public:
+
+            /// The loss's reduction.
+            constexpr xloss::reduction reduction() const noexcept
+            {
+                return m_reduction;
+            }
+
+            /// Sets the reduction.
+            constexpr D& reduction(xloss::reduction r) noexcept
+            {
+                m_reduction = r;
+                return self();
+            }
+
+            /// The divisor of `mean` and `batchmean`, when set; 0 (the default) takes it from the
+            /// shapes (or, for the divergences with labels, the kept rows).
+            constexpr double divisor() const noexcept
+            {
+                return m_divisor;
+            }
+
+            /**
+             * Sets the divisor of `mean` and `batchmean`: for data-parallel training, where each
+             * process holds a shard of the batch, the global number of elements, samples or tokens.
+             * 0 takes it from the call's own arguments.
+             */
+            constexpr D& divisor(double value) noexcept
+            {
+                m_divisor = value;
+                return self();
+            }
+
+            /// Threads (default 1); used when compiled with OpenMP.
+            constexpr int num_threads() const noexcept
+            {
+                return m_num_threads;
+            }
+
+            /**
+             * Sets the number of OpenMP threads: 1 (the default) runs on the calling thread, 0 takes
+             * OpenMP's default. Results are bit-identical for any value. Without OpenMP (compile with
+             * -fopenmp, or link OpenMP::OpenMP_CXX) a value above 1 is an error.
+             */
+            constexpr D& num_threads(int value) noexcept
+            {
+                m_num_threads = value;
+                return self();
+            }
+
+        protected:
+
+            constexpr explicit loss_options(xloss::reduction r = xloss::reduction::mean) noexcept
+                : m_reduction(r)
+            {
+            }
+
+        private:
+
+            constexpr D& self() noexcept
+            {
+                return static_cast<D&>(*this);
+            }
+
+            xloss::reduction m_reduction;
+            double m_divisor = 0.;
+            int m_num_threads = 1;
+        };
+    }
+}
+
+#endif

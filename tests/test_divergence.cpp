@@ -308,3 +308,107 @@ TEST_CASE("Divergences: any axis, threads, and the _out call agree with the allo
     CHECK(xloss_test::identical(resized, ref.grad_student));
     CHECK(loss_out() == ref.loss());
 }
+
+TEST_CASE("Divergences of log-probabilities: the logits' values, gradients w.r.t. the log-probabilities",
+          "[divergence][gradcheck]")
+{
+    const xt::xarray<double> s = {
+        {0.3, -1.2, 2.0, 0.1, 0.5}, {1.5, 0.2, -0.7, 0.9, -2.0}, {-0.4, 0.8, 0.05, -2.1, 1.0}};
+    xt::xarray<double> t = {{1.1, -0.2, 0.4, 0.9, 0.0}, {-1.0, 2.2, 0.3, 0.0, 0.7}, {0.7, -1.5, 1.9, 0.2, -0.3}};
+    t(2, 1) = -std::numeric_limits<double>::infinity(); // a class the teacher masks
+    const auto log_softmax = [](const xt::xarray<double>& x)
+    {
+        xt::xarray<double> r = x;
+        for (std::size_t i = 0; i < x.shape()[0]; ++i)
+        {
+            double m = -std::numeric_limits<double>::infinity(), z = 0.;
+            for (std::size_t j = 0; j < x.shape()[1]; ++j)
+            {
+                m = std::max(m, x(i, j));
+            }
+            for (std::size_t j = 0; j < x.shape()[1]; ++j)
+            {
+                z += std::exp(x(i, j) - m);
+            }
+            for (std::size_t j = 0; j < x.shape()[1]; ++j)
+            {
+                r(i, j) = x(i, j) - m - std::log(z);
+            }
+        }
+        return r;
+    };
+    const xt::xarray<double> ls = log_softmax(s), lt = log_softmax(t);
+    const xt::xarray<int> labels = {4, -100, 2};
+    const auto check = [&](auto make)
+    {
+        for (const auto r : {xloss::reduction::none, xloss::reduction::sum, xloss::reduction::mean})
+        {
+            INFO("reduction " << xloss::to_string(r));
+            const auto from_logits = make(r, xloss::row_input::logits);
+            const auto from_logs = make(r, xloss::row_input::log_probs);
+            const xt::xarray<double> a = from_logits(s, t, labels), b = from_logs(ls, lt, labels);
+            REQUIRE(a.shape() == b.shape());
+            for (std::size_t i = 0; i < a.size(); ++i)
+            {
+                CHECK(b.flat(i) == Approx(a.flat(i)).epsilon(1e-12).margin(1e-14));
+            }
+            if (r == xloss::reduction::none)
+            {
+                continue;
+            }
+            // The gradients are w.r.t. the log-probabilities, each taken as a free variable.
+            const auto fb = from_logs.forward_backward(ls, lt, labels);
+            const double h = 1e-6;
+            for (std::size_t i = 0; i < ls.size(); ++i)
+            {
+                xt::xarray<double> p = ls, m = ls;
+                p.flat(i) += h;
+                m.flat(i) -= h;
+                const double numeric = (from_logs(p, lt, labels)() - from_logs(m, lt, labels)()) / (2 * h);
+                INFO("student element " << i);
+                CHECK(fb.grad_student.flat(i) == Approx(numeric).margin(1e-7).epsilon(1e-6));
+                if (!xloss_test::is_finite(lt.flat(i)))
+                {
+                    continue;
+                }
+                xt::xarray<double> tp = lt, tm = lt;
+                tp.flat(i) += h;
+                tm.flat(i) -= h;
+                const double numeric_t = (from_logs(ls, tp, labels)() - from_logs(ls, tm, labels)()) / (2 * h);
+                INFO("teacher element " << i);
+                CHECK(fb.grad_teacher.flat(i) == Approx(numeric_t).margin(1e-7).epsilon(1e-6));
+            }
+        }
+    };
+    check(
+        [](xloss::reduction r, xloss::row_input in)
+        {
+            return xloss::ForwardKLLoss(xloss::distill_options().reduction(r).input(in).teacher_grad(true));
+        });
+    check(
+        [](xloss::reduction r, xloss::row_input in)
+        {
+            return xloss::ReverseKLLoss(xloss::distill_options().reduction(r).input(in).teacher_grad(true));
+        });
+    check(
+        [](xloss::reduction r, xloss::row_input in)
+        {
+            return xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).reduction(r).input(in).teacher_grad(true));
+        });
+    CHECK_THROWS_WITH(
+        (void)xloss::forward_kl(ls, lt, xloss::distill_options().input(xloss::row_input::log_probs).temperature(2)),
+        "xloss::forward_kl: temperature must be 1 with row_input::log_probs, got 2");
+}
+
+TEST_CASE("A temperature whose 1/T or T^2 leaves the value type's range is an error, not NaN", "[divergence][errors]")
+{
+    const xt::xarray<float> s = {{0.5f, 1.f}}, t = {{1.f, 0.f}};
+    CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().temperature(1e-30)),
+                      "xloss::forward_kl: temperature must be such that 1/T and T^2 are finite and not 0 in float, "
+                      "got 1e-30");
+    CHECK_THROWS_WITH((void)xloss::kl_div_with_logits(s, t, 1e30),
+                      "xloss::kl_div_with_logits: temperature must be such that 1/T and T^2 are finite and not 0 in "
+                      "float, got 1e+30");
+    const xt::xarray<double> sd = {{0.5, 1.}}, td = {{1., 0.}};
+    CHECK(std::isfinite(xloss::forward_kl(sd, td, xloss::distill_options().temperature(1e-30))()));
+}

@@ -16,6 +16,13 @@
 
 namespace xloss
 {
+    /// @brief What the rows of a divergence's two arguments hold.
+    enum class row_input
+    {
+        logits,   ///< logits: the divergence is between softmax(t / T) and softmax(s / T)
+        log_probs ///< log-probabilities log p and log q, used as they are (no softmax; temperature 1)
+    };
+
     namespace detail
     {
         /**
@@ -67,6 +74,20 @@ namespace xloss
                 return self();
             }
 
+            /// What the arguments hold (default row_input::logits). With row_input::log_probs they
+            /// are the log-probabilities themselves (e.g. a model's log_softmax output), the temperature
+            /// must be 1, and the gradients are w.r.t. the log-probabilities.
+            constexpr row_input input() const noexcept
+            {
+                return m_input;
+            }
+
+            constexpr D& input(row_input value) noexcept
+            {
+                m_input = value;
+                return self();
+            }
+
             /// Whether forward_backward() also gives the teacher's gradient (default false).
             constexpr bool teacher_grad() const noexcept
             {
@@ -89,6 +110,7 @@ namespace xloss
             double m_temperature = 1.;
             std::ptrdiff_t m_axis = -1;
             long long m_ignore_index = -100;
+            row_input m_input = row_input::logits;
             bool m_teacher_grad = false;
         };
     }

@@ -74,13 +74,33 @@ namespace xloss
                 }
             }
 
-            template <class Options>
+            /// Checks the row options; V is the logits' value type (1 / T and T^2 must be finite in it).
+            template <class V, class Options>
             inline void check_row_options(const Options& options, const char* func)
             {
                 check_loss_options(options, func, "from the labels or shapes");
-                if (!is_positive_finite(options.temperature()))
+                const double t = options.temperature();
+                if (!is_positive_finite(t))
                 {
-                    detail::raise(option_error(func, "temperature", "positive and finite", options.temperature()));
+                    detail::raise(option_error(func, "temperature", "positive and finite", t));
+                }
+                const V inv = static_cast<V>(1. / t), square = static_cast<V>(t * t);
+                if (!is_positive_finite(inv) || !is_positive_finite(square))
+                {
+                    detail::raise(option_error(func, "temperature",
+                                               std::string("such that 1/T and T^2 are finite and not 0 in ")
+                                                   + (sizeof(V) == sizeof(float) ? "float" : "double"),
+                                               t));
+                }
+                if (options.input() != row_input::logits && options.input() != row_input::log_probs)
+                {
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": input "
+                                                        + std::to_string(static_cast<int>(options.input()))
+                                                        + " is not one of logits, log_probs"));
+                }
+                if (options.input() == row_input::log_probs && t != 1.)
+                {
+                    detail::raise(option_error(func, "temperature", "1 with row_input::log_probs", t));
                 }
                 if constexpr (std::is_same<Options, jsd_options>::value)
                 {
@@ -154,11 +174,12 @@ namespace xloss
                     , m_teacher(teacher)
                     , m_reduction(options.reduction())
                     , m_temperature(options.temperature())
+                    , m_input(options.input())
                     , m_threads(resolve_threads(options.num_threads(), func))
                     , m_ignore_index(options.ignore_index())
                     , m_labels(labels)
                 {
-                    check_row_options(options, func);
+                    check_row_options<V>(options, func);
                     if constexpr (!std::is_same<L, no_labels>::value)
                     {
                         using label_type = typename L::value_type;
@@ -246,8 +267,8 @@ namespace xloss
                 {
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
-                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_layout,
-                        checks, m_func);
+                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_input,
+                        m_layout, checks, m_func);
                     if (checks == row_checks::before_writing)
                     {
                         engine.check_rows();
@@ -370,6 +391,7 @@ namespace xloss
                 contiguous_array<V> m_teacher;
                 reduction m_reduction;
                 double m_temperature;
+                row_input m_input;
                 int m_threads;
                 long long m_ignore_index;
                 label_store<LV> m_labels;

@@ -24,6 +24,7 @@
 #include <omp.h>
 #endif
 
+#include "../../distill_options.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/rows.hpp"
@@ -158,8 +159,8 @@ namespace xloss
                 using V = value_type_t<B>;
 
                 row_engine(const Policy& policy, const V* student, const V* teacher, const row_layout& rows,
-                           const shape_type& row_shape, Keep keep, double temperature, loss_layout layout,
-                           row_checks checks, const char* func)
+                           const shape_type& row_shape, Keep keep, double temperature, row_input input,
+                           loss_layout layout, row_checks checks, const char* func)
                     : m_policy(policy)
                     , m_student(student)
                     , m_teacher(teacher)
@@ -168,6 +169,7 @@ namespace xloss
                     , m_keep(keep)
                     , m_temperature(temperature)
                     , m_inv_temp(static_cast<V>(1. / temperature))
+                    , m_input(input)
                     , m_layout(layout)
                     , m_checks(checks)
                     , m_func(func)
@@ -250,7 +252,7 @@ namespace xloss
                     {
                         return row_fault::pos_inf;
                     }
-                    if (is_neg_inf(m))
+                    if (is_neg_inf(m) && m_input == row_input::logits)
                     {
                         for (std::size_t j = 0; j < m_rows.length; ++j)
                         {
@@ -357,6 +359,10 @@ namespace xloss
                             return 0.; // the run throws after this group of rows
                         }
                     }
+                    if (m_input == row_input::log_probs)
+                    {
+                        return log_prob_row(s, t, k, out, to);
+                    }
                     row_sum<B> zs, zt;
                     if constexpr (has_loss_phase<Policy, B>::value)
                     {
@@ -457,6 +463,43 @@ namespace xloss
                     return value;
                 }
 
+                /// A row of log-probabilities: the terms and the gradients w.r.t. log q and log p (the
+                /// pulls themselves) in one pass; no softmax, T = 1.
+                double log_prob_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
+                                    const row_targets<V>& to) const
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
+                    const std::size_t n = m_rows.length;
+                    const B scale(static_cast<V>(row_grad_output(k, out, to)));
+                    row_sum<B> terms;
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
+                                      {
+                                          const B lq = load_row<B>(s, i, n, lowest), lp = load_row<B>(t, i, n, lowest);
+                                          divergence_terms<B> d = m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
+                                          terms.add(d.term);
+                                          if (to.loss)
+                                          {
+                                              store_lanes(to.loss + i, d.term, count);
+                                          }
+                                          if (to.grad_output)
+                                          {
+                                              const B g = load_row<B>(to.grad_output, i, n, V(0));
+                                              d.pull_student *= g;
+                                              d.pull_teacher *= g;
+                                          }
+                                          if (to.grad_student)
+                                          {
+                                              store_lanes(to.grad_student + i, d.pull_student * scale, count);
+                                          }
+                                          if (to.grad_teacher)
+                                          {
+                                              store_lanes(to.grad_teacher + i, d.pull_teacher * scale, count);
+                                          }
+                                      });
+                    return terms.total();
+                }
+
                 /// The grad_output of row k (1 when it comes per class, weighing the pulls).
                 static double row_grad_output(std::size_t k, const row_outputs<V>& out,
                                               const row_targets<V>& to) noexcept
@@ -506,6 +549,7 @@ namespace xloss
                 Keep m_keep;
                 double m_temperature;
                 V m_inv_temp;
+                row_input m_input;
                 loss_layout m_layout;
                 row_checks m_checks;
                 const char* m_func;

@@ -16,10 +16,10 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
+#include "detail/core/output.hpp"
 #include "detail/divergence/call.hpp"
 #include "distill_options.hpp"
 #include "divergence_result.hpp"
-#include "kl_div_out.hpp"
 
 namespace xloss
 {

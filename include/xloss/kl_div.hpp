@@ -12,8 +12,7 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/kl_div/call.hpp"
-#include "detail/kl_div/general.hpp"
+#include "detail/kl_div/run.hpp"
 #include "kl_div_options.hpp"
 #include "reduction.hpp"
 
@@ -115,13 +114,6 @@ namespace xloss
 
         /** @} */
 
-        namespace detail
-        {
-            /// No sample weight, for the general path.
-            template <class V>
-            constexpr const xt::xarray<V>* no_weight = nullptr;
-        }
-
         template <class E1, class E2, class W>
         inline auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                            const kl_div_options& options, const xt::xexpression<W>& sample_weight)
@@ -156,25 +148,7 @@ namespace xloss
                            const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            const auto& x = input.derived_cast();
-            const auto& t = target.derived_cast();
-            if (detail::needs_general(options))
-            {
-                return detail::general_forward<V>(x, t, detail::no_weight<V>, options, "kl_div");
-            }
-            const detail::loss_setup s = detail::make_setup(x, t, options, "kl_div");
-            const bool reduce = options.reduction() != reduction::none;
-            xt::xarray<V> out = xt::xarray<V>::from_shape(reduce ? detail::shape_type{} : s.shape);
-            const double value = detail::with_ops(options,
-                                                  [&](const auto& ops)
-                                                  {
-                                                      return detail::loss_pass<V>(ops, x, t, s, reduce, out.data());
-                                                  });
-            if (reduce)
-            {
-                out() = static_cast<V>(value);
-            }
-            return out;
+            return detail::loss<V>(input.derived_cast(), target.derived_cast(), options, "kl_div");
         }
 
         template <class E1, class E2>
@@ -189,13 +163,8 @@ namespace xloss
                                     const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            if (detail::needs_general(options))
-            {
-                return detail::general_gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(),
-                                                          detail::no_weight<V>, options, "kl_div_backward");
-            }
-            return detail::gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(), options,
-                                              "kl_div_backward");
+            return detail::gradient_of<V, false>(grad_output, input.derived_cast(), target.derived_cast(), options,
+                                                 "kl_div_backward");
         }
 
         template <class G, class E1, class E2>
@@ -210,13 +179,8 @@ namespace xloss
                                            const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            if (detail::needs_general(options))
-            {
-                return detail::general_gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(),
-                                                         detail::no_weight<V>, options, "kl_div_target_backward");
-            }
-            return detail::gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(), options,
-                                             "kl_div_target_backward");
+            return detail::gradient_of<V, true>(grad_output, input.derived_cast(), target.derived_cast(), options,
+                                                "kl_div_target_backward");
         }
 
         template <class G, class E1, class E2>

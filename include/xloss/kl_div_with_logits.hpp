@@ -19,7 +19,7 @@
 #include "detail/divergence/policies.hpp"
 #include "distill_options.hpp"
 #include "divergence_result.hpp"
-#include "kl_div_forward_backward.hpp"
+#include "kl_div_result.hpp"
 #include "reduction.hpp"
 
 namespace xloss

@@ -11,6 +11,7 @@
 
 #include "distill_options.hpp"
 #include "divergence_loss.hpp"
+#include "divergence_result.hpp"
 #include "forward_kl.hpp"
 #include "generalized_jsd.hpp"
 #include "kl_div.hpp"
@@ -19,7 +20,9 @@
 #include "kl_div_loss.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_out.hpp"
+#include "kl_div_result.hpp"
 #include "kl_div_with_logits.hpp"
+#include "loss_options.hpp"
 #include "reduction.hpp"
 #include "reverse_kl.hpp"
 #include "xloss_config.hpp"

@@ -36,6 +36,10 @@ namespace xloss
     {
         namespace detail
         {
+            /// No sample weight, for the general path.
+            template <class V>
+            constexpr const xt::xarray<V>* no_weight = nullptr;
+
             /// Whether the options need the general path.
             inline bool needs_general(const kl_div_options& options) noexcept
             {

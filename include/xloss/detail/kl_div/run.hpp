@@ -1,0 +1,275 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_KL_DIV_RUN_HPP
+#define XLOSS_DETAIL_KL_DIV_RUN_HPP
+
+// The KL functions' bodies: each chooses the option path (weights, axes, logits input) or the
+// fused pass, into new arrays or the caller's outputs.
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "../../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "../../kl_div_options.hpp"
+#include "../../kl_div_result.hpp"
+#include "../../reduction.hpp"
+#include "../core/error.hpp"
+#include "../core/output.hpp"
+#include "call.hpp"
+#include "general.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// kl_div(): the option path when the options need it, else one pass.
+            template <class V, class E1, class E2>
+            inline xt::xarray<V> loss(const E1& x, const E2& t, const kl_div_options& options, const char* func)
+            {
+                if (needs_general(options))
+                {
+                    return general_forward<V>(x, t, no_weight<V>, options, func);
+                }
+                const loss_setup s = make_setup(x, t, options, func);
+                const bool reduce = options.reduction() != reduction::none;
+                xt::xarray<V> out = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
+                const double value = with_ops(options,
+                                              [&](const auto& ops)
+                                              {
+                                                  return loss_pass<V>(ops, x, t, s, reduce, out.data());
+                                              });
+                if (reduce)
+                {
+                    out() = static_cast<V>(value);
+                }
+                return out;
+            }
+
+            /// kl_div_backward() (`wrt_target` false) or kl_div_target_backward() (true).
+            template <class V, bool wrt_target, class G, class E1, class E2>
+            inline xt::xarray<V> gradient_of(const G& grad_output, const E1& x, const E2& t,
+                                             const kl_div_options& options, const char* func)
+            {
+                if (needs_general(options))
+                {
+                    return general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func);
+                }
+                return gradient<V, wrt_target>(grad_output, x, t, options, func);
+            }
+
+            /// kl_div() into a caller's output.
+            template <class V, class O, class E1, class E2>
+            inline O& loss_out(O& out, const E1& x, const E2& t, const kl_div_options& options, const char* func)
+            {
+                const loss_setup s = make_setup(x, t, options, func);
+                const shape_type loss_shape = make_plan(s, options, func).out_shape;
+                const bool reduce = loss_shape.empty() && options.reduction() != reduction::none;
+                if (needs_general(options))
+                {
+                    // Computed aside, then assigned: out stays untouched if anything throws.
+                    if constexpr (std::is_arithmetic<O>::value)
+                    {
+                        if (!loss_shape.empty())
+                        {
+                            raise(std::invalid_argument(std::string("xloss::") + func + ": the loss has shape "
+                                                        + shape_to_string(loss_shape)
+                                                        + "; a scalar out needs a 0-d loss"));
+                        }
+                        out = static_cast<O>(general_forward<V>(x, t, no_weight<V>, options, func)());
+                    }
+                    else
+                    {
+                        check_out_shape(out, loss_shape, func, "out", "the loss's shape");
+                        assign_out(out, general_forward<V>(x, t, no_weight<V>, options, func));
+                    }
+                    return out;
+                }
+                auto pass = [&](V* loss)
+                {
+                    return with_ops(options,
+                                    [&](const auto& ops)
+                                    {
+                                        return loss_pass<V>(ops, x, t, s, reduce, loss);
+                                    });
+                };
+                if constexpr (std::is_arithmetic<O>::value)
+                {
+                    static_assert(std::is_floating_point<O>::value, "xloss: a scalar out must be float or double");
+                    if (!reduce)
+                    {
+                        raise(std::invalid_argument(std::string("xloss::") + func
+                                                    + ": reduction 'none' needs an out container of shape "
+                                                    + shape_to_string(s.shape) + ", not a scalar"));
+                    }
+                    out = static_cast<O>(pass(nullptr));
+                }
+                else
+                {
+                    const bool same_shape =
+                        check_out_shape(out, reduce ? shape_type{} : s.shape, func, "out", "the loss's shape");
+                    if (!same_shape)
+                    {
+                        assign_out(out, loss<V>(x, t, options, func));
+                    }
+                    else if (reduce)
+                    {
+                        out() = static_cast<typename O::value_type>(pass(nullptr));
+                    }
+                    else if (V* data = writable_data<V>(out))
+                    {
+                        pass(data);
+                    }
+                    else
+                    {
+                        assign_out(out, loss<V>(x, t, options, func));
+                    }
+                }
+                return out;
+            }
+
+            template <class V, bool wrt_target, class O, class G, class E1, class E2>
+            inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t,
+                                   const kl_div_options& options, const char* func)
+            {
+                const loss_setup s = make_setup(x, t, options, func);
+                const shape_type& arg_shape = wrt_target ? s.target_shape : s.input_shape;
+                const bool same_shape = check_out_shape(out, arg_shape, func, wrt_target ? "grad_target" : "grad_input",
+                                                        wrt_target ? "the target's shape" : "the input's shape");
+                if (needs_general(options))
+                {
+                    assign_out(out, general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func));
+                    return out;
+                }
+                V* data = same_shape && arg_shape == s.shape ? writable_data<V>(out) : nullptr;
+                if (!data)
+                {
+                    assign_out(out, gradient<V, wrt_target>(grad_output, x, t, options, func));
+                    return out;
+                }
+                gradient_into<V, wrt_target>(data, grad_output, x, t, s, options, func);
+                return out;
+            }
+
+            template <class V, class E1, class E2>
+            inline kl_div_forward_backward_result<V> forward_backward(const E1& x, const E2& t,
+                                                                      const kl_div_options& options,
+                                                                      bool with_target_grad, const char* func)
+            {
+                kl_div_forward_backward_result<V> r;
+                if (needs_general(options))
+                {
+                    r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
+                    r.grad_input = general_gradient<V, false>(1.0, x, t, no_weight<V>, options, func);
+                    r.grad_target = with_target_grad ? general_gradient<V, true>(1.0, x, t, no_weight<V>, options, func)
+                                                     : xt::xarray<V>::from_shape({0});
+                    return r;
+                }
+                const loss_setup s = make_setup(x, t, options, func);
+                const bool reduce = options.reduction() != reduction::none;
+                r.loss = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
+                xt::xarray<V> gx = xt::xarray<V>::from_shape(s.shape);
+                xt::xarray<V> gt = xt::xarray<V>::from_shape(with_target_grad ? s.shape : shape_type{0});
+                const double value = with_ops(options,
+                                              [&](const auto& ops)
+                                              {
+                                                  return fused_pass<V>(ops, x, t, s, reduce, r.loss.data(),
+                                                                       static_cast<V>(1. / s.divisor), gx.data(),
+                                                                       with_target_grad ? gt.data() : nullptr);
+                                              });
+                if (reduce)
+                {
+                    r.loss() = static_cast<V>(value);
+                }
+                r.grad_input = sum_to_shape(std::move(gx), s.input_shape);
+                r.grad_target = with_target_grad ? sum_to_shape(std::move(gt), s.target_shape) : std::move(gt);
+                return r;
+            }
+
+            /// The fused pass straight into the caller's outputs, or through forward_backward().
+            template <class V, class L, class O, class P, class E1, class E2>
+            inline void forward_backward_out(L& loss, O& grad_input, P* grad_target, const E1& x, const E2& t,
+                                             const kl_div_options& options)
+            {
+                constexpr const char* func = "kl_div_forward_backward_out";
+                const loss_setup s = make_setup(x, t, options, func);
+                const shape_type loss_shape = make_plan(s, options, func).out_shape;
+                const bool reduce = options.reduction() != reduction::none;
+                if constexpr (std::is_arithmetic<L>::value)
+                {
+                    if (!loss_shape.empty() || !reduce)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": a loss of shape "
+                                                            + shape_to_string(reduce ? loss_shape : s.shape)
+                                                            + " needs a loss container, not a scalar"));
+                    }
+                }
+                // Outputs that xtensor would resize (check_out_shape returns false) go through the aside path.
+                bool outs_fit = true;
+                if constexpr (!std::is_arithmetic<L>::value)
+                {
+                    outs_fit = check_out_shape(loss, loss_shape, func, "loss", "the loss's shape");
+                }
+                outs_fit =
+                    check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape") && outs_fit;
+                if (grad_target)
+                {
+                    outs_fit = check_out_shape(*grad_target, s.target_shape, func, "grad_target", "the target's shape")
+                               && outs_fit;
+                }
+                const bool same_shapes = outs_fit && s.input_shape == s.shape && s.target_shape == s.shape;
+                V* gx = same_shapes ? writable_data<V>(grad_input) : nullptr;
+                V* gt = same_shapes && grad_target ? writable_data<V>(*grad_target) : nullptr;
+                V* lo = nullptr;
+                if constexpr (!std::is_arithmetic<L>::value)
+                {
+                    lo = reduce ? nullptr : writable_data<V>(loss);
+                }
+                if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options))
+                {
+                    auto r = forward_backward<V>(x, t, options, grad_target != nullptr, func);
+                    if constexpr (std::is_arithmetic<L>::value)
+                    {
+                        loss = static_cast<L>(r.loss());
+                    }
+                    else
+                    {
+                        assign_out(loss, r.loss);
+                    }
+                    assign_out(grad_input, r.grad_input);
+                    if (grad_target)
+                    {
+                        assign_out(*grad_target, r.grad_target);
+                    }
+                    return;
+                }
+                const double value =
+                    with_ops(options,
+                             [&](const auto& ops)
+                             {
+                                 return fused_pass<V>(ops, x, t, s, reduce, lo, static_cast<V>(1. / s.divisor), gx, gt);
+                             });
+                if (reduce)
+                {
+                    if constexpr (std::is_arithmetic<L>::value)
+                    {
+                        loss = static_cast<L>(value);
+                    }
+                    else
+                    {
+                        loss() = static_cast<typename L::value_type>(value);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#endif

@@ -140,7 +140,7 @@ namespace xloss
                 using V = detail::divergence_value_t<S, T>;
                 constexpr const char* func = "forward_backward_out";
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                const bool loss_fits = check_loss_out(loss, call, func);
+                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
                 const bool grad_fits =
                     detail::check_out_shape(grad_student, call.shape(), func, "grad_student", "the logits' shape");
                 V* gs = grad_fits ? detail::writable_data<V>(grad_student) : nullptr;
@@ -156,7 +156,7 @@ namespace xloss
                     // Computed aside, then assigned: strided or resized outputs, or outputs that share
                     // memory with the logits (the passes read the logits again after writing).
                     const divergence_result<V> r = forward_backward(student_logits, teacher_logits, labels);
-                    assign_loss(loss, r.loss);
+                    detail::assign_loss(loss, r.loss);
                     detail::assign_out(grad_student, r.grad_student);
                     return;
                 }
@@ -167,18 +167,7 @@ namespace xloss
                 const double value = run(call, out, detail::row_checks::before_writing);
                 if (call.reduced())
                 {
-                    if constexpr (std::is_arithmetic<LO>::value)
-                    {
-                        loss = static_cast<LO>(value);
-                    }
-                    else
-                    {
-                        if (!loss_fits)
-                        {
-                            loss.resize(detail::shape_type{});
-                        }
-                        loss() = static_cast<typename LO::value_type>(value);
-                    }
+                    detail::store_loss(loss, value);
                 }
             }
 
@@ -213,37 +202,6 @@ namespace xloss
                     {
                         return call.run(policy, out, checks);
                     });
-            }
-
-            template <class LO, class C>
-            static bool check_loss_out(const LO& loss, const C& call, const char* func)
-            {
-                if constexpr (std::is_arithmetic<LO>::value)
-                {
-                    if (!call.reduced())
-                    {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func
-                                                            + ": a scalar loss needs a reduction, not 'none'"));
-                    }
-                    return true;
-                }
-                else
-                {
-                    return detail::check_out_shape(loss, call.loss_shape(), func, "loss", "the loss's shape");
-                }
-            }
-
-            template <class LO, class R>
-            static void assign_loss(LO& loss, const R& r)
-            {
-                if constexpr (std::is_arithmetic<LO>::value)
-                {
-                    loss = static_cast<LO>(r());
-                }
-                else
-                {
-                    detail::assign_out(loss, r);
-                }
             }
 
             Options m_options;

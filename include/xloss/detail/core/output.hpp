@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
@@ -112,6 +114,68 @@ namespace xloss
                     }
                 }
                 std::copy(result.cbegin(), result.cend(), out.begin());
+            }
+
+            /**
+             * Checks a caller's loss output against the loss's shape: a float or double variable
+             * needs a 0-d loss; a container, as check_out_shape() (whose result it returns).
+             */
+            template <class L>
+            inline bool check_loss_out(const L& loss, const shape_type& loss_shape, const char* func, const char* name)
+            {
+                if constexpr (std::is_arithmetic<L>::value)
+                {
+                    static_assert(std::is_floating_point<L>::value,
+                                  "xloss: a scalar loss output must be float or double");
+                    if (!loss_shape.empty())
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name
+                                                            + " is a scalar, but the loss has shape "
+                                                            + shape_to_string(loss_shape)));
+                    }
+                    return true;
+                }
+                else
+                {
+                    return check_out_shape(loss, loss_shape, func, name, "the loss's shape");
+                }
+            }
+
+            /// Writes a reduced loss into a caller's output: a variable, or a 0-d container (an
+            /// xt::xarray of another shape is resized, as check_loss_out() allowed).
+            template <class L>
+            inline void store_loss(L& loss, double value)
+            {
+                if constexpr (std::is_arithmetic<L>::value)
+                {
+                    loss = static_cast<L>(value);
+                }
+                else
+                {
+                    using T = typename L::value_type;
+                    if (loss.dimension() != 0)
+                    {
+                        xt::xarray<T> r = xt::xarray<T>::from_shape({});
+                        r() = static_cast<T>(value);
+                        assign_out(loss, r); // resizes (check_loss_out let only resizable outputs through)
+                        return;
+                    }
+                    loss() = static_cast<T>(value);
+                }
+            }
+
+            /// Assigns a loss computed aside (an array) to a caller's output.
+            template <class L, class R>
+            inline void assign_loss(L& loss, const R& result)
+            {
+                if constexpr (std::is_arithmetic<L>::value)
+                {
+                    loss = static_cast<L>(result());
+                }
+                else
+                {
+                    assign_out(loss, result);
+                }
             }
         }
     }

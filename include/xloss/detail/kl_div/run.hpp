@@ -65,72 +65,32 @@ namespace xloss
                 return gradient<V, wrt_target>(grad_output, x, t, options, func);
             }
 
-            /// kl_div() into a caller's output.
+            /// kl_div() into a caller's output; out stays untouched if anything throws.
             template <class V, class O, class E1, class E2>
             inline O& loss_out(O& out, const E1& x, const E2& t, const kl_div_options& options, const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
                 const shape_type loss_shape = make_plan(s, options, func).out_shape;
-                const bool reduce = loss_shape.empty() && options.reduction() != reduction::none;
-                if (needs_general(options))
+                const bool fits = check_loss_out(out, loss_shape, func, "out");
+                V* data = nullptr;
+                if constexpr (!std::is_arithmetic<O>::value)
                 {
-                    // Computed aside, then assigned: out stays untouched if anything throws.
-                    if constexpr (std::is_arithmetic<O>::value)
-                    {
-                        if (!loss_shape.empty())
-                        {
-                            raise(std::invalid_argument(std::string("xloss::") + func + ": the loss has shape "
-                                                        + shape_to_string(loss_shape)
-                                                        + "; a scalar out needs a 0-d loss"));
-                        }
-                        out = static_cast<O>(general_forward<V>(x, t, no_weight<V>, options, func)());
-                    }
-                    else
-                    {
-                        check_out_shape(out, loss_shape, func, "out", "the loss's shape");
-                        assign_out(out, general_forward<V>(x, t, no_weight<V>, options, func));
-                    }
+                    data = fits && !loss_shape.empty() ? writable_data<V>(out) : nullptr;
+                }
+                if (needs_general(options) || (!fits && !loss_shape.empty()) || (!loss_shape.empty() && !data))
+                {
+                    assign_loss(out, loss<V>(x, t, options, func)); // computed aside, then assigned
                     return out;
                 }
-                auto pass = [&](V* loss)
+                const bool reduce = loss_shape.empty();
+                const double value = with_ops(options,
+                                              [&](const auto& ops)
+                                              {
+                                                  return loss_pass<V>(ops, x, t, s, reduce, data);
+                                              });
+                if (reduce)
                 {
-                    return with_ops(options,
-                                    [&](const auto& ops)
-                                    {
-                                        return loss_pass<V>(ops, x, t, s, reduce, loss);
-                                    });
-                };
-                if constexpr (std::is_arithmetic<O>::value)
-                {
-                    static_assert(std::is_floating_point<O>::value, "xloss: a scalar out must be float or double");
-                    if (!reduce)
-                    {
-                        raise(std::invalid_argument(std::string("xloss::") + func
-                                                    + ": reduction 'none' needs an out container of shape "
-                                                    + shape_to_string(s.shape) + ", not a scalar"));
-                    }
-                    out = static_cast<O>(pass(nullptr));
-                }
-                else
-                {
-                    const bool same_shape =
-                        check_out_shape(out, reduce ? shape_type{} : s.shape, func, "out", "the loss's shape");
-                    if (!same_shape)
-                    {
-                        assign_out(out, loss<V>(x, t, options, func));
-                    }
-                    else if (reduce)
-                    {
-                        out() = static_cast<typename O::value_type>(pass(nullptr));
-                    }
-                    else if (V* data = writable_data<V>(out))
-                    {
-                        pass(data);
-                    }
-                    else
-                    {
-                        assign_out(out, loss<V>(x, t, options, func));
-                    }
+                    store_loss(out, value);
                 }
                 return out;
             }
@@ -202,21 +162,8 @@ namespace xloss
                 const loss_setup s = make_setup(x, t, options, func);
                 const shape_type loss_shape = make_plan(s, options, func).out_shape;
                 const bool reduce = options.reduction() != reduction::none;
-                if constexpr (std::is_arithmetic<L>::value)
-                {
-                    if (!loss_shape.empty() || !reduce)
-                    {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": a loss of shape "
-                                                            + shape_to_string(reduce ? loss_shape : s.shape)
-                                                            + " needs a loss container, not a scalar"));
-                    }
-                }
                 // Outputs that xtensor would resize (check_out_shape returns false) go through the aside path.
-                bool outs_fit = true;
-                if constexpr (!std::is_arithmetic<L>::value)
-                {
-                    outs_fit = check_out_shape(loss, loss_shape, func, "loss", "the loss's shape");
-                }
+                bool outs_fit = check_loss_out(loss, loss_shape, func, "loss");
                 outs_fit =
                     check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape") && outs_fit;
                 if (grad_target)
@@ -235,14 +182,7 @@ namespace xloss
                 if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options))
                 {
                     auto r = forward_backward<V>(x, t, options, grad_target != nullptr, func);
-                    if constexpr (std::is_arithmetic<L>::value)
-                    {
-                        loss = static_cast<L>(r.loss());
-                    }
-                    else
-                    {
-                        assign_out(loss, r.loss);
-                    }
+                    assign_loss(loss, r.loss);
                     assign_out(grad_input, r.grad_input);
                     if (grad_target)
                     {
@@ -258,14 +198,7 @@ namespace xloss
                              });
                 if (reduce)
                 {
-                    if constexpr (std::is_arithmetic<L>::value)
-                    {
-                        loss = static_cast<L>(value);
-                    }
-                    else
-                    {
-                        loss() = static_cast<typename L::value_type>(value);
-                    }
+                    store_loss(loss, value);
                 }
             }
         }

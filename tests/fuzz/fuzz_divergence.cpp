@@ -3,7 +3,9 @@
 // or the student masks with -inf, whole -inf rows, a +inf), the class axis, the temperature, beta
 // (0 and 1 included), labels with ignored rows, the reduction, a divisor, threads and a
 // grad_output; checks the loss and both gradients against closed forms in long double, that the
-// allocating, module and _out calls agree, and that a kept row of -inf or with +inf throws.
+// allocating, module and _out calls agree, that a kept row of -inf or with +inf throws, and (T = 1)
+// that the same rows as log-probabilities (row_input::log_probs) give the same values and gradients
+// that chain through the softmax to the logits' ones.
 //
 //   make fuzz FUZZ_SECONDS=60     (clang's libFuzzer, with ASan and UBSan)
 
@@ -12,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <xloss/xloss.hpp>
@@ -25,7 +28,7 @@ namespace
     struct row_ref
     {
         ld value = 0, mag = 0;
-        bool unsure = false; ///< a class only the student masks, whose p is at the bottom of V's range
+        bool unsure = false;          ///< a class only the student masks, whose p is at the bottom of V's range
         std::vector<ld> gs, gt, gmag; ///< gradients for grad_output 1 (times T), and their magnitudes
         std::vector<ld> logs;         ///< |log p| + |log q| + 1 per class: what a flushed probability multiplies
     };
@@ -154,6 +157,100 @@ namespace
         }
         r.mag = mag + 1;
         return r;
+    }
+
+    /**
+     * The same rows as log-probabilities (row_input::log_probs, T = 1): the values of the logits'
+     * reference, and gradients w.r.t. the log-probabilities G whose chain rule through the softmax,
+     * G - q sum(G), gives the logits' reference gradients.
+     */
+    template <class V, class Loss, class Options, class At>
+    void check_log_probs(Options o, const xt::xarray<V>& s, const xt::xarray<V>& t, const xt::xarray<int>& labels,
+                         const std::vector<row_ref>& refs, std::size_t rows, std::size_t len, At at, ld divisor,
+                         xloss::reduction r)
+    {
+        xt::xarray<V> ls = s, lt = t;
+        std::vector<std::vector<ld>> q(rows);
+        for (std::size_t k = 0; k < rows; ++k)
+        {
+            if (labels.flat(k) == -100)
+            {
+                continue;
+            }
+            for (auto [x, out, probs] :
+                 {std::tuple<const xt::xarray<V>*, xt::xarray<V>*, std::vector<ld>*>{&s, &ls, &q[k]},
+                  {&t, &lt, nullptr}})
+            {
+                ld m = -INFINITY, z = 0;
+                for (std::size_t j = 0; j < len; ++j)
+                {
+                    m = std::max(m, static_cast<ld>(x->flat(at(k, j))));
+                }
+                for (std::size_t j = 0; j < len; ++j)
+                {
+                    z += std::exp(static_cast<ld>(x->flat(at(k, j))) - m);
+                }
+                for (std::size_t j = 0; j < len; ++j)
+                {
+                    const ld l = static_cast<ld>(x->flat(at(k, j))) - m - std::log(z);
+                    out->flat(at(k, j)) = static_cast<V>(l);
+                    if (probs)
+                    {
+                        probs->push_back(std::exp(l));
+                    }
+                }
+            }
+        }
+        const Loss loss(o.input(xloss::row_input::log_probs));
+        const auto result = loss.forward_backward(ls, lt, labels);
+        ld total = 0, total_mag = 0;
+        for (std::size_t k = 0; k < rows; ++k)
+        {
+            const bool ignored = labels.flat(k) == -100;
+            const row_ref& ref = refs[k];
+            if (!ignored && (ref.unsure || std::isinf(ref.value)))
+            {
+                return;
+            }
+            // A log-probability rounded to V moves the row's terms by about |log| eps: the magnitudes
+            // of the logits' reference, with the logs' sizes, bound it.
+            ld logs = 0;
+            for (std::size_t j = 0; !ignored && j < len; ++j)
+            {
+                logs += ref.logs[j];
+            }
+            if (!ignored)
+            {
+                total += ref.value;
+                total_mag += ref.mag + logs;
+            }
+            if (r == xloss::reduction::none)
+            {
+                check<V>("log-probs row " + std::to_string(k), result.loss.flat(k), ignored ? 0 : ref.value,
+                         ref.mag + logs);
+            }
+            ld sum = 0, sum_mag = 0;
+            for (std::size_t j = 0; j < len; ++j)
+            {
+                sum += static_cast<ld>(result.grad_student.flat(at(k, j)));
+                sum_mag += std::abs(static_cast<ld>(result.grad_student.flat(at(k, j))));
+            }
+            for (std::size_t j = 0; j < len; ++j)
+            {
+                const ld g = static_cast<ld>(result.grad_student.flat(at(k, j)));
+                const ld chained = ignored ? g : g - q[k][j] * sum;
+                const ld floor = 4 * static_cast<ld>(std::numeric_limits<V>::min())
+                                 / (64 * static_cast<ld>(std::numeric_limits<V>::epsilon()));
+                check<V>("log-probs student gradient through the softmax at row " + std::to_string(k) + " class "
+                             + std::to_string(j),
+                         static_cast<V>(chained), ignored ? 0 : ref.gs[j] / divisor,
+                         (ignored ? 0 : ref.gmag[j] + ref.logs[j] + ref.mag + sum_mag * divisor + floor) / divisor);
+            }
+        }
+        if (r != xloss::reduction::none)
+        {
+            check<V>("log-probs loss", result.loss(), total / divisor, total_mag / divisor);
+        }
     }
 
     template <class V, class Options, class Loss>
@@ -298,9 +395,10 @@ namespace
             }
             return;
         }
-        const ld divisor = r == xloss::reduction::mean        ? (set_divisor ? 3 : (kept ? ld(kept) : 1))
-                           : r == xloss::reduction::batchmean ? (set_divisor ? 3 : (row_shape.empty() ? 1 : ld(row_shape[0])))
-                                                              : 1;
+        const ld divisor = r == xloss::reduction::mean ? (set_divisor ? 3 : (kept ? ld(kept) : 1))
+                           : r == xloss::reduction::batchmean
+                               ? (set_divisor ? 3 : (row_shape.empty() ? 1 : ld(row_shape[0])))
+                               : 1;
         const auto result = loss.forward_backward(s, t, labels);
         ld total = 0, total_mag = 0;
         bool infinite = false;
@@ -334,7 +432,8 @@ namespace
                 // Probabilities near the bottom of V's range lose their digits (xsimd's exp flushes
                 // subnormal results to 0): an absolute floor of a few times V's smallest normal.
                 const ld floor = 4 * static_cast<ld>(std::numeric_limits<V>::min())
-                                 / (64 * static_cast<ld>(std::numeric_limits<V>::epsilon())) * (ignored ? 1 : ref.gmag[j] + ref.logs[j] + ref.mag);
+                                 / (64 * static_cast<ld>(std::numeric_limits<V>::epsilon()))
+                                 * (ignored ? 1 : ref.gmag[j] + ref.logs[j] + ref.mag);
                 check<V>("student gradient" + where, result.grad_student.flat(at(k, j)),
                          ignored ? 0 : scale * ref.gs[j], scale * (ignored ? 0 : ref.gmag[j] + floor));
                 check<V>("teacher gradient" + where, result.grad_teacher.flat(at(k, j)),
@@ -357,6 +456,10 @@ namespace
         if (!(lo == result.loss) || !(go == result.grad_student))
         {
             fail("forward_backward_out differs from forward_backward", 0, 1, 0);
+        }
+        if (T == 1 && (flags & 32) && !infinite)
+        {
+            check_log_probs<V, Loss>(o, s, t, labels, refs, rows, len, at, divisor, r);
         }
     }
 }

@@ -34,16 +34,28 @@ namespace xloss
                 int threads;
             };
 
+            /// Where a pointwise pass writes, over the broadcast shape; a null pointer skips that output.
+            template <class V>
+            struct pointwise_outputs
+            {
+                V* loss = nullptr;        ///< the `none` loss (when the pass does not reduce)
+                V* grad_input = nullptr;  ///< the input gradient
+                V* grad_target = nullptr; ///< the target gradient
+                V grad_scale = 0;         ///< what multiplies the gradients: grad_output / divisor
+            };
+
             /**
-             * One pass over input and target: returns the reduced loss (sum / divisor), or writes the
-             * `none` loss into `loss_out`; writes the input gradient into `grad_input` and the target
-             * gradient into `grad_target` where they are not null, over the broadcast shape. The
-             * gradients are those of the loss times `grad_scale` (grad_output / divisor).
+             * One pass over input and target: returns the reduced loss (sum / divisor) when `reduce`,
+             * else writes the `none` loss; writes the gradients asked for in `out`.
              */
             template <class V, class Ops, class E1, class E2, bool gradients = true>
             inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
-                                     V* loss_out, V grad_scale, V* grad_input, V* grad_target)
+                                     const pointwise_outputs<V>& out)
             {
+                V* const loss_out = out.loss;
+                V* const grad_input = out.grad_input;
+                V* const grad_target = out.grad_target;
+                const V grad_scale = out.grad_scale;
                 using batch = default_batch<V>;
                 const auto& term = ops.term;
                 const scalar_source<V> g{grad_scale};
@@ -111,7 +123,9 @@ namespace xloss
             inline double loss_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
                                     V* loss_out)
             {
-                return fused_pass<V, Ops, E1, E2, false>(ops, x, t, s, reduce, loss_out, V(0), nullptr, nullptr);
+                pointwise_outputs<V> out;
+                out.loss = loss_out;
+                return fused_pass<V, Ops, E1, E2, false>(ops, x, t, s, reduce, out);
             }
 
             /// One gradient (`Op`) over the broadcast shape into `out`, for grad_output `g`: a

@@ -137,12 +137,15 @@ namespace xloss
                 r.loss = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
                 xt::xarray<V> gx = xt::xarray<V>::from_shape(s.shape);
                 xt::xarray<V> gt = xt::xarray<V>::from_shape(with_target_grad ? s.shape : shape_type{0});
+                pointwise_outputs<V> out;
+                out.loss = r.loss.data();
+                out.grad_input = gx.data();
+                out.grad_target = with_target_grad ? gt.data() : nullptr;
+                out.grad_scale = static_cast<V>(1. / s.divisor);
                 const double value = with_ops(options,
                                               [&](const auto& ops)
                                               {
-                                                  return fused_pass<V>(ops, x, t, s, reduce, r.loss.data(),
-                                                                       static_cast<V>(1. / s.divisor), gx.data(),
-                                                                       with_target_grad ? gt.data() : nullptr);
+                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
                                               });
                 if (reduce)
                 {
@@ -190,12 +193,16 @@ namespace xloss
                     }
                     return;
                 }
-                const double value =
-                    with_ops(options,
-                             [&](const auto& ops)
-                             {
-                                 return fused_pass<V>(ops, x, t, s, reduce, lo, static_cast<V>(1. / s.divisor), gx, gt);
-                             });
+                pointwise_outputs<V> out;
+                out.loss = lo;
+                out.grad_input = gx;
+                out.grad_target = gt;
+                out.grad_scale = static_cast<V>(1. / s.divisor);
+                const double value = with_ops(options,
+                                              [&](const auto& ops)
+                                              {
+                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
+                                              });
                 if (reduce)
                 {
                     store_loss(loss, value);

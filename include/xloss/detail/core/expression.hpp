@@ -26,7 +26,6 @@
 #include XLOSS_XTENSOR_HEADER(containers, xstorage.hpp)
 #include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
-#include "../kernels/batch_loops.hpp"
 #include "error.hpp"
 
 namespace xloss

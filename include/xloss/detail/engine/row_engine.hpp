@@ -7,11 +7,12 @@
 #define XLOSS_DETAIL_ENGINE_ROW_ENGINE_HPP
 
 // The row engine of the divergences computed from logits along an axis. For each kept row it
-// takes the student's and the teacher's softmax statistics (max, log partition sum), then one
-// pass computes the policy's terms and the row sums the gradients need, and, when gradients are
-// wanted, a last pass writes them. Nothing of the size of the logits is allocated: a gradient row
-// holds the policy's pulls between the two passes. Rows go to OpenMP threads in fixed groups and
-// the reduced loss is the in-order sum of the rows' values: the same for any thread count.
+// takes both maxima, then the partition sums. A policy with a loss phase (row_policy.hpp) folds
+// its terms into that pass, and one more pass writes per-class terms and gradients; any other
+// policy takes one pass for its terms and the sums of its pulls (kept in the gradient rows), and
+// a last one writes the gradients. Rows of log-probabilities take one pass. Nothing of the size
+// of the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
+// the in-order sum of the rows' values: the same for any thread count.
 
 #include <cmath>
 #include <cstddef>

@@ -10,6 +10,7 @@
 /// The knowledge-distillation loss from logits, fused: no softmax is stored.
 
 #include <cstddef>
+#include <limits>
 #include <utility>
 
 #include "compat.hpp"
@@ -48,8 +49,9 @@ namespace xloss
          * @param temperature T > 0
          * @param r the reduction
          * @param axis the class axis (negative counts from the end)
-         * @throw std::invalid_argument for a temperature that is not positive, shapes that differ, an
-         *        axis out of range, or a row of -inf logits
+         * @throw std::invalid_argument for a temperature that is not positive (or whose 1/T or T^2 is
+         *        not a finite nonzero number of the logits' type), shapes that differ, an axis out of
+         *        range, a row of -inf logits or a row holding +inf (named by its index, e.g. "row (1)")
          *
          * @code
          * xt::xarray<float> s = {{2.f, 0.5f, -1.f}}, t = {{1.5f, 1.f, -2.f}};
@@ -120,6 +122,18 @@ namespace xloss
                 return divergence_call<V, void>(s, teacher_logits.derived_cast(), no_labels{}, options, func,
                                                 loss_layout::per_class);
             }
+
+            /// An average over no elements (mean) or no samples (batchmean) is 0 / 0: NaN, as in PyTorch.
+            template <class V, class E>
+            inline void average_of_nothing(xt::xarray<V>& loss, const xt::xexpression<E>& logits, reduction r)
+            {
+                const shape_type shape = to_shape(logits.derived_cast().shape());
+                if ((r == reduction::mean || r == reduction::batchmean) && size_of(shape) == 0
+                    && (r == reduction::mean || shape[0] == 0))
+                {
+                    loss() = std::numeric_limits<V>::quiet_NaN();
+                }
+            }
         }
 
         template <class E1, class E2>
@@ -128,8 +142,11 @@ namespace xloss
                                        std::ptrdiff_t axis)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::logits_call<V>(student_logits, teacher_logits, temperature, r, axis, "kl_div_with_logits")
-                .loss(detail::forward_kl_policy{});
+            xt::xarray<V> loss =
+                detail::logits_call<V>(student_logits, teacher_logits, temperature, r, axis, "kl_div_with_logits")
+                    .loss(detail::forward_kl_policy{});
+            detail::average_of_nothing(loss, student_logits, r);
+            return loss;
         }
 
         template <class G, class E1, class E2>
@@ -163,6 +180,7 @@ namespace xloss
             divergence_result<V> r_ = detail::logits_call<V>(student_logits, teacher_logits, temperature, r, axis,
                                                              "kl_div_with_logits_forward_backward")
                                           .forward_backward(detail::forward_kl_policy{}, with_teacher_grad);
+            detail::average_of_nothing(r_.loss, student_logits, r);
             return kl_div_forward_backward_result<V>{std::move(r_.loss), std::move(r_.grad_student),
                                                      std::move(r_.grad_teacher)};
         }

@@ -94,8 +94,17 @@
 #endif
 
 /// On a loop body: inline everything it calls (xsimd's exp included), so that no call in the
-/// loop spills the vector registers.
-#if defined(__GNUC__) || defined(__clang__)
+/// loop spills the vector registers. Not under Address- or ThreadSanitizer: their instrumentation
+/// of the flattened bodies, with debug information, makes assembler files of many gigabytes.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define XLOSS_SANITIZED_BUILD 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define XLOSS_SANITIZED_BUILD 1
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(XLOSS_SANITIZED_BUILD)
 #define XLOSS_FLATTEN __attribute__((flatten))
 #else
 #define XLOSS_FLATTEN

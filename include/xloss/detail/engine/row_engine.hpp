@@ -387,8 +387,7 @@ namespace xloss
                             if (out.gradients() || to.loss)
                             {
                                 const row_pull_sums pulls = m_policy.pull_sums(f1, f2, sum_s, sum_t, d);
-                                write_row(s, t, ms, mt, static_cast<V>(std::log(sum_s)),
-                                          static_cast<V>(std::log(sum_t)), pulls, row_grad_output(k, out, to), to);
+                                write_row(s, t, ms, mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to);
                             }
                             return m_temperature * m_temperature * d;
                         }
@@ -512,10 +511,14 @@ namespace xloss
 
                 /// The per-class terms and the gradients in one pass, from pull sums known before it (the
                 /// loss phase's).
-                void write_row(const V* s, const V* t, V ms, V mt, V log_zs, V log_zt, const row_pull_sums& pulls,
+                void write_row(const V* s, const V* t, V ms, V mt, double zs, double zt, const row_pull_sums& pulls,
                                double g, const row_targets<V>& to) const
                 {
                     const std::size_t n = m_rows.length;
+                    const B log_zs(static_cast<V>(std::log(zs))), log_zt(static_cast<V>(std::log(zt)));
+                    // p = e^a / Zp as the loss phase saw it: a p that e^(a - log Zp) would flush to 0
+                    // stays a class of the row, so terms, pulls and the row's value agree.
+                    const B inv_zs(static_cast<V>(1. / zs)), inv_zt(static_cast<V>(1. / zt));
                     const B scale(static_cast<V>(m_temperature * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
                     const B t2(static_cast<V>(m_temperature * m_temperature));
@@ -523,9 +526,9 @@ namespace xloss
                         n,
                         [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
                         {
-                            const B lq = scaled(s, i, ms) - B(log_zs);
-                            const B lp = scaled(t, i, mt) - B(log_zt);
-                            const B p = softmax_exp(lp), q = softmax_exp(lq);
+                            const B b = scaled(s, i, ms), a = scaled(t, i, mt);
+                            const B lq = b - log_zs, lp = a - log_zt;
+                            const B p = softmax_exp(a) * inv_zt, q = softmax_exp(b) * inv_zs;
                             const divergence_terms<B> d = m_policy(lp, lq, p, q);
                             if (to.loss)
                             {

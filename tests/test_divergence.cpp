@@ -413,8 +413,8 @@ TEST_CASE("A temperature whose 1/T or T^2 leaves the value type's range is an er
     CHECK(std::isfinite(xloss::forward_kl(sd, td, xloss::distill_options().temperature(1e-30))()));
 }
 
-TEST_CASE("kl_div_with_logits: a tiny teacher probability counts alike in the sum and per class; an average of "
-          "nothing is NaN",
+TEST_CASE("kl_div_with_logits: a tiny teacher probability counts alike in the sum and per class, and an "
+          "average of nothing is NaN",
           "[divergence]")
 {
     const float inf = std::numeric_limits<float>::infinity();

@@ -511,6 +511,14 @@ namespace xloss
 
                 /// The per-class terms and the gradients in one pass, from pull sums known before it (the
                 /// loss phase's).
+                /// e^a / Z for a class the sums counted (e^a not 0), at least the smallest normal number:
+                /// under flush-to-zero, or when the quotient rounds to 0, the class stays in its row's
+                /// terms and pulls as it is in the sums (a student that masks it makes the row +inf).
+                static XLOSS_INLINE B counted_share(const B& e, const B& inv_z) noexcept
+                {
+                    return select(is_zero(e), B(0), max(e * inv_z, B(std::numeric_limits<V>::min())));
+                }
+
                 void write_row(const V* s, const V* t, V ms, V mt, double zs, double zt, const row_pull_sums& pulls,
                                double g, const row_targets<V>& to) const
                 {
@@ -528,7 +536,7 @@ namespace xloss
                         {
                             const B b = scaled(s, i, ms), a = scaled(t, i, mt);
                             const B lq = b - log_zs, lp = a - log_zt;
-                            const B p = softmax_exp(a) * inv_zt, q = softmax_exp(b) * inv_zs;
+                            const B p = counted_share(softmax_exp(a), inv_zt), q = counted_share(softmax_exp(b), inv_zs);
                             const divergence_terms<B> d = m_policy(lp, lq, p, q);
                             if (to.loss)
                             {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -38,7 +39,7 @@ namespace
     struct bench_data
     {
         buffer<T> x, t, log_t, out, out2;
-        xt::xarray<T> xa, ta;
+        xt::xarray<T> xa, ta, log_ta;
     };
 
     template <class T>
@@ -62,6 +63,7 @@ namespace
             slot->out2.resize(n);
             slot->xa = xt::adapt(slot->x, {n});
             slot->ta = xt::adapt(slot->t, {n});
+            slot->log_ta = xt::adapt(slot->log_t, {n});
         }
         return *slot;
     }
@@ -82,7 +84,8 @@ namespace
     }
 
     // ---------------------------------------------------------------- xloss
-    // Every xloss benchmark writes into preallocated outputs, as a training loop would.
+    // The xloss_* benchmarks write into preallocated outputs, as a training loop would; the
+    // xloss_alloc_* ones call the allocating API.
 
     xloss::kl_div_options options(xloss::reduction r, bool log_target, int threads)
     {
@@ -158,6 +161,46 @@ namespace
             benchmark::ClobberMemory();
         }
         set_counters<T>(state, n, r == xloss::reduction::none ? 4 : 3);
+    }
+
+    /// What the allocating calls return: a fresh array per call, as users write them.
+    enum class alloc_call
+    {
+        forward,         ///< kl_div: a 0-d array for sum, an n-element one for none
+        backward,        ///< kl_div_backward(1, x, t): the input gradient
+        forward_backward ///< kl_div_forward_backward: the loss and the input gradient
+    };
+
+    /// The allocating calls on xt::xarray inputs.
+    template <class T>
+    void xloss_alloc(benchmark::State& state, alloc_call call, xloss::reduction r, bool log_target)
+    {
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = data<T>(n);
+        const xt::xarray<T>& t = log_target ? d.log_ta : d.ta;
+        const auto opts = xloss::kl_div_options(r, log_target);
+        for (auto _ : state)
+        {
+            if (call == alloc_call::forward)
+            {
+                const xt::xarray<T> loss = xloss::kl_div(d.xa, t, opts);
+                benchmark::DoNotOptimize(loss.data());
+            }
+            else if (call == alloc_call::backward)
+            {
+                const xt::xarray<T> grad = xloss::kl_div_backward(T(1), d.xa, t, opts);
+                benchmark::DoNotOptimize(grad.data());
+            }
+            else
+            {
+                const auto result = xloss::kl_div_forward_backward(d.xa, t, opts);
+                benchmark::DoNotOptimize(result.grad_input.data());
+            }
+        }
+        const int written = call == alloc_call::forward ? (r == xloss::reduction::none ? 1 : 0)
+                            : call == alloc_call::backward ? 1
+                                                             : (r == xloss::reduction::none ? 2 : 1);
+        set_counters<T>(state, n, 2 + written);
     }
 
     // ------------------------------------------------------------ baselines
@@ -354,17 +397,17 @@ namespace
     }
 
     template <class T>
-    void torch_forward(benchmark::State& state, int threads)
+    void torch_forward(benchmark::State& state, int threads, bool log_target = false)
     {
         torch::set_num_threads(threads > 0 ? threads : torch_default_threads);
         const std::size_t n = static_cast<std::size_t>(state.range(0));
         const auto& d = data<T>(n);
         const auto x = as_tensor(d.x);
-        const auto t = as_tensor(d.t);
+        const auto t = as_tensor(log_target ? d.log_t : d.t);
         torch::NoGradGuard no_grad;
         for (auto _ : state)
         {
-            auto loss = torch::kl_div(x, t, at::Reduction::Sum, false);
+            auto loss = torch::kl_div(x, t, at::Reduction::Sum, log_target);
             benchmark::DoNotOptimize(loss.data_ptr());
         }
         set_counters<T>(state, n, 2);
@@ -454,6 +497,22 @@ namespace
             {
                 xloss_forward_backward<T>(s, reduction::sum, false, 2);
             });
+        const std::tuple<const char*, alloc_call, reduction, bool> allocating[] = {
+            {"xloss_alloc_forward/sum", alloc_call::forward, reduction::sum, false},
+            {"xloss_alloc_forward/sum_log_target", alloc_call::forward, reduction::sum, true},
+            {"xloss_alloc_forward/none", alloc_call::forward, reduction::none, false},
+            {"xloss_alloc_backward/sum", alloc_call::backward, reduction::sum, false},
+            {"xloss_alloc_forward_backward/sum", alloc_call::forward_backward, reduction::sum, false}};
+        for (const auto& [name, call, r, log_target] : allocating)
+        {
+            const std::string label(name);
+            const auto slash = label.find('/');
+            add(label.substr(0, slash) + "/" + type + label.substr(slash),
+                [call = call, r = r, log_target = log_target](benchmark::State& s)
+                {
+                    xloss_alloc<T>(s, call, r, log_target);
+                });
+        }
         add("scalar_loop/" + type + "/sum", scalar_loop<T>);
         add("naive_xtensor/" + type + "/sum", naive_xtensor<T>);
         add("naive_xtensor_forward_backward/" + type + "/sum", naive_xtensor_forward_backward<T>);
@@ -467,6 +526,11 @@ namespace
             [](benchmark::State& s)
             {
                 torch_forward<T>(s, 1);
+            });
+        add("torch_forward/" + type + "/sum_log_target_1thread",
+            [](benchmark::State& s)
+            {
+                torch_forward<T>(s, 1, true);
             });
         add("torch_forward/" + type + "/sum_default_threads",
             [](benchmark::State& s)

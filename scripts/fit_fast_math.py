@@ -71,3 +71,26 @@ def print_log_table():
 
 if __name__ == "__main__":
     print_log_table()
+
+
+# The vectorised float exp: x = k ln2 + r, |r| <= ln2 / 2, e^x = 2^k (1 + r + r^2 P(r)).
+def p_exp(r):
+    return mp.mpf(0.5) if r == 0 else (mp.expm1(r) - r) / r**2
+
+
+def print_exp():
+    half = mp.log(2) / 2
+    print("exp P(r), degree 4 on [-ln2/2, ln2/2]:")
+    print(",\n".join(as_float_hex(c) for c in fit(p_exp, -half, half, 4)))
+    ln2 = mp.log(2)
+    hi = float(mp.mpf(as_float_value(float(ln2))))
+    print("ln2 hi, lo:", as_float_hex(hi), as_float_hex(float(ln2 - mp.mpf(hi))))
+
+
+def as_float_value(v):
+    import struct
+    return struct.unpack("f", struct.pack("f", v))[0]
+
+
+if __name__ == "__main__":
+    print_exp()

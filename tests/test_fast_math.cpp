@@ -1,5 +1,5 @@
-// The vectorised log of the float kernels: its error in ulp against the C
-// library's double-precision log, and its special values.
+// The vectorised log and exp of the float kernels: their error in ulp against the C
+// library's double-precision log and exp, and their special values.
 
 #include <cmath>
 #include <cstdint>
@@ -162,6 +162,79 @@ TEST_CASE("log_normal: exhaustive over every positive normal float", "[.][long][
     CHECK(rep.worst <= 2.0);
 }
 #endif
+
+namespace
+{
+    const auto exp_ref = [](double v)
+    {
+        return std::exp(v);
+    };
+    const auto exp_normal = [](const batch& b)
+    {
+        return xloss::detail::exp_normal(b);
+    };
+
+    std::uint32_t bits_of(float f)
+    {
+        std::uint32_t u;
+        std::memcpy(&u, &f, sizeof u);
+        return u;
+    }
+
+    /// exp_normal's worst error over its range [exp_normal_lo, exp_normal_hi], every stride-th float.
+    error_report exp_normal_error(std::uint32_t stride)
+    {
+        // The negative arguments are the bit patterns from -0 up to lo's, the positive ones 0 to hi's.
+        const error_report neg =
+            measure(0x80000000u, std::uint64_t(bits_of(xloss::detail::exp_normal_lo)) + 1, stride, exp_normal, exp_ref);
+        error_report pos = measure(0u, std::uint64_t(bits_of(xloss::detail::exp_normal_hi)) + 1, stride, exp_normal, exp_ref);
+        pos.count += neg.count;
+        if (!(neg.worst <= pos.worst))
+        {
+            pos.worst = neg.worst;
+            pos.at = neg.at;
+        }
+        return pos;
+    }
+}
+
+TEST_CASE("exp_normal: at most 2 ulp on a sample of its range, exact at 0 and where the softmax uses it", "[fast_math]")
+{
+    const auto rep = exp_normal_error(61);
+    INFO("worst " << rep.worst << " ulp at " << rep.at << " over " << rep.count << " values");
+    CHECK(rep.count > 35000000);
+    CHECK(rep.worst <= 2.0);
+    // Around 0, where e^x is near 1.
+    CHECK(measure(0xbd800000u, 0xbe000000u, 1, exp_normal, exp_ref).worst <= 2.0);
+    CHECK(measure(0x3d800000u, 0x3e000000u, 1, exp_normal, exp_ref).worst <= 2.0);
+    CHECK(xloss::detail::exp_normal(batch(0.f)).get(0) == 1.f);
+    CHECK(xloss::detail::exp_normal(batch(-0.f)).get(0) == 1.f);
+    // The float softmax's exp: exp_normal in range, 0 for -inf, NaN kept, the limits elsewhere.
+    const float inf = std::numeric_limits<float>::infinity();
+    alignas(64) float in[batch::size], out[batch::size];
+    for (std::size_t j = 0; j < batch::size; ++j)
+    {
+        in[j] = j % 2 ? -inf : -0.25f * float(j);
+    }
+    xloss::detail::softmax_exp(batch::load_aligned(in)).store_aligned(out);
+    for (std::size_t j = 0; j < batch::size; ++j)
+    {
+        CHECK(out[j] == (j % 2 ? 0.f : xloss::detail::exp_normal(batch(in[j])).get(0)));
+    }
+    in[0] = -100.f;
+    in[2] = std::numeric_limits<float>::quiet_NaN();
+    xloss::detail::softmax_exp(batch::load_aligned(in)).store_aligned(out);
+    CHECK(out[0] >= 0.f); // 3.7e-44, or 0 where xsimd flushes subnormal results
+    CHECK(out[0] < 1e-40f);
+    CHECK(xloss_test::is_nan(out[2]));
+}
+
+TEST_CASE("exp_normal: exhaustive over its range", "[.][long][fast_math]")
+{
+    const auto rep = exp_normal_error(1);
+    WARN("exp_normal: worst " << rep.worst << " ulp at " << rep.at << " over " << rep.count << " values");
+    CHECK(rep.worst <= 2.0);
+}
 
 TEST_CASE("fast_log: exhaustive over every positive float", "[.][long][fast_math]")
 {

@@ -93,6 +93,23 @@
 #define XLOSS_INLINE inline
 #endif
 
+/// The same on a lambda (after its parameter list): a loop body's per-batch helper.
+#if defined(__GNUC__) || defined(__clang__)
+#define XLOSS_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define XLOSS_INLINE_LAMBDA
+#endif
+
+/// The rare path of a kernel (special values): kept out of the loop bodies, so that their fast
+/// paths stay small enough to be inlined and unrolled.
+#if defined(__GNUC__) || defined(__clang__)
+#define XLOSS_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define XLOSS_NOINLINE __declspec(noinline)
+#else
+#define XLOSS_NOINLINE
+#endif
+
 /// On a loop body: inline everything it calls (xsimd's exp included), so that no call in the
 /// loop spills the vector registers. Not under Address- or ThreadSanitizer: their instrumentation
 /// of the flattened bodies, with debug information, makes assembler files of many gigabytes.

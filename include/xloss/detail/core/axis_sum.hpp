@@ -18,6 +18,7 @@
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
+#include "allocate.hpp"
 #include "expression.hpp"
 
 namespace xloss
@@ -140,7 +141,7 @@ namespace xloss
                                                }
                                            }
                                        });
-                xt::xarray<V> out = xt::xarray<V>::from_shape(out_shape);
+                xt::xarray<V> out = new_array<V>(out_shape);
                 for (std::size_t k = 0; k < acc.size(); ++k)
                 {
                     out.data()[k] = static_cast<V>(acc[k] / divisor);

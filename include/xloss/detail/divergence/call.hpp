@@ -23,6 +23,7 @@
 #include "../../distill_options.hpp"
 #include "../../divergence_result.hpp"
 #include "../../reduction.hpp"
+#include "../core/allocate.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/grad_output.hpp"
@@ -303,7 +304,7 @@ namespace xloss
                 template <class Policy>
                 xt::xarray<V> loss(const Policy& policy) const
                 {
-                    xt::xarray<V> loss = xt::xarray<V>::from_shape(loss_shape());
+                    xt::xarray<V> loss = new_array<V>(loss_shape());
                     row_outputs<V> out;
                     out.loss = reduced() ? nullptr : loss.data();
                     const double value = run(policy, out);
@@ -320,7 +321,7 @@ namespace xloss
                 {
                     std::optional<xt::xarray<V>> spread;
                     row_outputs<V> out = this->grad_output(grad_output, spread);
-                    xt::xarray<V> grad = xt::xarray<V>::from_shape(m_shape);
+                    xt::xarray<V> grad = new_array<V>(m_shape);
                     (which == wrt::student ? out.grad_student : out.grad_teacher) = grad.data();
                     run(policy, out);
                     return grad;
@@ -331,9 +332,9 @@ namespace xloss
                 divergence_result<V> forward_backward(const Policy& policy, bool teacher_grad) const
                 {
                     divergence_result<V> r;
-                    r.loss = xt::xarray<V>::from_shape(loss_shape());
-                    r.grad_student = xt::xarray<V>::from_shape(m_shape);
-                    r.grad_teacher = xt::xarray<V>::from_shape(teacher_grad ? m_shape : shape_type{0});
+                    r.loss = new_array<V>(loss_shape());
+                    r.grad_student = new_array<V>(m_shape);
+                    r.grad_teacher = new_array<V>(teacher_grad ? m_shape : shape_type{0});
                     std::optional<xt::xarray<V>> spread;
                     row_outputs<V> out = grad_output(1.0, spread);
                     out.loss = reduced() ? nullptr : r.loss.data();

@@ -189,10 +189,14 @@ namespace xloss
 
             private:
 
+                void fold(const B& a0, const B& a1, const B& a2, const B& a3) noexcept
+                {
+                    m_total += static_cast<double>(batch_traits<B>::hsum((a0 + a1) + (a2 + a3)));
+                }
+
                 void flush(B (&acc)[unroll]) noexcept
                 {
-                    const B folded = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-                    m_total += static_cast<double>(batch_traits<B>::hsum(folded));
+                    fold(acc[0], acc[1], acc[2], acc[3]);
                 }
 
                 double m_total = 0.;
@@ -204,7 +208,7 @@ namespace xloss
                                           Side side) noexcept
             {
                 // One batch: its term, and the side effect from the same loads.
-                auto term = [&](std::size_t j)
+                auto term = [&](std::size_t j) XLOSS_INLINE_LAMBDA
                 {
                     if constexpr (std::is_same<Side, no_side>::value)
                     {
@@ -222,15 +226,18 @@ namespace xloss
                 std::size_t i = 0;
                 for (; i + block <= n; i += block)
                 {
-                    B acc[unroll] = {B(0), B(0), B(0), B(0)};
+                    // Four accumulators by name, not an array: with a branch in op (a fast path and
+                    // the exact one) the compiler kept an array on the stack, a store per batch.
+                    B a0(0), a1(0), a2(0), a3(0);
                     for (std::size_t r = 0; r < rounds; ++r)
                     {
-                        for (std::size_t u = 0; u < unroll; ++u)
-                        {
-                            acc[u] += term(i + (r * unroll + u) * lanes);
-                        }
+                        const std::size_t j = i + r * unroll * lanes;
+                        a0 += term(j);
+                        a1 += term(j + lanes);
+                        a2 += term(j + 2 * lanes);
+                        a3 += term(j + 3 * lanes);
                     }
-                    flush(acc);
+                    fold(a0, a1, a2, a3);
                 }
                 if (i == n)
                 {

@@ -113,6 +113,11 @@ namespace xloss
                 return p.exponent_max && p.mantissa_zero;
             }
 
+            inline bool is_finite(long double v) noexcept
+            {
+                return !parts_of(v).exponent_max;
+            }
+
             inline bool is_neg_inf(long double v) noexcept
             {
                 return is_inf(v) && parts_of(v).negative;
@@ -236,6 +241,13 @@ namespace xloss
             {
                 using I = xsimd::batch<typename float_bits<T>::type, A>;
                 return compat::mask_cast<T>((bits_of(v) & I(float_bits<T>::abs_mask)) == I(float_bits<T>::inf));
+            }
+
+            template <class T, class A>
+            inline xsimd::batch_bool<T, A> is_finite(const xsimd::batch<T, A>& v) noexcept
+            {
+                using I = xsimd::batch<typename float_bits<T>::type, A>;
+                return compat::mask_cast<T>((bits_of(v) & I(float_bits<T>::abs_mask)) < I(float_bits<T>::inf));
             }
 
             template <class T, class A>

@@ -35,6 +35,13 @@ namespace xloss
     {
         namespace detail
         {
+            /// |t| up to which exp(t) is a normal number with room: -(log of the smallest normal + 1).
+            template <class T>
+            constexpr T exp_plain_limit() noexcept
+            {
+                return std::is_same<T, float>::value ? T(86.3365f) : T(707.3964185322641);
+            }
+
 #if XLOSS_USE_SIMD
             /// y = log(x) where x is positive and finite; log's IEEE values elsewhere: 0 -> -inf,
             /// negative -> NaN, +inf and NaN are x itself. Told by the bits, so -ffast-math keeps them.
@@ -78,6 +85,34 @@ namespace xloss
                 // k ln2 with ln2 rounded to float: at most 0.06 ulp of the result for any k.
                 const F y = compat::fma(kf, F(0x1.62e43p-1f), compat::fma(r * r, q, r));
                 return log_special_values(x, y);
+            }
+
+            /// The arguments whose exp is a normal float, a little inside: [log(FLT_MIN) + 1, log(FLT_MAX) - 1].
+            inline constexpr float exp_normal_lo = -exp_plain_limit<float>();
+            inline constexpr float exp_normal_hi = 87.7228f;
+
+            /**
+             * exp(x) for x in [exp_normal_lo, exp_normal_hi] (at most 2 ulp); any value for other
+             * lanes (a -inf one gives NaN), which the callers select away. x = k ln2 + r, |r| <= ln2 / 2, and
+             * e^x = 2^k (1 + r + r^2 P(r)), P of degree 4 (scripts/fit_fast_math.py), 2^k put into the
+             * exponent bits, which is exact as the result is normal.
+             */
+            template <class A>
+            XLOSS_INLINE xsimd::batch<float, A> exp_normal(const xsimd::batch<float, A>& x) noexcept
+            {
+                using F = xsimd::batch<float, A>;
+                using I = xsimd::batch<std::int32_t, A>;
+                const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
+                const F kf = xsimd::to_float(k);
+                // r = x - k ln2, ln2 in two parts: each fused multiply-add rounds once.
+                const F r = compat::fma(kf, F(0x1.05c61p-29f), compat::fma(kf, F(-0x1.62e43p-1f), x));
+                F p = F(0x1.6d10fcp-10f);
+                p = compat::fma(p, r, F(0x1.120b62p-7f));
+                p = compat::fma(p, r, F(0x1.55551ap-5f));
+                p = compat::fma(p, r, F(0x1.5554dep-3f));
+                p = compat::fma(p, r, F(0.5f));
+                const F e = compat::fma(r * r, p, r) + F(1.f);
+                return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e) + (k << 23));
             }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -162,6 +197,13 @@ namespace xloss
                 return exp(x);
             }
 
+            /// exp of an argument of a normal result, or -inf: the C library's for scalars.
+            template <class B>
+            inline B plain_exp(const B& x) noexcept
+            {
+                return exp(x);
+            }
+
 #if XLOSS_USE_SIMD
             /**
              * xsimd's exp. On x86 without SSE4.1, xsimd rounds with (x + 2^23) - 2^23, which -ffast-math
@@ -207,6 +249,34 @@ namespace xloss
             inline xsimd::batch<T, A> softmax_exp(const xsimd::batch<T, A>& x) noexcept
             {
                 return xsimd::select(is_nan(x), x, raw_exp(x));
+            }
+
+            /// For float, exp_normal where every lane is in its range or -inf (a masked class, 0):
+            /// the lanes of a row's logits within 86 of its maximum, all of them but in rare rows.
+            template <class A>
+            XLOSS_INLINE xsimd::batch<float, A> softmax_exp(const xsimd::batch<float, A>& x) noexcept
+            {
+                using F = xsimd::batch<float, A>;
+                const auto normal = (x >= F(exp_normal_lo)) & !is_nan(x);
+                if (xsimd::all(normal | is_neg_inf(x)))
+                {
+                    return xsimd::select(normal, exp_normal(x), F(0.f));
+                }
+                return xsimd::select(is_nan(x), x, raw_exp(x));
+            }
+
+            /// exp where every lane of x is a normal result's argument or -inf (plain_exp_lanes):
+            /// exp_normal for float (a -inf lane gives NaN, which the callers select away).
+            template <class T, class A>
+            inline xsimd::batch<T, A> plain_exp(const xsimd::batch<T, A>& x) noexcept
+            {
+                return raw_exp(x);
+            }
+
+            template <class A>
+            XLOSS_INLINE xsimd::batch<float, A> plain_exp(const xsimd::batch<float, A>& x) noexcept
+            {
+                return exp_normal(x);
             }
 
             template <class A>

@@ -26,6 +26,7 @@
 
 #include "../../kl_div_options.hpp"
 #include "../../reduction.hpp"
+#include "../core/allocate.hpp"
 #include "../core/axis_sum.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
@@ -264,7 +265,7 @@ namespace xloss
                                           const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
-                xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
+                xt::xarray<V> full = new_array<V>(s.shape);
                 gradient_into<V, wrt_target>(full.data(), grad_output, x, t, s, options, func);
                 return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
             }

@@ -110,7 +110,7 @@ namespace xloss
              * Whether, in every lane, exp(t) is a normal number or t is -inf (a masked class, which the
              * ops select away): then exp(t) * d needs none of exp_times's limits (an infinite x makes
              * exp(t) * d infinite by itself, d = t - x cannot overflow on its own, and a product that
-             * overflows does so in the mathematics too). The log-target ops' fast path.
+             * overflows does so in the mathematics too).
              */
             template <class B>
             inline bool plain_exp_lanes(const B& t) noexcept
@@ -122,15 +122,49 @@ namespace xloss
                 return all_lanes(both(either(t > lo, is_neg_inf(t)), both(t < hi, !is_nan(t))));
             }
 
+            /// The log-target ops' fast path: every lane of x finite, every lane of t -inf or with
+            /// |t| <= -(log of the smallest normal number + 1), so exp(t) is normal; then an op is
+            /// exp(t) times a finite number, the masked classes selected away.
+            template <class T>
+            inline bool plain_log_target_lanes(T x, T t) noexcept
+            {
+                return is_finite(x) && (is_neg_inf(t) || (is_finite(t) && std::abs(t) <= exp_plain_limit<T>()));
+            }
+
+#if XLOSS_USE_SIMD
+            /// The same from the bits, two integer compares per argument (NaN fails whatever
+            /// -ffast-math assumes).
+            template <class T, class A>
+            XLOSS_INLINE bool plain_log_target_lanes(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& t) noexcept
+            {
+                using I = xsimd::batch<typename float_bits<T>::type, A>;
+                const I mask(float_bits<T>::abs_mask);
+                const I tb = bits_of(t);
+                const I limit(bits_of(exp_plain_limit<T>()));
+                const I neg_inf(bits_of(-std::numeric_limits<T>::infinity()));
+                return xsimd::all(compat::mask_cast<T>(((bits_of(x) & mask) < I(float_bits<T>::inf))
+                                                       & (((tb & mask) <= limit) | (tb == neg_inf))));
+            }
+#endif
+
             /// exp(t) * (t - x)
             struct kl_term_log
             {
                 template <class B>
-                B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
+                XLOSS_INLINE B operator()(const B& x, const B& t, const B& /*g*/) const noexcept
                 {
-                    const B zero(0);
-                    const auto masked = masked_log_target(x, t);
-                    return select(masked, zero, plain_exp_lanes(t) ? raw_exp(t) * (t - x) : exp_times(t, t - x, x));
+                    if (plain_log_target_lanes(x, t))
+                    {
+                        return select(is_neg_inf(t), B(0), plain_exp(t) * (t - x));
+                    }
+                    return any_values(x, t);
+                }
+
+                template <class B>
+                static XLOSS_NOINLINE B any_values(const B& x, const B& t) noexcept
+                {
+                    return select(masked_log_target(x, t), B(0),
+                                  plain_exp_lanes(t) ? plain_exp(t) * (t - x) : exp_times(t, t - x, x));
                 }
             };
 
@@ -149,10 +183,19 @@ namespace xloss
             struct kl_input_grad_log
             {
                 template <class B>
-                B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
+                XLOSS_INLINE B operator()(const B& /*x*/, const B& t, const B& g) const noexcept
                 {
-                    const B zero(0);
-                    return select(is_neg_inf(t), zero, plain_exp_lanes(t) ? -raw_exp(t) * g : -exp_times(t, g, g));
+                    if (plain_log_target_lanes(g, t))
+                    {
+                        return select(is_neg_inf(t), B(0), -plain_exp(t) * g);
+                    }
+                    return any_values(t, g);
+                }
+
+                template <class B>
+                static XLOSS_NOINLINE B any_values(const B& t, const B& g) noexcept
+                {
+                    return select(is_neg_inf(t), B(0), plain_exp_lanes(t) ? -plain_exp(t) * g : -exp_times(t, g, g));
                 }
             };
 
@@ -240,12 +283,21 @@ namespace xloss
             struct kl_target_grad_log
             {
                 template <class B>
-                B operator()(const B& x, const B& t, const B& g) const noexcept
+                XLOSS_INLINE B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
-                    const B zero(0);
-                    const auto masked = masked_log_target(x, t);
+                    if (plain_log_target_lanes(x, t) && all_lanes(is_finite(g)))
+                    {
+                        return select(is_neg_inf(t), B(0), plain_exp(t) * (t - x + B(1)) * g);
+                    }
+                    return any_values(x, t, g);
+                }
+
+                template <class B>
+                static XLOSS_NOINLINE B any_values(const B& x, const B& t, const B& g) noexcept
+                {
                     const B d = t - x + B(1);
-                    return select(masked, zero, (plain_exp_lanes(t) ? raw_exp(t) * d : exp_times(t, d, x)) * g);
+                    return select(masked_log_target(x, t), B(0),
+                                  (plain_exp_lanes(t) ? plain_exp(t) * d : exp_times(t, d, x)) * g);
                 }
             };
 

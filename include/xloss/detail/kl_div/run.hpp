@@ -19,6 +19,7 @@
 #include "../../kl_div_options.hpp"
 #include "../../kl_div_result.hpp"
 #include "../../reduction.hpp"
+#include "../core/allocate.hpp"
 #include "../core/error.hpp"
 #include "../core/output.hpp"
 #include "call.hpp"
@@ -40,7 +41,7 @@ namespace xloss
                 }
                 const loss_setup s = make_setup(x, t, options, func);
                 const bool reduce = options.reduction() != reduction::none;
-                xt::xarray<V> out = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
+                xt::xarray<V> out = new_array<V>(reduce ? shape_type{} : s.shape);
                 const double value = with_ops(options,
                                               [&](const auto& ops)
                                               {
@@ -129,14 +130,14 @@ namespace xloss
                     r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
                     r.grad_input = general_gradient<V, false>(1.0, x, t, no_weight<V>, options, func);
                     r.grad_target = with_target_grad ? general_gradient<V, true>(1.0, x, t, no_weight<V>, options, func)
-                                                     : xt::xarray<V>::from_shape({0});
+                                                     : new_array<V>({0});
                     return r;
                 }
                 const loss_setup s = make_setup(x, t, options, func);
                 const bool reduce = options.reduction() != reduction::none;
-                r.loss = xt::xarray<V>::from_shape(reduce ? shape_type{} : s.shape);
-                xt::xarray<V> gx = xt::xarray<V>::from_shape(s.shape);
-                xt::xarray<V> gt = xt::xarray<V>::from_shape(with_target_grad ? s.shape : shape_type{0});
+                r.loss = new_array<V>(reduce ? shape_type{} : s.shape);
+                xt::xarray<V> gx = new_array<V>(s.shape);
+                xt::xarray<V> gt = new_array<V>(with_target_grad ? s.shape : shape_type{0});
                 pointwise_outputs<V> out;
                 out.loss = r.loss.data();
                 out.grad_input = gx.data();

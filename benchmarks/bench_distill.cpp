@@ -156,7 +156,8 @@ namespace
     void shapes(benchmark::internal::Benchmark* b)
     {
         // (batch, classes): a classifier, ImageNet-sized heads, a language model's vocabulary.
-        b->Args({256, 10})->Args({128, 1000})->Args({8, 32000})->Unit(benchmark::kMicrosecond);
+        b->Args({256, 10})->Args({128, 1000})->Args({8, 32000})->Args({64, 32000})->Args({4, 128256});
+        b->Unit(benchmark::kMicrosecond);
     }
 }
 

@@ -40,12 +40,12 @@ namespace
     }
 
     /// 0: forward KL, 1: reverse KL, 2: generalized JSD
-    template <int Loss>
+    template <int Loss, int Threads = 1>
     void xloss_forward(benchmark::State& state)
     {
         const auto& d = data(rows_of(state), classes_of(state));
-        const auto o = xloss::jsd_options().temperature(temperature).beta(beta);
-        const auto po = xloss::distill_options().temperature(temperature);
+        const auto o = xloss::jsd_options().temperature(temperature).beta(beta).num_threads(Threads);
+        const auto po = xloss::distill_options().temperature(temperature).num_threads(Threads);
         for (auto _ : state)
         {
             if constexpr (Loss == 0)
@@ -64,11 +64,14 @@ namespace
         set_items(state);
     }
 
-    template <int Loss>
+    template <int Loss, int Threads = 1>
     void xloss_forward_backward(benchmark::State& state)
     {
         const auto& d = data(rows_of(state), classes_of(state));
-        const auto o = xloss::jsd_options().temperature(temperature).beta(Loss == 0 ? 0. : Loss == 1 ? 1. : beta);
+        const auto o = xloss::jsd_options()
+                           .temperature(temperature)
+                           .beta(Loss == 0 ? 0. : Loss == 1 ? 1. : beta)
+                           .num_threads(Threads);
         const xloss::GeneralizedJSDLoss loss(o);
         for (auto _ : state)
         {
@@ -139,7 +142,7 @@ namespace
     void shapes(benchmark::internal::Benchmark* b)
     {
         // (tokens, vocabulary): a small head, a 32k and a 128k vocabulary.
-        b->Args({128, 1000})->Args({8, 32000})->Args({4, 128256})->Unit(benchmark::kMicrosecond);
+        b->Args({128, 1000})->Args({8, 32000})->Args({64, 32000})->Args({4, 128256})->Unit(benchmark::kMicrosecond);
     }
 }
 
@@ -149,6 +152,12 @@ BENCHMARK(xloss_forward<2>)->Name("jsd/xloss")->Apply(shapes);
 BENCHMARK(xloss_forward_backward<0>)->Name("forward_kl_fb/xloss")->Apply(shapes);
 BENCHMARK(xloss_forward_backward<1>)->Name("reverse_kl_fb/xloss")->Apply(shapes);
 BENCHMARK(xloss_forward_backward<2>)->Name("jsd_fb/xloss")->Apply(shapes);
+// Two threads over rows, against the one-thread rows above (64 rows of 32000: 32 rows per thread).
+BENCHMARK(xloss_forward<0, 2>)->Name("forward_kl/xloss_2threads")->Args({64, 32000})->Unit(benchmark::kMicrosecond);
+BENCHMARK(xloss_forward_backward<0, 2>)
+    ->Name("forward_kl_fb/xloss_2threads")
+    ->Args({64, 32000})
+    ->Unit(benchmark::kMicrosecond);
 #ifdef XLOSS_BENCH_WITH_TORCH
 BENCHMARK(torch_forward<0>)->Name("forward_kl/torch")->Apply(shapes);
 BENCHMARK(torch_forward<1>)->Name("reverse_kl/torch")->Apply(shapes);

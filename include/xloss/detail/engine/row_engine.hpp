@@ -19,6 +19,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -143,6 +144,21 @@ namespace xloss
             constexpr int teacher_bit = 4;
 
             /// Where one row's results go: into the outputs in place, or rows of scratch.
+            /// Where the loss phase left a row's exponentials e^a (teacher) and e^b (student) for the
+            /// write pass: in the gradient rows of the other argument, when those are written.
+            template <class V>
+            struct row_exps
+            {
+                row_exps(V* grad_student, V* grad_teacher) noexcept
+                    : teacher(grad_student)
+                    , student(grad_teacher)
+                {
+                }
+
+                V* teacher; ///< e^a, in the student's gradient row
+                V* student; ///< e^b, in the teacher's gradient row
+            };
+
             template <class V>
             struct row_targets
             {
@@ -370,11 +386,23 @@ namespace xloss
                         if (!to.grad_output)
                         {
                             row_sum<B> first, second;
+                            // The write pass reads the exponentials back from the gradient rows it
+                            // then overwrites (the teacher's from the student's row, and the other way
+                            // round), rather than computing them again.
+                            const row_exps<V> saved{to.grad_student, to.grad_teacher};
                             for_each_batch<B>(n,
-                                              [&](std::size_t i, std::size_t) XLOSS_FLATTEN
+                                              [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                               {
                                                   const B b = scaled(s, i, ms), a = scaled(t, i, mt);
                                                   const B eb = softmax_exp(b), ea = softmax_exp(a);
+                                                  if (saved.teacher)
+                                                  {
+                                                      store_lanes(saved.teacher + i, ea, count);
+                                                  }
+                                                  if (saved.student)
+                                                  {
+                                                      store_lanes(saved.student + i, eb, count);
+                                                  }
                                                   zs.add(eb);
                                                   zt.add(ea);
                                                   const shifted_sums<B> f = m_policy.shifted(a, b, ea, eb);
@@ -387,13 +415,13 @@ namespace xloss
                             if (out.gradients() || to.loss)
                             {
                                 const row_pull_sums pulls = m_policy.pull_sums(f1, f2, sum_s, sum_t, d);
-                                write_row(s, t, ms, mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to);
+                                write_row(s, t, ms, mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to, saved);
                             }
                             return m_temperature * m_temperature * d;
                         }
                     }
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t) XLOSS_FLATTEN
+                                      [&](std::size_t i, std::size_t) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           zs.add(softmax_exp(scaled(s, i, ms)));
                                           zt.add(softmax_exp(scaled(t, i, mt)));
@@ -403,7 +431,7 @@ namespace xloss
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B lq = scaled(s, i, ms) - B(log_zs);
                                           const B lp = scaled(t, i, mt) - B(log_zt);
@@ -445,7 +473,7 @@ namespace xloss
                     V* const gs = to.grad_student;
                     V* const gt = to.grad_teacher;
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           if (gs)
                                           {
@@ -473,7 +501,7 @@ namespace xloss
                     const B scale(static_cast<V>(row_grad_output(k, out, to)));
                     row_sum<B> terms;
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B lq = load_row<B>(s, i, n, lowest), lp = load_row<B>(t, i, n, lowest);
                                           divergence_terms<B> d = m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
@@ -520,7 +548,7 @@ namespace xloss
                 }
 
                 void write_row(const V* s, const V* t, V ms, V mt, double zs, double zt, const row_pull_sums& pulls,
-                               double g, const row_targets<V>& to) const
+                               double g, const row_targets<V>& to, const row_exps<V>& saved) const
                 {
                     const std::size_t n = m_rows.length;
                     const B log_zs(static_cast<V>(std::log(zs))), log_zt(static_cast<V>(std::log(zt)));
@@ -530,27 +558,45 @@ namespace xloss
                     const B scale(static_cast<V>(m_temperature * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
                     const B t2(static_cast<V>(m_temperature * m_temperature));
-                    for_each_batch<B>(
-                        n,
-                        [&](std::size_t i, std::size_t count) XLOSS_FLATTEN
-                        {
-                            const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                            const B lq = b - log_zs, lp = a - log_zt;
-                            const B p = counted_share(softmax_exp(a), inv_zt), q = counted_share(softmax_exp(b), inv_zs);
-                            const divergence_terms<B> d = m_policy(lp, lq, p, q);
-                            if (to.loss)
+                    // One loop per set of outputs: with the student's gradient alone, the compiler
+                    // drops the terms and the teacher's pulls.
+                    auto pass = [&](auto only_student)
+                    {
+                        for_each_batch<B>(
+                            n,
+                            [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                             {
-                                store_lanes(to.loss + i, d.term * t2, count);
-                            }
-                            if (to.grad_student)
-                            {
-                                store_lanes(to.grad_student + i, (d.pull_student - q * sum_s) * scale, count);
-                            }
-                            if (to.grad_teacher)
-                            {
-                                store_lanes(to.grad_teacher + i, (d.pull_teacher - p * sum_t) * scale, count);
-                            }
-                        });
+                                const B b = scaled(s, i, ms), a = scaled(t, i, mt);
+                                const B lq = b - log_zs, lp = a - log_zt;
+                                const B ea = saved.teacher ? load_row<B>(saved.teacher, i, n, V(0)) : softmax_exp(a);
+                                const B eb = saved.student ? load_row<B>(saved.student, i, n, V(0)) : softmax_exp(b);
+                                const B p = counted_share(ea, inv_zt), q = counted_share(eb, inv_zs);
+                                const divergence_terms<B> d = m_policy(lp, lq, p, q);
+                                if (decltype(only_student)::value || to.grad_student)
+                                {
+                                    store_lanes(to.grad_student + i, (d.pull_student - q * sum_s) * scale, count);
+                                }
+                                if constexpr (!decltype(only_student)::value)
+                                {
+                                    if (to.loss)
+                                    {
+                                        store_lanes(to.loss + i, d.term * t2, count);
+                                    }
+                                    if (to.grad_teacher)
+                                    {
+                                        store_lanes(to.grad_teacher + i, (d.pull_teacher - p * sum_t) * scale, count);
+                                    }
+                                }
+                            });
+                    };
+                    if (to.grad_student && !to.loss && !to.grad_teacher)
+                    {
+                        pass(std::true_type{});
+                    }
+                    else
+                    {
+                        pass(std::false_type{});
+                    }
                 }
 
                 const Policy& m_policy;

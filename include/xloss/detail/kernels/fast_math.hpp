@@ -141,7 +141,7 @@ namespace xloss
              * log z = log c + log1p(r), r = z / c - 1, |r| < 0.03, needs a polynomial of degree 2 only.
              */
             template <class A, if_avx512dq<A> = 0>
-            inline xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
+            XLOSS_INLINE xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
                 using I = xsimd::batch<std::int32_t, A>;
@@ -161,7 +161,7 @@ namespace xloss
 
             /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
             template <class A, if_avx512dq<A> = 0>
-            inline bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
+            XLOSS_INLINE bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
             {
                 // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
                 return _kortestz_mask16_u8(_mm512_fpclass_ps_mask(t, 0xF9), _mm512_fpclass_ps_mask(x, 0x99));

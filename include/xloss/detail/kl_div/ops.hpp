@@ -65,13 +65,21 @@ namespace xloss
                 // The hot path: when t holds only positive normal numbers and zeros and x only finite
                 // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
                 template <class A, if_avx512dq<A> = 0>
-                xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t,
-                                                  const xsimd::batch<float, A>& /*g*/) const noexcept
+                XLOSS_INLINE xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x,
+                                                               const xsimd::batch<float, A>& t,
+                                                               const xsimd::batch<float, A>& /*g*/) const noexcept
                 {
                     if (kl_plain_lanes(x, t))
                     {
                         return t * (log_normal(t) - x);
                     }
+                    return rare_values(x, t);
+                }
+
+                /// any_values out of line, for the batches the fast path leaves.
+                template <class B>
+                static XLOSS_NOINLINE B rare_values(const B& x, const B& t) noexcept
+                {
                     return any_values(x, t);
                 }
 #endif

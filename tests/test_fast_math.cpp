@@ -224,8 +224,9 @@ TEST_CASE("exp_normal: at most 2 ulp on a sample of its range, exact at 0 and wh
     in[0] = -100.f;
     in[2] = std::numeric_limits<float>::quiet_NaN();
     xloss::detail::softmax_exp(batch::load_aligned(in)).store_aligned(out);
-    CHECK(out[0] >= 0.f); // 3.7e-44, or 0 where xsimd flushes subnormal results
-    CHECK(out[0] < 1e-40f);
+    // 3.7e-44, or 0 where xsimd or flush-to-zero flushes subnormal results (the bound is normal).
+    CHECK(out[0] >= 0.f);
+    CHECK(out[0] < 1e-37f);
     CHECK(xloss_test::is_nan(out[2]));
 }
 

@@ -552,12 +552,15 @@ TEST_CASE("kl_div_with_logits_forward_backward gives the separate calls' numbers
         for (auto r : {reduction::batchmean, reduction::sum, reduction::mean, reduction::none})
         {
             const auto fb = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis, true);
-            CHECK(xloss_test::identical(fb.loss, xloss::kl_div_with_logits(s, t, 3.0, r, axis)));
-            CHECK(xloss_test::identical(fb.grad_input, xloss::kl_div_with_logits_backward(1.f, s, t, 3.0, r, axis)));
-            CHECK(xloss_test::identical(fb.grad_target,
-                                        xloss::kl_div_with_logits_teacher_backward(1.f, s, t, 3.0, r, axis)));
+            // (Bit for bit; under -ffast-math to a few ulp: each loop may contract its formula differently.)
+            CHECK(xloss_test::same_values(fb.loss, xloss::kl_div_with_logits(s, t, 3.0, r, axis)) == "");
+            CHECK(xloss_test::same_values(fb.grad_input, xloss::kl_div_with_logits_backward(1.f, s, t, 3.0, r, axis))
+                  == "");
+            CHECK(xloss_test::same_values(fb.grad_target,
+                                          xloss::kl_div_with_logits_teacher_backward(1.f, s, t, 3.0, r, axis))
+                  == "");
             const auto student_only = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis);
-            CHECK(xloss_test::identical(student_only.grad_input, fb.grad_input));
+            CHECK(xloss_test::same_values(student_only.grad_input, fb.grad_input) == "");
             CHECK(student_only.grad_target.size() == 0);
         }
     }

@@ -436,3 +436,38 @@ TEST_CASE("kl_div_with_logits: a tiny teacher probability counts alike in the su
     CHECK(xloss_test::is_nan(xloss::kl_div_with_logits(no_classes, no_classes, 1.0, xloss::reduction::mean)()));
     CHECK(xloss::kl_div_with_logits(no_classes, no_classes, 1.0, xloss::reduction::batchmean)() == 0.f);
 }
+
+TEST_CASE("A NaN logit makes its row's loss and gradients NaN, in every divergence", "[divergence]")
+{
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    // 40 classes: full batches and a tail whatever the SIMD width.
+    xt::xarray<float> s = xt::xarray<float>::from_shape({2, 40}), t = xt::xarray<float>::from_shape({2, 40});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = std::sin(0.7f * float(i));
+        t.flat(i) = std::cos(0.3f * float(i));
+    }
+    for (const bool in_student : {true, false})
+    {
+        xt::xarray<float> sn = s, tn = t;
+        (in_student ? sn : tn)(0, 5) = nan;
+        const auto o = xloss::distill_options().reduction(xloss::reduction::none).teacher_grad(true);
+        const auto check = [&](const auto& r)
+        {
+            CHECK(xloss_test::is_nan(r.loss(0)));
+            CHECK(xloss_test::is_finite(r.loss(1)));
+            for (std::size_t j = 0; j < 40; ++j)
+            {
+                CHECK(xloss_test::is_nan(r.grad_student(0, j)));
+                CHECK(xloss_test::is_finite(r.grad_student(1, j)));
+            }
+        };
+        check(xloss::ForwardKLLoss(o).forward_backward(sn, tn));
+        check(xloss::ReverseKLLoss(o).forward_backward(sn, tn));
+        const auto fb = xloss::kl_div_with_logits_forward_backward(sn, tn, 2.0, xloss::reduction::none);
+        for (std::size_t j = 0; j < 40; ++j)
+        {
+            CHECK(xloss_test::is_nan(fb.grad_input(0, j)));
+        }
+    }
+}

@@ -544,7 +544,10 @@ namespace xloss
                 /// terms and pulls as it is in the sums (a student that masks it makes the row +inf).
                 static XLOSS_INLINE B counted_share(const B& e, const B& inv_z) noexcept
                 {
-                    return select(is_zero(e), B(0), max(e * inv_z, B(std::numeric_limits<V>::min())));
+                    // NaN (a row with a NaN logit) stays NaN: x86's max returns its second operand then.
+                    const B share = e * inv_z;
+                    return select(is_zero(e), B(0),
+                                  select(is_nan(share), share, max(share, B(std::numeric_limits<V>::min()))));
                 }
 
                 void write_row(const V* s, const V* t, V ms, V mt, double zs, double zt, const row_pull_sums& pulls,

@@ -257,7 +257,8 @@ namespace xloss
             XLOSS_INLINE xsimd::batch<float, A> softmax_exp(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
-                const auto normal = (x >= F(exp_normal_lo)) & !is_nan(x);
+                // (The upper bound for log-probabilities, which are not shifted by a maximum.)
+                const auto normal = (x >= F(exp_normal_lo)) & (x <= F(exp_normal_hi)) & !is_nan(x);
                 if (xsimd::all(normal | is_neg_inf(x)))
                 {
                     return xsimd::select(normal, exp_normal(x), F(0.f));

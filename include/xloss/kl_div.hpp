@@ -129,8 +129,9 @@ namespace xloss
                                     const xt::xexpression<W>& sample_weight)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::general_gradient<V, false>(grad_output, input.derived_cast(), target.derived_cast(),
-                                                      &sample_weight.derived_cast(), options, "kl_div_backward");
+            return detail::general_gradient<V, detail::kl_wrt::input>(
+                grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
+                "kl_div_backward");
         }
 
         template <class G, class E1, class E2, class W>
@@ -139,8 +140,9 @@ namespace xloss
                                            const xt::xexpression<W>& sample_weight)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::general_gradient<V, true>(grad_output, input.derived_cast(), target.derived_cast(),
-                                                     &sample_weight.derived_cast(), options, "kl_div_target_backward");
+            return detail::general_gradient<V, detail::kl_wrt::target>(
+                grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
+                "kl_div_target_backward");
         }
 
         template <class E1, class E2>
@@ -163,8 +165,8 @@ namespace xloss
                                     const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_of<V, false>(grad_output, input.derived_cast(), target.derived_cast(), options,
-                                                 "kl_div_backward");
+            return detail::gradient_of<V, detail::kl_wrt::input>(grad_output, input.derived_cast(),
+                                                                 target.derived_cast(), options, "kl_div_backward");
         }
 
         template <class G, class E1, class E2>
@@ -179,8 +181,8 @@ namespace xloss
                                            const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_of<V, true>(grad_output, input.derived_cast(), target.derived_cast(), options,
-                                                "kl_div_target_backward");
+            return detail::gradient_of<V, detail::kl_wrt::target>(
+                grad_output, input.derived_cast(), target.derived_cast(), options, "kl_div_target_backward");
         }
 
         template <class G, class E1, class E2>

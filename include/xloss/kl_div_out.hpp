@@ -75,8 +75,8 @@ namespace xloss
                                       const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_out<V, false>(grad_input, grad_output, input.derived_cast(), target.derived_cast(),
-                                                  options, "kl_div_backward_out");
+            return detail::gradient_out<V, detail::kl_wrt::input>(
+                grad_input, grad_output, input.derived_cast(), target.derived_cast(), options, "kl_div_backward_out");
         }
 
         template <class O, class G, class E1, class E2>
@@ -84,8 +84,9 @@ namespace xloss
                                              const xt::xexpression<E2>& target, const kl_div_options& options)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_out<V, true>(grad_target, grad_output, input.derived_cast(), target.derived_cast(),
-                                                 options, "kl_div_target_backward_out");
+            return detail::gradient_out<V, detail::kl_wrt::target>(grad_target, grad_output, input.derived_cast(),
+                                                                   target.derived_cast(), options,
+                                                                   "kl_div_target_backward_out");
         }
     }
 }

@@ -104,8 +104,10 @@ namespace xloss
                 using I = xsimd::batch<std::int32_t, A>;
                 const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
                 const F kf = xsimd::to_float(k);
-                // r = x - k ln2, ln2 in two parts: each fused multiply-add rounds once.
-                const F r = compat::fma(kf, F(0x1.05c61p-29f), compat::fma(kf, F(-0x1.62e43p-1f), x));
+                // r = x - k ln2, ln2 in two parts (Cody and Waite). The high part has 15 significant bits,
+                // so k times it is exact for |k| <= 2^8 and x - k hi is exact (x is within ln2 / 2 of k ln2):
+                // r is as accurate with a multiply and an add as with a fused multiply-add (SSE2, AVX).
+                const F r = compat::fma(kf, F(-0x1.7f7d1cp-20f), compat::fma(kf, F(-0x1.62e4p-1f), x));
                 F p = F(0x1.6d10fcp-10f);
                 p = compat::fma(p, r, F(0x1.120b62p-7f));
                 p = compat::fma(p, r, F(0x1.55551ap-5f));

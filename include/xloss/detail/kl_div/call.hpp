@@ -41,6 +41,34 @@ namespace xloss
     {
         namespace detail
         {
+            /// The argument a KL gradient is taken with respect to.
+            enum class kl_wrt
+            {
+                input,
+                target
+            };
+
+            /// The op set's gradient w.r.t. argument A.
+            template <kl_wrt A, class Ops>
+            inline const auto& grad_op(const Ops& ops) noexcept
+            {
+                if constexpr (A == kl_wrt::target)
+                {
+                    return ops.target_grad;
+                }
+                else
+                {
+                    return ops.input_grad;
+                }
+            }
+
+            /// The shape of argument A, which its gradient takes.
+            template <kl_wrt A>
+            inline const shape_type& arg_shape(const loss_setup& s) noexcept
+            {
+                return A == kl_wrt::target ? s.target_shape : s.input_shape;
+            }
+
             /// Checks the options: enumerations, and the options that hold numbers.
             inline void check_options(const kl_div_options& options, const char* func)
             {
@@ -236,8 +264,8 @@ namespace xloss
                     });
             }
 
-            /// The gradient w.r.t. one argument (`wrt_target` says which) over the broadcast shape, into `out`.
-            template <class V, bool wrt_target, class G, class E1, class E2>
+            /// The gradient w.r.t. one argument (A) over the broadcast shape, into `out`.
+            template <class V, kl_wrt A, class G, class E1, class E2>
             inline void gradient_into(V* out, const G& grad_output, const E1& x, const E2& t, const loss_setup& s,
                                       const kl_div_options& options, const char* func)
             {
@@ -247,27 +275,20 @@ namespace xloss
                                         with_ops(options,
                                                  [&](const auto& ops)
                                                  {
-                                                     if constexpr (wrt_target)
-                                                     {
-                                                         gradient_pass<V>(ops.target_grad, g, x, t, s, out);
-                                                     }
-                                                     else
-                                                     {
-                                                         gradient_pass<V>(ops.input_grad, g, x, t, s, out);
-                                                     }
+                                                     gradient_pass<V>(grad_op<A>(ops), g, x, t, s, out);
                                                  });
                                     });
             }
 
-            /// The gradient w.r.t. one argument (`wrt_target` says which), in that argument's shape.
-            template <class V, bool wrt_target, class G, class E1, class E2>
+            /// The gradient w.r.t. one argument (A), in that argument's shape.
+            template <class V, kl_wrt A, class G, class E1, class E2>
             inline xt::xarray<V> gradient(const G& grad_output, const E1& x, const E2& t, const kl_div_options& options,
                                           const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
                 xt::xarray<V> full = new_array<V>(s.shape);
-                gradient_into<V, wrt_target>(full.data(), grad_output, x, t, s, options, func);
-                return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
+                gradient_into<V, A>(full.data(), grad_output, x, t, s, options, func);
+                return sum_to_shape(std::move(full), arg_shape<A>(s));
             }
         }
     }

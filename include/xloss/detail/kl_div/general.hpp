@@ -270,7 +270,7 @@ namespace xloss
             }
 
             /// The gradient w.r.t. the input (its logits, with input_logits) or the target.
-            template <class V, bool wrt_target, class G, class E1, class E2, class W>
+            template <class V, kl_wrt A, class G, class E1, class E2, class W>
             inline xt::xarray<V> general_gradient(const G& grad_output, const E1& input, const E2& t, const W* w,
                                                   const kl_div_options& options, const char* func)
             {
@@ -282,24 +282,17 @@ namespace xloss
                 auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
                     const contiguous_ref<V> g{scale.data()};
-                    if constexpr (wrt_target)
-                    {
-                        gradient_pass<V>(ops.target_grad, g, xr, tr, s, full.data());
-                    }
-                    else
-                    {
-                        gradient_pass<V>(ops.input_grad, g, xr, tr, s, full.data());
-                    }
+                    gradient_pass<V>(grad_op<A>(ops), g, xr, tr, s, full.data());
                 };
                 if (!options.input_logits())
                 {
                     with_contiguous<V>(input, t, s, options, pass);
-                    return sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
+                    return sum_to_shape(std::move(full), arg_shape<A>(s));
                 }
                 const xt::xarray<V> x = log_softmax<V>(input, options.softmax_axis(), func, "input", "softmax_axis");
                 with_contiguous<V>(x, t, s, options, pass);
-                xt::xarray<V> grad = sum_to_shape(std::move(full), wrt_target ? s.target_shape : s.input_shape);
-                if (!wrt_target)
+                xt::xarray<V> grad = sum_to_shape(std::move(full), arg_shape<A>(s));
+                if constexpr (A == kl_wrt::input)
                 {
                     // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
                     const std::size_t axis =

@@ -54,16 +54,16 @@ namespace xloss
                 return out;
             }
 
-            /// kl_div_backward() (`wrt_target` false) or kl_div_target_backward() (true).
-            template <class V, bool wrt_target, class G, class E1, class E2>
+            /// kl_div_backward() (A = kl_wrt::input) or kl_div_target_backward() (kl_wrt::target).
+            template <class V, kl_wrt A, class G, class E1, class E2>
             inline xt::xarray<V> gradient_of(const G& grad_output, const E1& x, const E2& t,
                                              const kl_div_options& options, const char* func)
             {
                 if (needs_general(options))
                 {
-                    return general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func);
+                    return general_gradient<V, A>(grad_output, x, t, no_weight<V>, options, func);
                 }
-                return gradient<V, wrt_target>(grad_output, x, t, options, func);
+                return gradient<V, A>(grad_output, x, t, options, func);
             }
 
             /// kl_div() into a caller's output; out stays untouched if anything throws.
@@ -96,26 +96,27 @@ namespace xloss
                 return out;
             }
 
-            template <class V, bool wrt_target, class O, class G, class E1, class E2>
+            template <class V, kl_wrt A, class O, class G, class E1, class E2>
             inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t,
                                    const kl_div_options& options, const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
-                const shape_type& arg_shape = wrt_target ? s.target_shape : s.input_shape;
-                const bool same_shape = check_out_shape(out, arg_shape, func, wrt_target ? "grad_target" : "grad_input",
-                                                        wrt_target ? "the target's shape" : "the input's shape");
+                constexpr bool of_target = A == kl_wrt::target;
+                const shape_type& shape = arg_shape<A>(s);
+                const bool same_shape = check_out_shape(out, shape, func, of_target ? "grad_target" : "grad_input",
+                                                        of_target ? "the target's shape" : "the input's shape");
                 if (needs_general(options))
                 {
-                    assign_out(out, general_gradient<V, wrt_target>(grad_output, x, t, no_weight<V>, options, func));
+                    assign_out(out, general_gradient<V, A>(grad_output, x, t, no_weight<V>, options, func));
                     return out;
                 }
-                V* data = same_shape && arg_shape == s.shape ? writable_data<V>(out) : nullptr;
+                V* data = same_shape && shape == s.shape ? writable_data<V>(out) : nullptr;
                 if (!data)
                 {
-                    assign_out(out, gradient<V, wrt_target>(grad_output, x, t, options, func));
+                    assign_out(out, gradient<V, A>(grad_output, x, t, options, func));
                     return out;
                 }
-                gradient_into<V, wrt_target>(data, grad_output, x, t, s, options, func);
+                gradient_into<V, A>(data, grad_output, x, t, s, options, func);
                 return out;
             }
 
@@ -128,9 +129,10 @@ namespace xloss
                 if (needs_general(options))
                 {
                     r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
-                    r.grad_input = general_gradient<V, false>(1.0, x, t, no_weight<V>, options, func);
-                    r.grad_target = with_target_grad ? general_gradient<V, true>(1.0, x, t, no_weight<V>, options, func)
-                                                     : new_array<V>({0});
+                    r.grad_input = general_gradient<V, kl_wrt::input>(1.0, x, t, no_weight<V>, options, func);
+                    r.grad_target = with_target_grad
+                                        ? general_gradient<V, kl_wrt::target>(1.0, x, t, no_weight<V>, options, func)
+                                        : new_array<V>({0});
                     return r;
                 }
                 const loss_setup s = make_setup(x, t, options, func);

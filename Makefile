@@ -29,6 +29,16 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS ?=
 
+# make bench: flags of the KL benchmark and of the row (distillation, divergence) benchmarks; the
+# libtorch version of the JSON's context; the second libtorch (Debian 13's, in a chroot: needs root).
+BENCH_KL_FLAGS = --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true \
+                 --benchmark_report_aggregates_only=true
+BENCH_ROW_FLAGS = --benchmark_min_time=0.2 --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
+                  --benchmark_report_aggregates_only=true
+TORCH_CONTEXT = --benchmark_context=libtorch=$$(dpkg-query -W -f='$${Version}' libtorch-dev | sed 's/[+~-].*//')
+BENCH_TORCH2 ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1 || echo 0)
+torch2 = $$([ -f $(BUILD)-bench/torch2-$(1).json ] && echo --torch2 $(BUILD)-bench/torch2-$(1).json)
+
 .PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
 all: build
@@ -85,14 +95,22 @@ bench:
 	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DXLOSS_BUILD_TESTS=OFF -DXLOSS_BUILD_EXAMPLES=OFF \
 	      -DXLOSS_BUILD_BENCHMARKS=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-bench -j $(JOBS)
-	$(BUILD)-bench/benchmarks/xloss_bench --benchmark_min_time=0.05 --benchmark_repetitions=3 \
-	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true \
+	$(BUILD)-bench/benchmarks/xloss_bench $(BENCH_KL_FLAGS) $(TORCH_CONTEXT) \
 	      --benchmark_out=$(BUILD)-bench/bench.json --benchmark_out_format=json $(BENCH_FLAGS)
-	/usr/bin/python3 scripts/bench_report.py $(BUILD)-bench/bench.json --plot $(BUILD)-bench/throughput.png
-	$(BUILD)-bench/benchmarks/xloss_bench_distill --benchmark_min_time=0.2 --benchmark_repetitions=5 \
-	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true $(BENCH_FLAGS)
-	$(BUILD)-bench/benchmarks/xloss_bench_divergence --benchmark_min_time=0.2 --benchmark_repetitions=5 \
-	      --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true $(BENCH_FLAGS)
+	$(BUILD)-bench/benchmarks/xloss_bench_distill $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
+	      --benchmark_out=$(BUILD)-bench/distill.json --benchmark_out_format=json $(BENCH_FLAGS)
+	$(BUILD)-bench/benchmarks/xloss_bench_divergence $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
+	      --benchmark_out=$(BUILD)-bench/divergence.json --benchmark_out_format=json $(BENCH_FLAGS)
+	rm -f $(BUILD)-bench/torch2-*.json
+	@if [ "$(BENCH_TORCH2)" = 1 ]; then \
+	    XLOSS_BENCH_KL_FLAGS="$(BENCH_KL_FLAGS) $(BENCH_FLAGS)" XLOSS_BENCH_ROW_FLAGS="$(BENCH_ROW_FLAGS) $(BENCH_FLAGS)" \
+	        scripts/bench-torch-chroot.sh $(BUILD)-bench; \
+	else echo "xloss: the libtorch 2.x baseline (a Debian 13 chroot) needs root; left out"; fi
+	/usr/bin/python3 scripts/bench_report.py $(BUILD)-bench/bench.json $(call torch2,kl_div) \
+	      --plot $(BUILD)-bench/throughput.png
+	/usr/bin/python3 scripts/bench_report.py --rows distill $(BUILD)-bench/distill.json $(call torch2,distill)
+	/usr/bin/python3 scripts/bench_report.py --rows divergence $(BUILD)-bench/divergence.json \
+	      $(call torch2,divergence)
 
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug \

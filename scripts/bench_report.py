@@ -1,11 +1,16 @@
 #!/usr/bin/python3
-"""Turns xloss_bench's JSON output into the README's tables and a PNG plot.
+"""Turns the benchmarks' JSON output into the README's tables and a PNG plot.
 
-    /usr/bin/python3 scripts/bench_report.py build-bench/bench.json [--plot docs/throughput.png]
+    /usr/bin/python3 scripts/bench_report.py build-bench/bench.json [--torch2 T.json] [--plot P.png]
+    /usr/bin/python3 scripts/bench_report.py --rows distill build-bench/distill.json [--torch2 T.json]
+    /usr/bin/python3 scripts/bench_report.py --rows divergence build-bench/divergence.json [--torch2 T.json]
 
 Prints markdown: throughput (elements/s, median over the repetitions) of each
-implementation at a few sizes, and the ratios the speed targets are stated in,
-every ratio taken between benchmarks of the same run.
+implementation at a few sizes, and the ratios the speed targets are stated in. The
+first form reads xloss_bench's output, the others those of xloss_bench_distill and
+xloss_bench_divergence. --torch2 adds the libtorch rows of a second libtorch (the
+Debian 13 chroot of `make bench`); the ratios are then taken against the faster
+libtorch of each row and size.
 """
 import argparse
 import json
@@ -14,8 +19,9 @@ import sys
 from collections import defaultdict
 
 
-def load(path):
-    """{(implementation, size): elements per second}, medians when repetitions were run."""
+def load(path, args=1):
+    """{(implementation, size): elements per second}, medians when repetitions were run; size is
+    the last `args` benchmark arguments (an int, or a tuple of them)."""
     with open(path) as f:
         doc = json.load(f)
     rate = {}
@@ -23,9 +29,25 @@ def load(path):
         if b.get("run_type") == "aggregate" and b.get("aggregate_name") != "median":
             continue
         name = re.sub(r"_median$", "", b.get("run_name", b["name"]))
-        impl, size = name.rsplit("/", 1)
-        rate[(impl, int(size))] = b["items_per_second"]
+        impl, *size = name.rsplit("/", args)
+        size = tuple(int(v) for v in size)
+        rate[(impl, size[0] if args == 1 else size)] = b["items_per_second"]
     return doc.get("context", {}), rate
+
+
+def add_torch2(rate, path, args=1):
+    """Adds a second libtorch's rows, their names' `torch` made `torch2`; returns its version."""
+    context, rate2 = load(path, args)
+    for (impl, size), v in rate2.items():
+        rate[(re.sub(r"torch", "torch2", impl, count=1), size)] = v
+    return context.get("libtorch", "2.x")
+
+
+def faster_torch(rate, impl, size):
+    """The rate of the faster libtorch for a torch row (`torch` in its name), None if neither ran."""
+    rates = [r for r in (rate.get((impl, size)), rate.get((re.sub(r"torch", "torch2", impl, count=1), size)))
+             if r is not None]
+    return max(rates) if rates else None
 
 
 def fmt_rate(v):
@@ -40,8 +62,15 @@ def fmt_pct(a, b):
     return "-" if a is None or b is None else f"{100 * a / b:.0f}%"
 
 
-def report(rate, dtype, sizes):
-    g = lambda impl, n: rate.get((impl.format(t=dtype), n))
+def report(rate, dtype, sizes, versions):
+    def g(impl, n):
+        impl = impl.format(t=dtype)
+        return faster_torch(rate, impl, n) if impl.startswith("torch") else rate.get((impl, n))
+
+    raw = lambda impl, n: rate.get((impl.format(t=dtype), n))
+    torch1, torch2 = versions
+    # With two libtorch versions, ratios are against the faster one of each row and size.
+    vs = f"libtorch {torch1}" if torch2 is None else "faster libtorch"
     out = []
     rows = [
         ("xloss forward, sum", "xloss_forward/{t}/sum"),
@@ -59,10 +88,14 @@ def report(rate, dtype, sizes):
         ("naive xtensor `xt::sum(t * (xt::log(t) - x))`", "naive_xtensor/{t}/sum"),
         ("naive xtensor, loss then gradient", "naive_xtensor_forward_backward/{t}/sum"),
         ("plain scalar loop", "scalar_loop/{t}/sum"),
-        ("libtorch `kl_div`, 1 thread", "torch_forward/{t}/sum_1thread"),
-        ("libtorch `kl_div`, log_target, 1 thread", "torch_forward/{t}/sum_log_target_1thread"),
-        ("libtorch `kl_div`, default threads", "torch_forward/{t}/sum_default_threads"),
-        ("libtorch forward + autograd backward, 1 thread", "torch_forward_backward/{t}/sum_1thread"),
+        (f"libtorch {torch1} `kl_div`, 1 thread", "torch_forward/{t}/sum_1thread"),
+        (f"libtorch {torch1} `kl_div`, log_target, 1 thread", "torch_forward/{t}/sum_log_target_1thread"),
+        (f"libtorch {torch1} `kl_div`, default threads", "torch_forward/{t}/sum_default_threads"),
+        (f"libtorch {torch1} forward + autograd backward, 1 thread", "torch_forward_backward/{t}/sum_1thread"),
+        (f"libtorch {torch2} `kl_div`, 1 thread", "torch2_forward/{t}/sum_1thread"),
+        (f"libtorch {torch2} `kl_div`, log_target, 1 thread", "torch2_forward/{t}/sum_log_target_1thread"),
+        (f"libtorch {torch2} `kl_div`, default threads", "torch2_forward/{t}/sum_default_threads"),
+        (f"libtorch {torch2} forward + autograd backward, 1 thread", "torch2_forward_backward/{t}/sum_1thread"),
         ("bare `xsimd::log` loop (one array)", "xsimd_log/{t}"),
         ("bare `xsimd::exp` loop (one array)", "xsimd_exp/{t}"),
         ("bound: read two arrays", "bound_read2/{t}"),
@@ -72,19 +105,19 @@ def report(rate, dtype, sizes):
     out.append(f"| {dtype}: elements/s | " + " | ".join(f"2^{n.bit_length() - 1}" for n in sizes) + " |")
     out.append("|---|" + "---|" * len(sizes))
     for label, impl in rows:
-        if any(g(impl, n) is not None for n in sizes):
-            out.append(f"| {label} | " + " | ".join(fmt_rate(g(impl, n)) for n in sizes) + " |")
+        if any(raw(impl, n) is not None for n in sizes):
+            out.append(f"| {label} | " + " | ".join(fmt_rate(raw(impl, n)) for n in sizes) + " |")
     out.append("")
     fwd, fb = "xloss_forward/{t}/sum", "xloss_forward_backward/{t}/sum"
     ratios = [
-        ("forward, sum / libtorch 1 thread", lambda n: fmt_ratio(g(fwd, n), g("torch_forward/{t}/sum_1thread", n))),
-        ("forward + gradient / libtorch 1 thread",
+        (f"forward, sum / {vs}, 1 thread", lambda n: fmt_ratio(g(fwd, n), g("torch_forward/{t}/sum_1thread", n))),
+        (f"forward + gradient / {vs}, 1 thread",
          lambda n: fmt_ratio(g(fb, n), g("torch_forward_backward/{t}/sum_1thread", n))),
-        ("allocating forward, sum / libtorch 1 thread",
+        (f"allocating forward, sum / {vs}, 1 thread",
          lambda n: fmt_ratio(g("xloss_alloc_forward/{t}/sum", n), g("torch_forward/{t}/sum_1thread", n))),
-        ("allocating forward + gradient / libtorch 1 thread",
+        (f"allocating forward + gradient / {vs}, 1 thread",
          lambda n: fmt_ratio(g("xloss_alloc_forward_backward/{t}/sum", n), g("torch_forward_backward/{t}/sum_1thread", n))),
-        ("log_target forward / libtorch log_target 1 thread",
+        (f"log_target forward / {vs} log_target, 1 thread",
          lambda n: fmt_ratio(g("xloss_forward/{t}/sum_log_target", n), g("torch_forward/{t}/sum_log_target_1thread", n))),
         ("log_target forward / plain forward",
          lambda n: fmt_ratio(g("xloss_forward/{t}/sum_log_target", n), g(fwd, n))),
@@ -106,6 +139,10 @@ def report(rate, dtype, sizes):
         ("forward, sum, 2 threads: share of the 2-thread read bound",
          lambda n: fmt_pct(g("xloss_forward/{t}/sum_2threads", n), g("bound_read2/{t}/2threads", n))),
     ]
+    if torch2 is not None:
+        for label, impl in (("`kl_div`", "forward/{t}/sum_1thread"), ("forward + backward", "forward_backward/{t}/sum_1thread")):
+            ratios.append((f"libtorch {torch2} / {torch1}, {label}, 1 thread",
+                           lambda n, impl=impl: fmt_ratio(raw("torch2_" + impl, n), raw("torch_" + impl, n))))
     if dtype != "float":
         ratios.append((f"forward, sum: {dtype} / float elements per second",
                        lambda n: fmt_ratio(g(fwd, n), rate.get(("xloss_forward/float/sum", n)))))
@@ -116,7 +153,73 @@ def report(rate, dtype, sizes):
     return "\n".join(out)
 
 
-def plot(rate, path):
+ROW_TABLES = {
+    # xloss_bench_distill: kl_div_with_logits beside the libtorch composition and the stored softmax.
+    "distill": {
+        "shapes": [(256, 10), (128, 1000), (8, 32000), (64, 32000), (4, 128256)],
+        "rows": [
+            ("xloss `kl_div_with_logits`", "fused_forward"),
+            ("xloss `kl_div_with_logits_forward_backward` (loss + student gradient)", "fused_forward_backward"),
+            ("libtorch {v} composition, forward", "torch_forward"),
+            ("libtorch {v} composition, forward + autograd backward", "torch_forward_backward"),
+            ("libtorch {v2} composition, forward", "torch2_forward"),
+            ("libtorch {v2} composition, forward + autograd backward", "torch2_forward_backward"),
+            ("xloss `kl_div` after a stored log-softmax (xtensor reducers), forward", "kl_div_after_softmax_forward"),
+            ("the same, forward + backward through the log-softmax", "kl_div_after_softmax_forward_backward"),
+        ],
+        "ratios": [
+            ("**fused forward / {vs}**", "fused_forward", "torch_forward"),
+            ("**fused forward + backward / {vs}**", "fused_forward_backward", "torch_forward_backward"),
+            ("fused forward + backward / `kl_div` after a stored softmax", "fused_forward_backward",
+             "kl_div_after_softmax_forward_backward"),
+        ],
+    },
+    # xloss_bench_divergence: each loss, forward and forward + student gradient, against its composition.
+    "divergence": {
+        "shapes": [(128, 1000), (8, 32000), (64, 32000), (4, 128256)],
+        "pairs": [
+            ("forward KL, forward", "forward_kl"),
+            ("forward KL, forward + student gradient", "forward_kl_fb"),
+            ("reverse KL, forward", "reverse_kl"),
+            ("reverse KL, forward + student gradient", "reverse_kl_fb"),
+            ("generalized JSD (beta 0.5), forward", "jsd"),
+            ("generalized JSD (beta 0.5), forward + student gradient", "jsd_fb"),
+        ],
+    },
+}
+
+
+def rows_report(kind, rate, versions):
+    """The distillation or divergence table: logits per second and ratios per (rows, classes)."""
+    torch1, torch2 = versions
+    vs = f"libtorch {torch1}" if torch2 is None else "faster libtorch"
+    table = ROW_TABLES[kind]
+    shapes = table["shapes"]
+    out = [f"| (rows, classes) | " + " | ".join(f"({r}, {c})" for r, c in shapes) + " |",
+           "|---|" + "---|" * len(shapes)]
+    if kind == "distill":
+        for label, impl in table["rows"]:
+            if any(rate.get((impl, n)) is not None for n in shapes):
+                label = label.format(v=torch1, v2=torch2)
+                out.append(f"| {label} | " + " | ".join(fmt_rate(rate.get((impl, n))) for n in shapes) + " |")
+        for label, num, den in table["ratios"]:
+            value = lambda n: fmt_ratio(rate.get((num, n)),
+                                        faster_torch(rate, den, n) if den.startswith("torch") else rate.get((den, n)))
+            out.append(f"| {label.format(vs=vs)} | " + " | ".join(value(n) for n in shapes) + " |")
+        return "\n".join(out)
+    # One cell per shape: xloss / the faster libtorch = ratio (and which libtorch it was).
+    for label, loss in table["pairs"]:
+        cells = []
+        for n in shapes:
+            x, t1, t2 = rate.get((f"{loss}/xloss", n)), rate.get((f"{loss}/torch", n)), rate.get((f"{loss}/torch2", n))
+            best = max((r for r in (t1, t2) if r is not None), default=None)
+            which = "" if t2 is None or best is None else f" ({torch2 if best == t2 else torch1})"
+            cells.append(f"{fmt_rate(x)} / {fmt_rate(best)}{which} = **{fmt_ratio(x, best)}**")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(rate, path, versions):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,8 +229,10 @@ def plot(rate, path):
         ("xloss forward", "xloss_forward/float/sum"),
         ("xloss forward + gradient", "xloss_forward_backward/float/sum"),
         ("xloss forward, 2 threads", "xloss_forward/float/sum_2threads"),
-        ("libtorch kl_div (1 thread)", "torch_forward/float/sum_1thread"),
-        ("libtorch forward + backward", "torch_forward_backward/float/sum_1thread"),
+        (f"libtorch {versions[0]} kl_div (1 thread)", "torch_forward/float/sum_1thread"),
+        (f"libtorch {versions[0]} forward + backward", "torch_forward_backward/float/sum_1thread"),
+        (f"libtorch {versions[1]} kl_div (1 thread)", "torch2_forward/float/sum_1thread"),
+        (f"libtorch {versions[1]} forward + backward", "torch2_forward_backward/float/sum_1thread"),
         ("naive xtensor", "naive_xtensor/float/sum"),
         ("scalar loop", "scalar_loop/float/sum"),
         ("bare xsimd::log", "xsimd_log/float"),
@@ -153,17 +258,25 @@ def plot(rate, path):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("json")
+    p.add_argument("--rows", choices=sorted(ROW_TABLES), help="the JSON is of a row benchmark")
+    p.add_argument("--torch2", help="JSON of the same benchmark's libtorch rows under a second libtorch")
     p.add_argument("--plot")
     args = p.parse_args()
-    context, rate = load(args.json)
-    sizes = [1 << 16, 1 << 20, 1 << 24]
+    nargs = 2 if args.rows else 1
+    context, rate = load(args.json, nargs)
+    torch2 = add_torch2(rate, args.torch2, nargs) if args.torch2 else None
+    versions = (context.get("libtorch", "1.x"), torch2)
     print(f"Machine: {context.get('num_cpus')} CPUs at {context.get('mhz_per_cpu')} MHz; "
           f"run {context.get('date')}\n")
+    if args.rows:
+        print(rows_report(args.rows, rate, versions))
+        return
+    sizes = [1 << 16, 1 << 20, 1 << 24]
     for dtype in ("float", "double"):
-        print(report(rate, dtype, sizes))
+        print(report(rate, dtype, sizes, versions))
         print()
     if args.plot:
-        plot(rate, args.plot)
+        plot(rate, args.plot, versions)
         print(f"plot: {args.plot}", file=sys.stderr)
 
 

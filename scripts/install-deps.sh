@@ -4,6 +4,8 @@
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example),
 #                                   qemu-user (runs a test on a CPU model without AVX)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
+#   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
+#                                   chroot of `make bench`'s second libtorch baseline)
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
 #   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
@@ -15,12 +17,13 @@ build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev 
 case "${1:-build}" in
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
+    torch-bench) wanted=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev libbenchmark-dev libtorch-dev) ;;
     golden) wanted=(python3-torch) ;;
     fuzz) wanted=(clang libclang-rt-dev) ;;
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [build|bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -25,7 +25,10 @@ mkdir -p "$out"
 for run in "kl_div xloss_bench ${XLOSS_BENCH_KL_FLAGS:-}" "distill xloss_bench_distill ${XLOSS_BENCH_ROW_FLAGS:-}" \
            "divergence xloss_bench_divergence ${XLOSS_BENCH_ROW_FLAGS:-}"; do
     read -r name binary flags <<< "$run"
+    # A warm-up before each benchmark (Google Benchmark 1.8+): libtorch 2.6's first calls in a process
+    # ran several times slower in a trial run.
     in_chroot "cd /root/xloss && build-bench/benchmarks/$binary --benchmark_filter=torch $flags \
+        --benchmark_min_warmup_time=0.2 \
         --benchmark_context=libtorch=$version \
         --benchmark_out=/root/torch2-$name.json --benchmark_out_format=json"
     cp "$root/root/torch2-$name.json" "$out/"

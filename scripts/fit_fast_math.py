@@ -82,8 +82,9 @@ def print_exp():
     half = mp.log(2) / 2
     print("exp P(r), degree 4 on [-ln2/2, ln2/2]:")
     print(",\n".join(as_float_hex(c) for c in fit(p_exp, -half, half, 4)))
+    # ln2's high part with 15 significant bits: k hi is exact for |k| <= 2^8 without a fused multiply-add.
     ln2 = mp.log(2)
-    hi = float(mp.mpf(as_float_value(float(ln2))))
+    hi = float(mp.floor(ln2 * 2**15) / 2**15)
     print("ln2 hi, lo:", as_float_hex(hi), as_float_hex(float(ln2 - mp.mpf(hi))))
 
 
@@ -94,3 +95,38 @@ def as_float_value(v):
 
 if __name__ == "__main__":
     print_exp()
+
+
+# The AVX-512 double log: as the float table log, with the top 4 bits of a double's mantissa, 16
+# entries in two registers (vpermt2pd), and Q of a higher degree for double's precision.
+DOUBLE_LOG_TABLE_OFFSET = 0x3FE6600000000000
+
+
+def double_log_table():
+    import struct
+
+    def from_bits(b):
+        return struct.unpack("d", struct.pack("Q", b))[0]
+
+    invc, logc, rmin, rmax = [], [], 0.0, 0.0
+    for i in range(16):
+        a = from_bits(DOUBLE_LOG_TABLE_OFFSET + i * (1 << 48))
+        b = from_bits(DOUBLE_LOG_TABLE_OFFSET + (i + 1) * (1 << 48))
+        ic = 1.0 if a <= 1.0 < b else 2.0 / (a + b)
+        invc.append(ic)
+        logc.append(float(-mp.log(mp.mpf(ic))))
+        rmin, rmax = min(rmin, a * ic - 1), max(rmax, b * ic - 1)
+    return invc, logc, rmin, rmax
+
+
+def print_double_log_table(degree=8):
+    invc, logc, rmin, rmax = double_log_table()
+    print(f"double log table: invc, logc (r in [{rmin:.6f}, {rmax:.6f}]):")
+    print(", ".join(v.hex() for v in invc))
+    print(", ".join(v.hex() for v in logc))
+    print(f"log1p(r) = r + r^2 Q(r), Q degree {degree}:")
+    print(",\n".join(c.hex() for c in fit(q, mp.mpf(rmin), mp.mpf(rmax), degree)))
+
+
+if __name__ == "__main__":
+    print_double_log_table()

@@ -315,7 +315,8 @@ TEST_CASE("Reduced results are 0-d arrays, and none keeps the broadcast shape", 
     // The reference expression itself then calls glibc's vector log (libmvec, up to 4 ulp).
     CHECK(xloss_test::compare(none, t * (xt::log(t) - x), 1e-13, 0) == "");
 #else
-    CHECK(xloss_test::compare(none, t * (xt::log(t) - x), 1e-15, 0) == "");
+    // xloss's double log is within 2 ulp (AVX-512 table log), and log t - x may cancel a few bits.
+    CHECK(xloss_test::compare(none, t * (xt::log(t) - x), 1e-14, 0) == "");
 #endif
 }
 

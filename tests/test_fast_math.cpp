@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "catch_compat.hpp"
@@ -56,7 +57,7 @@ namespace
     struct error_report
     {
         double worst = 0;
-        float at = 0;
+        double at = 0;
         std::uint64_t count = 0;
     };
 
@@ -149,6 +150,91 @@ TEST_CASE("log_normal (AVX-512 table log): at most 2 ulp on a sample of all posi
     CHECK(rep.worst <= 2.0);
     CHECK(measure(0x3f700000u, 0x3f880000u, 1, table_log, log_ref).worst <= 2.0);
     CHECK(xloss::detail::log_normal(batch(1.f)).get(0) == 0.f);
+}
+
+namespace
+{
+    using dbatch = xsimd::batch<double>;
+
+    /// |y - exact| in units of the double spacing at exact.
+    double ulp_error_d(double y, long double exact)
+    {
+        const double e = static_cast<double>(exact);
+        const long double spacing =
+            static_cast<long double>(std::nextafter(std::abs(e), std::numeric_limits<double>::infinity()))
+            - static_cast<long double>(std::abs(e));
+        return static_cast<double>(std::abs(static_cast<long double>(y) - exact) / spacing);
+    }
+
+    /// The double table log's worst error over `count` doubles from `next` (bit patterns), against
+    /// the C library's long-double log (64-bit mantissa: far below a double's ulp).
+    template <class Next>
+    error_report measure_log_d(std::size_t count, Next next)
+    {
+        error_report rep;
+        alignas(64) double in[dbatch::size];
+        alignas(64) double out[dbatch::size];
+        for (std::size_t i = 0; i < count; i += dbatch::size)
+        {
+            for (std::size_t j = 0; j < dbatch::size; ++j)
+            {
+                in[j] = next();
+            }
+            xloss::detail::log_normal(dbatch::load_aligned(in)).store_aligned(out);
+            for (std::size_t j = 0; j < dbatch::size; ++j)
+            {
+                const double e = ulp_error_d(out[j], std::log(static_cast<long double>(in[j])));
+                ++rep.count;
+                if (!(e <= rep.worst))
+                {
+                    rep.worst = e;
+                    rep.at = in[j];
+                }
+            }
+        }
+        return rep;
+    }
+}
+
+TEST_CASE("log_normal (AVX-512 double table log): at most 2 ulp on samples of the positive normal doubles",
+          "[fast_math]")
+{
+    std::mt19937_64 rng(20261123);
+    // Every binade: random bit patterns of the positive normal doubles.
+    std::uniform_int_distribution<std::uint64_t> normal_bits(0x0010000000000000u, 0x7fefffffffffffffu);
+    const auto all = measure_log_d(8000000,
+                                   [&]
+                                   {
+                                       const std::uint64_t u = normal_bits(rng);
+                                       double d;
+                                       std::memcpy(&d, &u, sizeof d);
+                                       return d;
+                                   });
+    INFO("all binades: worst " << all.worst << " ulp at " << all.at << " over " << all.count << " values");
+    CHECK(all.worst <= 2.0);
+    // Near 1, where log is small and the table's intervals next to 1 leave the largest relative error,
+    // and across the 16 intervals of [0x1.66p-1, 0x1.66p+0).
+    std::uniform_real_distribution<double> near_one(0.6, 1.5);
+    const auto one = measure_log_d(8000000,
+                                   [&]
+                                   {
+                                       return near_one(rng);
+                                   });
+    INFO("[0.6, 1.5]: worst " << one.worst << " ulp at " << one.at << " over " << one.count << " values");
+    CHECK(one.worst <= 2.0);
+    std::uniform_real_distribution<double> closest(-0x1p-20, 0x1p-20);
+    CHECK(measure_log_d(1000000,
+                        [&]
+                        {
+                            return 1.0 + closest(rng);
+                        })
+              .worst
+          <= 2.0);
+    CHECK(xloss::detail::log_normal(dbatch(1.)).get(0) == 0.);
+    CHECK(xloss::detail::log_normal(dbatch(std::numeric_limits<double>::max())).get(0)
+          == Approx(std::log(std::numeric_limits<double>::max())).epsilon(1e-15));
+    CHECK(xloss::detail::log_normal(dbatch(std::numeric_limits<double>::min())).get(0)
+          == Approx(std::log(std::numeric_limits<double>::min())).epsilon(1e-15));
 }
 
 TEST_CASE("log_normal: exhaustive over every positive normal float", "[.][long][fast_math]")

@@ -64,10 +64,9 @@ namespace xloss
 #if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
                 // The hot path: when t holds only positive normal numbers and zeros and x only finite
                 // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
-                template <class A, if_avx512dq<A> = 0>
-                XLOSS_INLINE xsimd::batch<float, A> operator()(const xsimd::batch<float, A>& x,
-                                                               const xsimd::batch<float, A>& t,
-                                                               const xsimd::batch<float, A>& /*g*/) const noexcept
+                template <class T, class A, if_avx512dq<A> = 0>
+                XLOSS_INLINE xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& t,
+                                                           const xsimd::batch<T, A>& /*g*/) const noexcept
                 {
                     if (kl_plain_lanes(x, t))
                     {

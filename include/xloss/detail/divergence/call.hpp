@@ -24,6 +24,7 @@
 #include "../../divergence_result.hpp"
 #include "../../reduction.hpp"
 #include "../core/allocate.hpp"
+#include "../core/divisor.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/grad_output.hpp"
@@ -200,22 +201,9 @@ namespace xloss
                     {
                         m_kept += keep(k) ? 1 : 0;
                     }
-                    const double given = options.divisor();
-                    switch (m_reduction)
-                    {
-                        case reduction::mean:
-                            m_divisor = given > 0. ? given : (m_kept > 0 ? static_cast<double>(m_kept) : 1.);
-                            break;
-                        case reduction::batchmean:
-                            m_divisor = given > 0. ? given
-                                                   : (m_row_shape.empty() || m_row_shape[0] == 0
-                                                          ? 1.
-                                                          : static_cast<double>(m_row_shape[0]));
-                            break;
-                        default:
-                            m_divisor = 1.;
-                            break;
-                    }
+                    m_divisor = reduction_divisor(
+                        m_reduction, options.divisor(), m_kept > 0 ? static_cast<double>(m_kept) : 1.,
+                        m_row_shape.empty() || m_row_shape[0] == 0 ? 1. : static_cast<double>(m_row_shape[0]));
                 }
 
                 const shape_type& shape() const noexcept

@@ -28,6 +28,7 @@
 #include "../../reduction.hpp"
 #include "../core/allocate.hpp"
 #include "../core/axis_sum.hpp"
+#include "../core/divisor.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/grad_output.hpp"
@@ -183,23 +184,8 @@ namespace xloss
                 s.target_shape = to_shape(t.shape());
                 s.shape = broadcast_shapes(s.input_shape, s.target_shape, func, "input", "target");
                 s.size = size_of(s.shape);
-                switch (options.reduction())
-                {
-                    case reduction::mean:
-                        s.divisor = static_cast<double>(s.size);
-                        break;
-                    case reduction::batchmean:
-                        s.divisor = s.input_shape.empty() ? 1. : static_cast<double>(s.input_shape[0]);
-                        break;
-                    default:
-                        s.divisor = 1.;
-                }
-                const bool averages =
-                    options.reduction() == reduction::mean || options.reduction() == reduction::batchmean;
-                if (averages && options.divisor() > 0.)
-                {
-                    s.divisor = options.divisor();
-                }
+                s.divisor = reduction_divisor(options.reduction(), options.divisor(), static_cast<double>(s.size),
+                                              s.input_shape.empty() ? 1. : static_cast<double>(s.input_shape[0]));
                 s.threads = resolve_threads(options.num_threads(), func);
                 check_policy(x, t, options, func);
                 return s;

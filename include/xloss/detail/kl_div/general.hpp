@@ -109,7 +109,7 @@ namespace xloss
                         p.out_shape.push_back(s.shape[k]);
                     }
                 }
-                p.divisor = r == reduction::sum ? 1. : (options.divisor() > 0. ? options.divisor() : count);
+                p.divisor = reduction_divisor(r, options.divisor(), count, count); // r is sum or mean here
                 return p;
             }
 

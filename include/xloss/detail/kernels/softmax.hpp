@@ -41,9 +41,11 @@ namespace xloss
                 return i + batch_traits<B>::size <= n ? batch_traits<B>::load(p + i) : load_tail<B>(p, i, n, pad);
             }
 
-            /// Calls f(i, count) for each batch of a row of n elements (the last may be partial).
+            /// Calls f(i, count) for each batch of a row of n elements (the last may be partial). Always
+            /// inlined: out of line, the sums f adds to live behind its captures, in memory (a load and
+            /// a store of each accumulator per batch).
             template <class B, class F>
-            inline void for_each_batch(std::size_t n, F&& f)
+            XLOSS_INLINE void for_each_batch(std::size_t n, F&& f)
             {
                 constexpr std::size_t lanes = batch_traits<B>::size;
                 for (std::size_t i = 0; i < n; i += lanes)
@@ -94,17 +96,30 @@ namespace xloss
             inline value_type_t<B> row_max(const value_type_t<B>* p, std::size_t n) noexcept
             {
                 using T = value_type_t<B>;
+                constexpr std::size_t lanes = batch_traits<B>::size;
                 constexpr T lowest = -std::numeric_limits<T>::infinity();
-                B m(lowest);
-                for_each_batch<B>(n,
-                                  [&](std::size_t i, std::size_t)
-                                  {
-                                      const B v = load_row<B>(p, i, n, lowest);
-                                      m = select(is_nan(v), m, max(m, v));
-                                  });
-                alignas(64) T lanes[batch_traits<B>::size];
-                batch_traits<B>::store(lanes, m);
-                return *std::max_element(std::begin(lanes), std::end(lanes));
+                const auto step = [](const B& m, const B& v) XLOSS_INLINE_LAMBDA
+                {
+                    return select(is_nan(v), m, max(m, v));
+                };
+                // Four running maxima: one would wait on each max's latency.
+                B m0(lowest), m1(lowest), m2(lowest), m3(lowest);
+                std::size_t i = 0;
+                for (; i + 4 * lanes <= n; i += 4 * lanes)
+                {
+                    m0 = step(m0, batch_traits<B>::load(p + i));
+                    m1 = step(m1, batch_traits<B>::load(p + i + lanes));
+                    m2 = step(m2, batch_traits<B>::load(p + i + 2 * lanes));
+                    m3 = step(m3, batch_traits<B>::load(p + i + 3 * lanes));
+                }
+                for (; i < n; i += lanes)
+                {
+                    m0 = step(m0, load_row<B>(p, i, n, lowest));
+                }
+                const B m = max(max(m0, m1), max(m2, m3)); // no NaN among them
+                alignas(64) T all[lanes];
+                batch_traits<B>::store(all, m);
+                return *std::max_element(std::begin(all), std::end(all));
             }
 
             /// log(sum(exp(p[i] - shift))) + shift: the log-sum-exp of a row whose max is `shift`.

@@ -27,10 +27,15 @@ for run in "kl_div xloss_bench ${XLOSS_BENCH_KL_FLAGS:-}" "distill xloss_bench_d
     read -r name binary flags <<< "$run"
     # A warm-up before each benchmark (Google Benchmark 1.8+): libtorch 2.6's first calls in a process
     # ran several times slower in a trial run.
-    in_chroot "cd /root/xloss && build-bench/benchmarks/$binary --benchmark_filter=torch $flags \
-        --benchmark_min_warmup_time=0.2 \
-        --benchmark_context=libtorch=$version \
+    # The libtorch rows only: the filter after the caller's flags, which may hold one of their own.
+    in_chroot "cd /root/xloss && build-bench/benchmarks/$binary $flags --benchmark_filter=torch \
+        --benchmark_min_warmup_time=0.2 --benchmark_context=libtorch=$version \
         --benchmark_out=/root/torch2-$name.json --benchmark_out_format=json"
-    cp "$root/root/torch2-$name.json" "$out/"
+    # Without libtorch rows (CMake found no Torch there) the JSON holds no benchmark: none is kept.
+    if grep -q '"run_name": "[^"]*torch' "$root/root/torch2-$name.json"; then
+        cp "$root/root/torch2-$name.json" "$out/"
+    else
+        echo "== $release: no libtorch rows from $binary" >&2
+    fi
 done
-echo "== $release: libtorch rows in $((SECONDS - start)) s"
+echo "== $release: chroot, build and libtorch rows in $((SECONDS - start)) s"

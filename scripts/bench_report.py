@@ -39,7 +39,8 @@ def add_torch2(rate, path, args=1):
     """Adds a second libtorch's rows, their names' `torch` made `torch2`; returns its version."""
     context, rate2 = load(path, args)
     for (impl, size), v in rate2.items():
-        rate[(re.sub(r"torch", "torch2", impl, count=1), size)] = v
+        if "torch" in impl:  # only libtorch rows: never another build's xloss rows
+            rate[(re.sub(r"torch", "torch2", impl, count=1), size)] = v
     return context.get("libtorch", "2.x")
 
 

@@ -16,6 +16,7 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
+#include "detail/core/divisor.hpp"
 #include "detail/divergence/call.hpp"
 #include "detail/divergence/policies.hpp"
 #include "distill_options.hpp"
@@ -108,15 +109,9 @@ namespace xloss
             {
                 const auto& s = student_logits.derived_cast();
                 const shape_type shape = to_shape(s.shape());
-                double divisor = 0.;
-                if (r == reduction::mean)
-                {
-                    divisor = static_cast<double>(size_of(shape));
-                }
-                else if (r == reduction::batchmean && !shape.empty())
-                {
-                    divisor = static_cast<double>(shape[0]);
-                }
+                // Counted over elements, and given to the row engine as the options' divisor.
+                const double divisor = detail::reduction_divisor(r, 0., static_cast<double>(size_of(shape)),
+                                                                 shape.empty() ? 0. : static_cast<double>(shape[0]));
                 const distill_options options =
                     distill_options().reduction(r).temperature(temperature).axis(axis).divisor(divisor);
                 return divergence_call<V, void>(s, teacher_logits.derived_cast(), no_labels{}, options, func,

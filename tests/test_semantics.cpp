@@ -552,18 +552,19 @@ TEST_CASE("kl_div_with_logits_forward_backward gives the separate calls' numbers
         for (auto r : {reduction::batchmean, reduction::sum, reduction::mean, reduction::none})
         {
             const auto fb = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis, true);
-            // Gradients bit for bit (under -ffast-math to a few ulp: each loop may contract its formula
-            // differently); the loss to the last bits: a call that keeps the exponentials of its first
-            // pass computes log p as one fused multiply-add where the compiler contracts scalar code
-            // (g++ 14 does), a loss-only call as two roundings.
-            CHECK(xloss_test::compare(fb.loss, xloss::kl_div_with_logits(s, t, 3.0, r, axis), 1e-6, 1e-7) == "");
-            CHECK(xloss_test::same_values(fb.grad_input, xloss::kl_div_with_logits_backward(1.f, s, t, 3.0, r, axis))
+            // Gradients bit for bit (under -ffast-math, and with g++ 14 and later, to a few ulp: each loop
+            // may contract its formula differently); the loss to the last bits: a call that keeps the
+            // exponentials of its first pass computes log p as one fused multiply-add where the compiler
+            // contracts scalar code (g++ 14 does), a loss-only call as two roundings.
+            CHECK(xloss_test::close_to_largest(fb.loss, xloss::kl_div_with_logits(s, t, 3.0, r, axis)) == "");
+            CHECK(xloss_test::same_across_loops(fb.grad_input,
+                                                xloss::kl_div_with_logits_backward(1.f, s, t, 3.0, r, axis))
                   == "");
-            CHECK(xloss_test::same_values(fb.grad_target,
-                                          xloss::kl_div_with_logits_teacher_backward(1.f, s, t, 3.0, r, axis))
+            CHECK(xloss_test::same_across_loops(fb.grad_target,
+                                                xloss::kl_div_with_logits_teacher_backward(1.f, s, t, 3.0, r, axis))
                   == "");
             const auto student_only = xloss::kl_div_with_logits_forward_backward(s, t, 3.0, r, axis);
-            CHECK(xloss_test::same_values(student_only.grad_input, fb.grad_input) == "");
+            CHECK(xloss_test::same_across_loops(student_only.grad_input, fb.grad_input) == "");
             CHECK(student_only.grad_target.size() == 0);
         }
     }

@@ -206,6 +206,52 @@ namespace
         set_counters<T>(state, n, 2 + written);
     }
 
+    /// What the options path is called with (kl_div_options beyond the reduction and log_target).
+    enum class option_kind
+    {
+        plain,         ///< none: the plain path, on the same (rows, 1024) arrays
+        weight,        ///< a scalar weight
+        sample_weight, ///< a weight per row, of shape (rows, 1)
+        per_sample,    ///< a mean per row
+        logits         ///< logits input: the log-softmax along the classes
+    };
+
+    /// The allocating kl_div on (n / 1024, 1024) arrays, with one kind of option; sum unless said.
+    template <class T>
+    void xloss_options(benchmark::State& state, option_kind kind)
+    {
+        using xloss::reduction;
+        const std::size_t n = static_cast<std::size_t>(state.range(0));
+        auto& d = data<T>(n);
+        const std::vector<std::size_t> shape = {n / 1024, 1024};
+        const xt::xarray<T> x = xt::adapt(d.x, shape), t = xt::adapt(d.t, shape);
+        xt::xarray<T> w = xt::xarray<T>::from_shape({n / 1024, 1});
+        for (std::size_t r = 0; r < w.size(); ++r)
+        {
+            w(r, 0) = T(0.5) + T(r % 3);
+        }
+        auto opts = xloss::kl_div_options(reduction::sum);
+        if (kind == option_kind::weight)
+        {
+            opts.weight(0.5);
+        }
+        else if (kind == option_kind::per_sample)
+        {
+            opts = xloss::kl_div_options(reduction::mean).per_sample();
+        }
+        else if (kind == option_kind::logits)
+        {
+            opts = xloss::kl_div_options(reduction::batchmean).input_logits(true).softmax_axis(1);
+        }
+        for (auto _ : state)
+        {
+            const xt::xarray<T> loss =
+                kind == option_kind::sample_weight ? xloss::kl_div(x, t, opts, w) : xloss::kl_div(x, t, opts);
+            benchmark::DoNotOptimize(loss.data());
+        }
+        set_counters<T>(state, n, 2);
+    }
+
     // ------------------------------------------------------------ baselines
 
     /// Times f(d), which returns a sum, over data of state.range(0) elements of which `arrays` are read.
@@ -515,6 +561,22 @@ namespace
                 {
                     xloss_alloc<T>(s, call, r, log_target);
                 });
+        }
+        const std::pair<const char*, option_kind> option_kinds[] = {{"plain", option_kind::plain},
+                                                                     {"weight", option_kind::weight},
+                                                                     {"sample_weight", option_kind::sample_weight},
+                                                                     {"per_sample", option_kind::per_sample},
+                                                                     {"logits", option_kind::logits}};
+        for (const auto& [kname, kind] : option_kinds)
+        {
+            benchmark::RegisterBenchmark(("xloss_options/" + type + "/" + kname).c_str(),
+                                         [kind = kind](benchmark::State& s)
+                                         {
+                                             xloss_options<T>(s, kind);
+                                         })
+                ->Arg(1 << 16)
+                ->Arg(1 << 20)
+                ->Arg(1 << 24);
         }
         add("scalar_loop/" + type + "/sum", scalar_loop<T>);
         add("naive_xtensor/" + type + "/sum", naive_xtensor<T>);

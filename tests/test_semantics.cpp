@@ -574,3 +574,93 @@ TEST_CASE("kl_div_with_logits_forward_backward gives the separate calls' numbers
     CHECK(xloss_test::identical(xloss::kl_div_with_logits(sv, tv, 2.0),
                                 xloss::kl_div_with_logits(xt::xarray<float>(sv), xt::xarray<float>(tv), 2.0)));
 }
+
+TEST_CASE("Weights and axes on arrays larger than the general path's pieces, against a reference in double",
+          "[semantics]")
+{
+    // 3 rows of 40,000: the pieces of 2^16 elements begin inside a row. Terms, weights and sums in
+    // double by plain loops; xloss in float.
+    const std::size_t rows = 3, cols = 40000;
+    xt::xarray<float> x = xt::xarray<float>::from_shape({rows, cols});
+    xt::xarray<float> t = xt::xarray<float>::from_shape({rows, cols});
+    xt::xarray<float> gout = xt::xarray<float>::from_shape({rows, cols});
+    for (std::size_t i = 0; i < x.size(); ++i)
+    {
+        t.flat(i) = i % 7 == 0 ? 0.f : float(0.1 + 0.8 * std::fmod(0.618034 * double(i), 1.0));
+        x.flat(i) = float(-3.0 * std::fmod(0.414214 * double(i), 1.0));
+        gout.flat(i) = float(std::fmod(0.271828 * double(i), 1.0) - 0.3);
+    }
+    xt::xarray<float> row_weight = xt::xarray<float>::from_shape({rows, 1});
+    row_weight(0, 0) = 0.5f;
+    row_weight(1, 0) = 2.0f;
+    row_weight(2, 0) = 1.25f;
+    xt::xarray<float> class_weight = xt::xarray<float>::from_shape({cols});
+    for (std::size_t j = 0; j < cols; ++j)
+    {
+        class_weight(j) = float(0.5 + std::fmod(0.1 * double(j), 1.0));
+    }
+    const double k = 0.75;
+    auto term = [&](std::size_t i)
+    {
+        const double tv = t.flat(i);
+        return tv == 0. ? 0. : tv * (std::log(tv) - double(x.flat(i)));
+    };
+    for (int which : {0, 1})
+    {
+        auto weight = [&](std::size_t r, std::size_t c)
+        {
+            return (which == 0 ? double(row_weight(r, 0)) : double(class_weight(c))) * k;
+        };
+        auto check = [&](const auto& w)
+        {
+            using O = xloss::kl_div_options;
+            std::vector<double> by_row(rows, 0.), by_class(cols, 0.);
+            double total = 0.;
+            const auto none = xloss::kl_div(x, t, O(reduction::none).weight(k), w);
+            for (std::size_t r = 0; r < rows; ++r)
+            {
+                for (std::size_t c = 0; c < cols; ++c)
+                {
+                    const double v = term(r * cols + c) * weight(r, c);
+                    by_row[r] += v;
+                    by_class[c] += v;
+                    total += v;
+                    REQUIRE(none(r, c) == Approx(v).epsilon(1e-5).margin(1e-6));
+                }
+            }
+            CHECK(xloss::kl_div(x, t, O(reduction::sum).weight(k), w)() == Approx(total).epsilon(1e-5));
+            const auto per_row = xloss::kl_div(x, t, O(reduction::mean).weight(k).per_sample(), w);
+            REQUIRE(per_row.shape()[0] == rows);
+            for (std::size_t r = 0; r < rows; ++r)
+            {
+                CHECK(per_row(r) == Approx(by_row[r] / double(cols)).epsilon(1e-5));
+            }
+            const auto per_class = xloss::kl_div(x, t, O(reduction::sum).weight(k).axes({0}), w);
+            for (std::size_t c = 0; c < cols; c += 997)
+            {
+                CHECK(per_class(c) == Approx(by_class[c]).epsilon(1e-5).margin(1e-6));
+            }
+            // The input gradient: per-element grad_output of the `none` loss, and one value for `sum`.
+            const auto g = xloss::kl_div_backward(gout, x, t, O(reduction::none).weight(k), w);
+            const auto g1 = xloss::kl_div_backward(2.0, x, t, O(reduction::sum).weight(k), w);
+            for (std::size_t i = 0; i < x.size(); i += 13)
+            {
+                const std::size_t r = i / cols, c = i % cols;
+                const double dt = -double(t.flat(i)) * weight(r, c);
+                CHECK(g.flat(i) == Approx(dt * double(gout.flat(i))).epsilon(1e-5).margin(1e-7));
+                CHECK(g1.flat(i) == Approx(2.0 * dt).epsilon(1e-5).margin(1e-7));
+            }
+            // Threads split the pieces; sums over them stay the same to the bit.
+            CHECK(xloss::kl_div(x, t, O(reduction::sum).weight(k).num_threads(2), w)()
+                  == xloss::kl_div(x, t, O(reduction::sum).weight(k), w)());
+        };
+        if (which == 0)
+        {
+            check(row_weight);
+        }
+        else
+        {
+            check(class_weight);
+        }
+    }
+}

@@ -27,6 +27,85 @@ namespace xloss
     {
         namespace detail
         {
+            /// The stride of `part` (same rank, 1 on the axes it is broadcast along) along each axis of
+            /// the shape it is broadcast to: 0 along the broadcast ones.
+            inline shape_type broadcast_strides(const shape_type& part)
+            {
+                shape_type strides(part.size(), 0);
+                for (std::size_t d = part.size(), stride = 1; d-- > 0;)
+                {
+                    strides[d] = part[d] == 1 ? 0 : stride;
+                    stride *= part[d];
+                }
+                return strides;
+            }
+
+            /// Where a run of elements along the last axis lies in each of P arrays broadcast beside it.
+            template <std::size_t P>
+            struct broadcast_run
+            {
+                std::size_t first[P]; ///< the run's first element in each array
+                std::size_t step[P];  ///< its step along the run (0 where the array is broadcast)
+            };
+
+            /**
+             * Walks elements [begin, end) of `shape` in row-major order, a run along the last axis at a
+             * time, beside P arrays of the same rank given by their broadcast_strides: calls
+             * f(i, length, run) with the run's first element i in `shape` and where it lies in each array.
+             */
+            template <std::size_t P, class F>
+            inline void for_each_run(const shape_type& shape, const shape_type* const (&strides)[P], std::size_t begin,
+                                     std::size_t end, F&& f)
+            {
+                const std::size_t rank = shape.size();
+                if (begin >= end)
+                {
+                    return;
+                }
+                broadcast_run<P> run{};
+                shape_type index(rank, 0);
+                for (std::size_t d = rank, rest = begin; d-- > 0;)
+                {
+                    index[d] = rest % shape[d];
+                    rest /= shape[d];
+                    for (std::size_t p = 0; p < P; ++p)
+                    {
+                        run.first[p] += index[d] * (*strides[p])[d];
+                    }
+                }
+                if (rank == 0)
+                {
+                    f(begin, end - begin, run);
+                    return;
+                }
+                const std::size_t last = rank - 1;
+                for (std::size_t p = 0; p < P; ++p)
+                {
+                    run.step[p] = (*strides[p])[last];
+                }
+                for (std::size_t i = begin; i < end;)
+                {
+                    const std::size_t length = std::min(end - i, shape[last] - index[last]);
+                    f(i, length, run);
+                    i += length;
+                    // Move the multi-index, and each array's element with it, by `length`.
+                    index[last] += length;
+                    for (std::size_t p = 0; p < P; ++p)
+                    {
+                        run.first[p] += length * run.step[p];
+                    }
+                    for (std::size_t d = last; d > 0 && index[d] == shape[d]; --d)
+                    {
+                        for (std::size_t p = 0; p < P; ++p)
+                        {
+                            run.first[p] += (*strides[p])[d - 1] - (*strides[p])[d] * index[d];
+                        }
+                        index[d] = 0;
+                        ++index[d - 1];
+                    }
+                }
+            }
+
             /**
              * Walks `shape` in row-major order a row (its last axis) at a time, beside an array of shape
              * `part` (same rank, 1 on the axes it is broadcast along): calls f(i, j, inner, inner_stride)
@@ -36,41 +115,13 @@ namespace xloss
             template <class F>
             inline void for_each_broadcast_row(const shape_type& shape, const shape_type& part, F&& f)
             {
-                const std::size_t rank = shape.size();
-                std::size_t n = 1;
-                for (std::size_t d : shape)
-                {
-                    n *= d;
-                }
-                if (n == 0)
-                {
-                    return;
-                }
-                // The stride of `part` along each axis of `shape`: 0 along the broadcast ones.
-                shape_type strides(rank, 0);
-                for (std::size_t d = rank, stride = 1; d-- > 0;)
-                {
-                    strides[d] = part[d] == 1 ? 0 : stride;
-                    stride *= part[d];
-                }
-                const std::size_t inner = rank == 0 ? 1 : shape[rank - 1];
-                const std::size_t inner_stride = rank == 0 ? 0 : strides[rank - 1];
-                shape_type index(rank, 0);
-                std::size_t base = 0;
-                for (std::size_t row = 0; row < n / inner; ++row)
-                {
-                    f(row * inner, base, inner, inner_stride);
-                    for (std::size_t d = rank > 0 ? rank - 1 : 0; d-- > 0;)
-                    {
-                        base += strides[d];
-                        if (++index[d] < shape[d])
-                        {
-                            break;
-                        }
-                        base -= strides[d] * index[d];
-                        index[d] = 0;
-                    }
-                }
+                const shape_type strides = broadcast_strides(part);
+                const shape_type* const all[1] = {&strides};
+                for_each_run(shape, all, 0, size_of(shape),
+                             [&](std::size_t i, std::size_t length, const broadcast_run<1>& run)
+                             {
+                                 f(i, run.first[0], length, run.step[0]);
+                             });
             }
 
             /// `part` right-aligned to `rank` axes, with 1 in front (NumPy's broadcasting).

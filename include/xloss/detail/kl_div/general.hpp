@@ -153,28 +153,171 @@ namespace xloss
                 }
             }
 
-            /// `terms` (of the broadcast shape) times the sample weight, then the scalar weight (MXNet's order).
-            template <class V, class W>
-            inline void apply_weights(xt::xarray<V>& terms, const W* w, const loss_setup& s,
-                                      const kl_div_options& options)
+            /// An op times a per-element weight (taken as its g) and the scalar weight k: MXNet's order.
+            template <class Op, class V>
+            struct weighted_term
             {
-                if (w)
+                Op op;
+                V k;
+
+                template <class B>
+                XLOSS_INLINE B operator()(const B& x, const B& t, const B& w) const noexcept
                 {
-                    const xt::xarray<V> wv = xt::cast<V>(*w);
-                    apply_broadcast(terms.data(), s.shape, wv.data(), to_shape(wv.shape()),
-                                    [](V a, V b)
-                                    {
-                                        return a * b;
-                                    });
+                    return op(x, t, w) * w * B(k);
                 }
-                if (options.weight() != 1.)
+            };
+
+            /// The sample weight (cast to V, in the loss's rank) beside the broadcast shape, and the scalar
+            /// weight: what multiplies each term of the general path.
+            template <class V>
+            struct weights
+            {
+                xt::xarray<V> sample;  ///< empty without a sample weight
+                shape_type strides;    ///< the sample weight's broadcast_strides
+                V k;                   ///< the scalar weight
+                bool has_sample;
+
+                template <class W>
+                weights(const W* w, const loss_setup& s, const kl_div_options& options)
+                    : k(static_cast<V>(options.weight()))
+                    , has_sample(w != nullptr)
                 {
-                    const V k = static_cast<V>(options.weight());
-                    for (V& v : terms)
+                    if (w)
                     {
-                        v *= k;
+                        sample = xt::cast<V>(*w);
+                        strides = broadcast_strides(aligned_shape(to_shape(sample.shape()), s.shape.size()));
+                    }
+                    else
+                    {
+                        strides = shape_type(s.shape.size(), 0);
                     }
                 }
+
+                /// Calls f with the sample weight of a run: a pointer, or one value (also without one).
+                template <class F>
+                XLOSS_INLINE void with_run(std::size_t first, std::size_t step, F&& f) const
+                {
+                    if (has_sample && step != 0)
+                    {
+                        f(sample.data() + first);
+                    }
+                    else
+                    {
+                        f(scalar_arg<V>{has_sample ? sample.data()[first] : V(1)});
+                    }
+                }
+            };
+
+            /**
+             * Calls f(begin, end) for consecutive pieces of [0, n) (partition_size elements), on
+             * `threads` OpenMP threads when `parallel`, in order otherwise.
+             */
+            template <class F>
+            inline void for_each_piece(std::size_t n, int threads, bool parallel, F&& f)
+            {
+                const std::ptrdiff_t pieces = static_cast<std::ptrdiff_t>((n + partition_size - 1) / partition_size);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (parallel && threads > 1 && pieces > 1)
+#else
+                (void)threads;
+                (void)parallel;
+#endif
+                for (std::ptrdiff_t p = 0; p < pieces; ++p)
+                {
+                    const std::size_t begin = static_cast<std::size_t>(p) * partition_size;
+                    f(begin, std::min(begin + partition_size, n));
+                }
+            }
+
+            /// A weight argument moved `c` elements on (a pointer moves, one value stays).
+            template <class V>
+            XLOSS_INLINE const V* offset_arg(const V* p, std::size_t c) noexcept
+            {
+                return p + c;
+            }
+
+            template <class V>
+            XLOSS_INLINE scalar_arg<V> offset_arg(scalar_arg<V> v, std::size_t) noexcept
+            {
+                return v;
+            }
+
+            /// One run of weighted_pass: its terms written, summed into acc, or summed into the axis sums.
+            template <class B, class Op, class W>
+            XLOSS_INLINE void run_terms(const Op& op, const value_type_t<B>* x, const value_type_t<B>* t, W w,
+                                        std::size_t m, const broadcast_run<2>& run, value_type_t<B>* out,
+                                        std::vector<double>* axis_sums, block_sum<B>& acc)
+            {
+                using V = value_type_t<B>;
+                if (out)
+                {
+                    map<B>(op, x, t, w, out, m);
+                }
+                else if (!axis_sums)
+                {
+                    acc.add(op, x, t, w, m);
+                }
+                else if (run.step[1] == 0)
+                {
+                    block_sum<B> row;
+                    row.add(op, x, t, w, m);
+                    (*axis_sums)[run.first[1]] += row.total();
+                }
+                else
+                {
+                    // The last axis is kept: each term has its own sum.
+                    alignas(64) V buf[chunk_size];
+                    for (std::size_t c = 0; c < m; c += chunk_size)
+                    {
+                        const std::size_t len = std::min(chunk_size, m - c);
+                        map<B>(op, x + c, t + c, offset_arg(w, c), buf, len);
+                        for (std::size_t j = 0; j < len; ++j)
+                        {
+                            (*axis_sums)[run.first[1] + c + j] += static_cast<double>(buf[j]);
+                        }
+                    }
+                }
+            }
+
+            /**
+             * The weighted terms over the broadcast shape, a run at a time: written to `loss_out` (the
+             * `none` loss), or summed over all elements (returned), or over the plan's axes into
+             * `axis_sums` (of the plan's keep_shape). Nothing of the broadcast shape is allocated.
+             */
+            template <class V, class Term>
+            inline double weighted_pass(const Term& term, const V* x, const V* t, const weights<V>& w,
+                                        const loss_setup& s, const reduce_plan& plan, V* loss_out,
+                                        std::vector<double>* axis_sums)
+            {
+                using batch = default_batch<V>;
+                const weighted_term<Term, V> op{term, w.k};
+                const std::size_t n = s.size;
+                const shape_type out_strides = broadcast_strides(plan.keep_shape);
+                const shape_type* const parts[2] = {&w.strides, &out_strides};
+                std::vector<double> totals((n + partition_size - 1) / partition_size, 0.);
+                for_each_piece(n, s.threads, !axis_sums,
+                               [&](std::size_t begin, std::size_t end)
+                               {
+                                   block_sum<batch> acc;
+                                   for_each_run(s.shape, parts, begin, end,
+                                                [&](std::size_t i, std::size_t m, const broadcast_run<2>& run)
+                                                {
+                                                    w.with_run(run.first[0], run.step[0],
+                                                               [&](auto wr)
+                                                               {
+                                                                   run_terms<batch>(op, x + i, t + i, wr, m, run,
+                                                                                    loss_out ? loss_out + i : nullptr,
+                                                                                    axis_sums, acc);
+                                                               });
+                                                });
+                                   totals[begin / partition_size] = acc.total();
+                               });
+                double total = 0.;
+                for (double v : totals)
+                {
+                    total += v;
+                }
+                return total;
             }
 
             /**
@@ -203,10 +346,15 @@ namespace xloss
                 const loss_setup s = make_setup(input, t, options, func);
                 const reduce_plan plan = make_plan(s, options, func);
                 check_sample_weight(w, s, func);
-                xt::xarray<V> terms = xt::xarray<V>::from_shape(s.shape);
+                const weights<V> wt(w, s, options);
+                const bool none = options.reduction() == reduction::none;
+                xt::xarray<V> r = new_array<V>(none ? s.shape : plan.out_shape);
+                std::vector<double> axis_sums(none || plan.all ? 0 : size_of(plan.keep_shape), 0.);
+                double total = 0.;
                 auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
-                    loss_pass<V>(ops, xr, tr, s, false, terms.data());
+                    total = weighted_pass<V>(ops.term, xr.data, tr.data, wt, s, plan, none ? r.data() : nullptr,
+                                             none || plan.all ? nullptr : &axis_sums);
                 };
                 if (options.input_logits())
                 {
@@ -218,55 +366,68 @@ namespace xloss
                 {
                     with_contiguous<V>(input, t, s, options, pass);
                 }
-                apply_weights(terms, w, s, options);
-                if (options.reduction() == reduction::none)
-                {
-                    return terms;
-                }
                 if (plan.all)
                 {
-                    xt::xarray<V> r = xt::xarray<V>::from_shape({});
-                    double total = 0.;
-                    for (V v : terms)
-                    {
-                        total += static_cast<double>(v);
-                    }
                     r() = static_cast<V>(total / plan.divisor);
-                    return r;
                 }
-                xt::xarray<V> r = sum_axes<V>(terms, plan.axes, false, plan.divisor);
-                r.reshape(plan.out_shape);
+                else if (!none)
+                {
+                    for (std::size_t k = 0; k < axis_sums.size(); ++k)
+                    {
+                        r.data()[k] = static_cast<V>(axis_sums[k] / plan.divisor);
+                    }
+                }
                 return r;
             }
 
             /**
-             * What multiplies each pointwise gradient: grad_output spread over the broadcast shape,
-             * divided by the divisor, times the weights.
+             * One gradient (`Op`) of the general path over the broadcast shape into `out`: each element's
+             * grad_output (`go`, of the plan's keep_shape, or one value `go_value` when null) divided by
+             * the divisor, times the weights. Nothing of the broadcast shape is allocated.
              */
-            template <class V, class G, class W>
-            inline xt::xarray<V> gradient_scale(const G& grad_output, const W* w, const loss_setup& s,
-                                                const reduce_plan& plan, const kl_div_options& options,
-                                                const char* func)
+            template <class V, class Op>
+            inline void weighted_gradient_pass(Op op, const V* go, V go_value, const V* x, const V* t,
+                                               const weights<V>& w, const loss_setup& s, const reduce_plan& plan,
+                                               V* out)
             {
-                xt::xarray<V> scale = xt::xarray<V>::from_shape(s.shape);
-                visit_grad_output(
-                    grad_output, plan.out_shape, func,
-                    [&](double g)
-                    {
-                        scale.fill(static_cast<V>(g / plan.divisor));
-                    },
-                    [&](const auto& g)
-                    {
-                        const xt::xarray<V> spread = xt::broadcast(xt::cast<V>(g), plan.out_shape);
-                        const V divisor = static_cast<V>(plan.divisor);
-                        apply_broadcast(scale.data(), s.shape, spread.data(), plan.keep_shape,
-                                        [divisor](V, V gv)
-                                        {
-                                            return gv / divisor;
-                                        });
-                    });
-                apply_weights(scale, w, s, options);
-                return scale;
+                using batch = default_batch<V>;
+                const shape_type go_strides = broadcast_strides(plan.keep_shape);
+                const shape_type* const parts[2] = {&w.strides, &go_strides};
+                const V divisor = static_cast<V>(plan.divisor);
+                // grad_output over the divisor, times the weights (MXNet's order).
+                auto scale = [&](std::size_t wj, std::size_t gj)
+                {
+                    const V g = go ? go[gj] / divisor : go_value;
+                    return (w.has_sample ? g * w.sample.data()[wj] : g) * w.k;
+                };
+                for_each_piece(s.size, s.threads, true,
+                               [&](std::size_t begin, std::size_t end)
+                               {
+                                   for_each_run(
+                                       s.shape, parts, begin, end,
+                                       [&](std::size_t i, std::size_t m, const broadcast_run<2>& run)
+                                       {
+                                           const bool one_scale =
+                                               (run.step[0] == 0 || !w.has_sample) && (run.step[1] == 0 || !go);
+                                           if (one_scale)
+                                           {
+                                               const scalar_arg<V> g{scale(run.first[0], run.first[1])};
+                                               map<batch>(op, x + i, t + i, g, out + i, m);
+                                               return;
+                                           }
+                                           alignas(64) V buf[chunk_size];
+                                           for (std::size_t c = 0; c < m; c += chunk_size)
+                                           {
+                                               const std::size_t len = std::min(chunk_size, m - c);
+                                               for (std::size_t j = 0; j < len; ++j)
+                                               {
+                                                   buf[j] = scale(run.first[0] + (c + j) * run.step[0],
+                                                                  run.first[1] + (c + j) * run.step[1]);
+                                               }
+                                               map<batch>(op, x + i + c, t + i + c, buf, out + i + c, len);
+                                           }
+                                       });
+                               });
             }
 
             /// The gradient w.r.t. the input (its logits, with input_logits) or the target.
@@ -277,12 +438,27 @@ namespace xloss
                 const loss_setup s = make_setup(input, t, options, func);
                 const reduce_plan plan = make_plan(s, options, func);
                 check_sample_weight(w, s, func);
-                const xt::xarray<V> scale = gradient_scale<V>(grad_output, w, s, plan, options, func);
-                xt::xarray<V> full = xt::xarray<V>::from_shape(s.shape);
+                const weights<V> wt(w, s, options);
+                // grad_output: one value, or values of the loss's shape spread to keep_shape's layout.
+                xt::xarray<V> spread;
+                bool per_element = false;
+                V go_value = 0;
+                visit_grad_output(
+                    grad_output, plan.out_shape, func,
+                    [&](double g)
+                    {
+                        go_value = static_cast<V>(g / plan.divisor);
+                    },
+                    [&](const auto& g)
+                    {
+                        spread = xt::broadcast(xt::cast<V>(g), plan.out_shape);
+                        per_element = true;
+                    });
+                xt::xarray<V> full = new_array<V>(s.shape);
                 auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
-                    const contiguous_ref<V> g{scale.data()};
-                    gradient_pass<V>(grad_op<A>(ops), g, xr, tr, s, full.data());
+                    weighted_gradient_pass<V>(grad_op<A>(ops), per_element ? spread.data() : nullptr, go_value,
+                                              xr.data, tr.data, wt, s, plan, full.data());
                 };
                 if (!options.input_logits())
                 {

@@ -7,7 +7,7 @@
 #   make test-debian13     a fresh Debian 13 chroot: make demo, make test, make test in C++20 (root)
 #   make test-sid          a fresh Debian sid chroot: make demo, make test (root)
 #   make test-matrix       all of the above, and make test
-#   make test-fast-math    make test built with -ffast-math, with g++ and with clang (the semantics hold)
+#   make test-fast-math    make test built with -ffast-math, with g++ and with clang (SIMD only; the semantics hold)
 # and:
 #   make bench       build and run the benchmarks (installs libbenchmark, libtorch); as root also the
 #                    libtorch rows under Debian 13's libtorch 2.x in a fresh chroot (BENCH_TORCH2=0: not)
@@ -27,9 +27,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-# A second language standard's row builds the suite once, on the SIMD kernels: the scalar kernels'
-# copy of the suite runs in the first standard's row, and the strict-warnings consumer still
-# compiles the scalar kernels in every standard.
+# A second language standard's row (and clang's -ffast-math row) builds the suite once, on the SIMD
+# kernels: the scalar kernels' copy of the suite runs in the first row (g++'s, for -ffast-math), and
+# the strict-warnings consumer still compiles the scalar kernels in every row.
 SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SCALAR=OFF
 
 FUZZ_SECONDS ?= 60
@@ -83,7 +83,7 @@ test-fast-math:
 	$(MAKE) test BUILD=$(BUILD)-fast-math CMAKE_FLAGS="-DCMAKE_CXX_FLAGS=-ffast-math $(CMAKE_FLAGS)"
 	@scripts/install-deps.sh clang
 	$(MAKE) test BUILD=$(BUILD)-clang-fast-math \
-	        CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-ffast-math $(CMAKE_FLAGS)"
+	        CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-ffast-math $(SECOND_STANDARD_FLAGS) $(CMAKE_FLAGS)"
 
 test-debian13:
 	scripts/test-in-chroot.sh trixie 20

@@ -8,9 +8,11 @@
 
 // The loss with the options that change its shape or its input (MXNet Gluon's
 // semantics and more): a log-softmax of logits, a scalar and a sample weight,
-// a reduction over chosen axes. It runs the same pointwise kernels into arrays
-// of the broadcast shape, then weights, reduces and, for logits, passes the
-// gradient through the log-softmax. The plain options never come here.
+// a reduction over chosen axes. It runs the same pointwise kernels, a run along
+// the last axis at a time, with the weights and the reduction folded in (no array
+// of the broadcast shape beside the result), and, for logits, passes the gradient
+// through the log-softmax (which it computes into a new array). The plain options
+// never come here.
 
 #include <algorithm>
 #include <cmath>
@@ -22,10 +24,15 @@
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(views, xbroadcast.hpp)
+#include XLOSS_XTENSOR_HEADER(core, xnoalias.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 
 #include "../../kl_div_options.hpp"
+#include "../core/allocate.hpp"
+#include "../core/axis_sum.hpp"
 #include "../core/error.hpp"
+#include "../engine/walk.hpp"
+#include "../kernels/batch_loops.hpp"
 #include "../kernels/classify.hpp"
 #include "../kernels/softmax.hpp"
 #include "call.hpp"
@@ -119,8 +126,9 @@ namespace xloss
                                              const char* axis_name)
             {
                 using batch = default_batch<V>;
-                xt::xarray<V> z = e;
-                const shape_type shape = to_shape(z.shape());
+                const shape_type shape = to_shape(e.shape());
+                xt::xarray<V> z = new_array<V>(shape); // advised for huge pages when large
+                xt::noalias(z) = e;
                 const row_layout rows(shape, normalize_axis(axis, shape.size(), func, axis_name));
                 std::vector<V> buf(rows.length);
                 for (std::size_t k = 0; k < rows.rows && rows.length > 0; ++k)

@@ -10,8 +10,10 @@
 // takes both maxima, then the partition sums. A policy with a loss phase (row_policy.hpp) folds
 // its terms into that pass, and one more pass writes per-class terms and gradients; any other
 // policy takes one pass for its terms and the sums of its pulls (kept in the gradient rows), and
-// a last one writes the gradients. Rows of log-probabilities take one pass. Nothing of the size
-// of the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
+// a last one writes the gradients. Each exponential is computed once: the sums pass keeps them
+// (in the other argument's gradient row, which the last pass overwrites, or in two spare rows per
+// thread) for the later passes. Rows of log-probabilities take one pass. Nothing of the size of
+// the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
 // the in-order sum of the rows' values: the same for any thread count.
 
 #include <cmath>
@@ -143,22 +145,17 @@ namespace xloss
 
             constexpr int teacher_bit = 4;
 
-            /// Where one row's results go: into the outputs in place, or rows of scratch.
-            /// Where the loss phase left a row's exponentials e^a (teacher) and e^b (student) for the
-            /// write pass: in the gradient rows of the other argument, when those are written.
+            /// Rows that keep a row's exponentials e^a (teacher) and e^b (student) from its sums pass
+            /// for the later passes, which then need not compute them again: the gradient rows of the
+            /// other argument (which the last pass overwrites), or spare rows of scratch.
             template <class V>
             struct row_exps
             {
-                row_exps(V* grad_student, V* grad_teacher) noexcept
-                    : teacher(grad_student)
-                    , student(grad_teacher)
-                {
-                }
-
-                V* teacher; ///< e^a, in the student's gradient row
-                V* student; ///< e^b, in the teacher's gradient row
+                V* teacher; ///< e^a
+                V* student; ///< e^b
             };
 
+            /// Where one row's results go: into the outputs in place, or rows of scratch.
             template <class V>
             struct row_targets
             {
@@ -220,13 +217,16 @@ namespace xloss
                     constexpr std::size_t group = 256;
                     const std::size_t n = m_rows.rows;
                     const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
+                    // Two rows for the exponentials of the sums pass, which the later passes read back.
+                    const std::size_t exps = m_input == row_input::logits ? 2 * m_rows.length : 0;
+                    const std::size_t area = scratch + exps;
                     int team = 1;
 #ifdef _OPENMP
                     team = threads > 1 ? threads : 1;
 #else
                     (void)threads;
 #endif
-                    std::vector<V> buf(scratch * static_cast<std::size_t>(team));
+                    std::vector<V> buf(area * static_cast<std::size_t>(team));
                     double partial[group];
                     row_fault faults[group];
                     double total = 0.;
@@ -243,8 +243,11 @@ namespace xloss
                             thread = static_cast<std::size_t>(omp_get_thread_num());
 #endif
                             faults[j] = row_fault::none;
-                            partial[j] = row(first + static_cast<std::size_t>(j), out,
-                                             scratch ? buf.data() + thread * scratch : nullptr, faults[j]);
+                            V* const mine = buf.data() + thread * area;
+                            partial[j] = row(first + static_cast<std::size_t>(j), out, scratch ? mine : nullptr,
+                                             exps ? row_exps<V>{mine + scratch, mine + scratch + m_rows.length}
+                                                  : row_exps<V>{nullptr, nullptr},
+                                             faults[j]);
                         }
                         for (std::ptrdiff_t j = 0; j < count; ++j)
                         {
@@ -306,8 +309,10 @@ namespace xloss
                                                         + ": its softmax is undefined"));
                 }
 
-                /// One row: its value T^2 D (0 when ignored), and its outputs.
-                double row(std::size_t k, const row_outputs<V>& out, V* block, row_fault& fault) const
+                /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)
+                /// keep the exponentials of its sums pass.
+                double row(std::size_t k, const row_outputs<V>& out, V* block, const row_exps<V>& spare,
+                           row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
                     const row_scratch<V> buf(block, n);
@@ -330,7 +335,7 @@ namespace xloss
                             to.grad_output = m_rows.read(out.grad_output, k, buf.grad_output);
                         }
                         value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
-                                         k, out, to, fault);
+                                         k, out, to, spare, fault);
                     }
                     if (out.loss && !per_class)
                     {
@@ -364,7 +369,7 @@ namespace xloss
                 }
 
                 double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
-                                const row_targets<V>& to, row_fault& fault) const
+                                const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
                     const V ms = row_max<B>(s, n), mt = row_max<B>(t, n);
@@ -386,10 +391,14 @@ namespace xloss
                         if (!to.grad_output)
                         {
                             row_sum<B> first, second;
-                            // The write pass reads the exponentials back from the gradient rows it
+                            // The write pass reads the exponentials back: from the gradient rows it
                             // then overwrites (the teacher's from the student's row, and the other way
-                            // round), rather than computing them again.
-                            const row_exps<V> saved{to.grad_student, to.grad_teacher};
+                            // round), or from the spare rows.
+                            const bool write_pass = out.gradients() || to.loss;
+                            const row_exps<V> saved{write_pass ? (to.grad_student ? to.grad_student : spare.teacher)
+                                                               : nullptr,
+                                                    write_pass ? (to.grad_teacher ? to.grad_teacher : spare.student)
+                                                               : nullptr};
                             for_each_batch<B>(n,
                                               [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                               {
@@ -420,14 +429,25 @@ namespace xloss
                             return m_temperature * m_temperature * d;
                         }
                     }
+                    // The exponentials go to the spare rows: the later passes take the shares from them.
                     for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          zs.add(softmax_exp(scaled(s, i, ms)));
-                                          zt.add(softmax_exp(scaled(t, i, mt)));
+                                          const B eb = softmax_exp(scaled(s, i, ms)), ea = softmax_exp(scaled(t, i, mt));
+                                          store_lanes(spare.student + i, eb, count);
+                                          store_lanes(spare.teacher + i, ea, count);
+                                          zs.add(eb);
+                                          zt.add(ea);
                                       });
-                    const V log_zs = static_cast<V>(std::log(zs.total()));
-                    const V log_zt = static_cast<V>(std::log(zt.total()));
+                    const double sum_zs = zs.total(), sum_zt = zt.total();
+                    const V log_zs = static_cast<V>(std::log(sum_zs));
+                    const V log_zt = static_cast<V>(std::log(sum_zt));
+                    const B inv_zs(static_cast<V>(1. / sum_zs)), inv_zt(static_cast<V>(1. / sum_zt));
+                    // q or p of batch i, from the kept exponentials.
+                    auto share = [&](const V* e, const B& inv_z, std::size_t i) XLOSS_INLINE_LAMBDA
+                    {
+                        return counted_share(load_row<B>(e, i, n, V(0)), inv_z);
+                    };
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
@@ -435,7 +455,7 @@ namespace xloss
                                       {
                                           const B lq = scaled(s, i, ms) - B(log_zs);
                                           const B lp = scaled(t, i, mt) - B(log_zt);
-                                          divergence_terms<B> d = m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
+                                          divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, i), share(spare.student, inv_zs, i));
                                           terms.add(d.term);
                                           if (to.loss)
                                           {
@@ -477,13 +497,13 @@ namespace xloss
                                       {
                                           if (gs)
                                           {
-                                              const B q = softmax_exp(scaled(s, i, ms) - B(log_zs));
+                                              const B q = share(spare.student, inv_zs, i);
                                               const B pull = load_row<B>(gs, i, n, V(0));
                                               store_lanes(gs + i, (pull - q * sum_s) * scale, count);
                                           }
                                           if (gt)
                                           {
-                                              const B p = softmax_exp(scaled(t, i, mt) - B(log_zt));
+                                              const B p = share(spare.teacher, inv_zt, i);
                                               const B pull = load_row<B>(gt, i, n, V(0));
                                               store_lanes(gt + i, (pull - p * sum_t) * scale, count);
                                           }

@@ -340,8 +340,10 @@ namespace xloss
             {
                 using F = xsimd::batch<float, A>;
                 // (The upper bound for log-probabilities, which are not shifted by a maximum.)
-                const auto normal = (x >= F(exp_normal_lo)) & (x <= F(exp_normal_hi)) & !is_nan(x);
-                if (xsimd::all(normal | is_neg_inf(x)))
+                // NaN fails both compares, but not always under -ffast-math: its bits are checked too
+                // (by none(), not by a negated mask, which g++ left out of line in the row loops).
+                const auto normal = (x >= F(exp_normal_lo)) & (x <= F(exp_normal_hi));
+                if (xsimd::all(normal | is_neg_inf(x)) && xsimd::none(is_nan(x)))
                 {
                     return xsimd::select(normal, exp_normal(x), F(0.f));
                 }

@@ -164,7 +164,7 @@ namespace xloss
                 detail::row_outputs<V> out = call.grad_output(1.0, rows);
                 out.loss = lo;
                 out.grad_student = gs;
-                const double value = run(call, out, detail::row_checks::before_writing);
+                const double value = run(call, out, detail::row_checks::before_writing, detail::row_memory::none);
                 if (call.reduced())
                 {
                     detail::store_loss(loss, value);
@@ -195,12 +195,13 @@ namespace xloss
             }
 
             template <class C, class V>
-            double run(const C& call, const detail::row_outputs<V>& out, detail::row_checks checks) const
+            double run(const C& call, const detail::row_outputs<V>& out, detail::row_checks checks,
+                       detail::row_memory memory) const
             {
                 return with_policy(
                     [&](const auto& policy)
                     {
-                        return call.run(policy, out, checks);
+                        return call.run(policy, out, checks, memory);
                     });
             }
 

@@ -248,11 +248,12 @@ namespace xloss
                 /**
                  * Runs the policy over every row into `out`; returns the reduced loss (sum / divisor).
                  * Into the caller's outputs, `row_checks::before_writing` checks every kept row first,
-                 * so that nothing is written on an error.
+                 * so that nothing is written on an error, and `row_memory::none` allocates nothing.
                  */
                 template <class Policy>
                 double run(const Policy& policy, const row_outputs<V>& out,
-                           row_checks checks = row_checks::while_running) const
+                           row_checks checks = row_checks::while_running,
+                           row_memory memory = row_memory::spare_rows) const
                 {
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
@@ -262,7 +263,7 @@ namespace xloss
                     {
                         engine.check_rows();
                     }
-                    return engine.run(out, m_threads) / m_divisor;
+                    return engine.run(out, m_threads, memory) / m_divisor;
                 }
 
                 /**

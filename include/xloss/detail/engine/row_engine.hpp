@@ -12,7 +12,7 @@
 // policy takes one pass for its terms and the sums of its pulls (kept in the gradient rows), and
 // a last one writes the gradients. Each exponential is computed once: the sums pass keeps them
 // (in the other argument's gradient row, which the last pass overwrites, or in two spare rows per
-// thread) for the later passes. Rows of log-probabilities take one pass. Nothing of the size of
+// thread, but in the `_out` calls, which allocate nothing) for the later passes. Rows of log-probabilities take one pass. Nothing of the size of
 // the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
 // the in-order sum of the rows' values: the same for any thread count.
 
@@ -135,6 +135,15 @@ namespace xloss
                 while_running
             };
 
+            /// Whether a run may allocate two spare rows per thread that keep the sums pass's
+            /// exponentials for the later passes (new outputs), or allocates nothing and computes again
+            /// the exponentials no gradient row keeps (the `_out` calls, which allocate nothing).
+            enum class row_memory
+            {
+                spare_rows,
+                none
+            };
+
             /// Why a row's softmax is undefined; teacher_bit marks the teacher's row.
             enum class row_fault : int
             {
@@ -212,13 +221,14 @@ namespace xloss
                 }
 
                 /// Runs every row; returns the sum of the kept rows' values (T^2 D), in row order.
-                double run(const row_outputs<V>& out, int threads) const
+                double run(const row_outputs<V>& out, int threads, row_memory memory) const
                 {
                     constexpr std::size_t group = 256;
                     const std::size_t n = m_rows.rows;
                     const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
                     // Two rows for the exponentials of the sums pass, which the later passes read back.
-                    const std::size_t exps = m_input == row_input::logits ? 2 * m_rows.length : 0;
+                    const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows;
+                    const std::size_t exps = spare ? 2 * m_rows.length : 0;
                     const std::size_t area = scratch + exps;
                     int team = 1;
 #ifdef _OPENMP
@@ -429,13 +439,17 @@ namespace xloss
                             return m_temperature * m_temperature * d;
                         }
                     }
-                    // The exponentials go to the spare rows: the later passes take the shares from them.
+                    // The exponentials go to the spare rows, when there are: the later passes take the
+                    // shares from them.
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B eb = softmax_exp(scaled(s, i, ms)), ea = softmax_exp(scaled(t, i, mt));
-                                          store_lanes(spare.student + i, eb, count);
-                                          store_lanes(spare.teacher + i, ea, count);
+                                          if (spare.student)
+                                          {
+                                              store_lanes(spare.student + i, eb, count);
+                                              store_lanes(spare.teacher + i, ea, count);
+                                          }
                                           zs.add(eb);
                                           zt.add(ea);
                                       });
@@ -443,10 +457,10 @@ namespace xloss
                     const V log_zs = static_cast<V>(std::log(sum_zs));
                     const V log_zt = static_cast<V>(std::log(sum_zt));
                     const B inv_zs(static_cast<V>(1. / sum_zs)), inv_zt(static_cast<V>(1. / sum_zt));
-                    // q or p of batch i, from the kept exponentials.
-                    auto share = [&](const V* e, const B& inv_z, std::size_t i) XLOSS_INLINE_LAMBDA
+                    // q or p of batch i (log-share l): from the kept exponentials, or exp(l).
+                    auto share = [&](const V* e, const B& inv_z, const B& l, std::size_t i) XLOSS_INLINE_LAMBDA
                     {
-                        return counted_share(load_row<B>(e, i, n, V(0)), inv_z);
+                        return e ? counted_share(load_row<B>(e, i, n, V(0)), inv_z) : softmax_exp(l);
                     };
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
@@ -455,7 +469,8 @@ namespace xloss
                                       {
                                           const B lq = scaled(s, i, ms) - B(log_zs);
                                           const B lp = scaled(t, i, mt) - B(log_zt);
-                                          divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, i), share(spare.student, inv_zs, i));
+                                          divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, lp, i),
+                                                                           share(spare.student, inv_zs, lq, i));
                                           terms.add(d.term);
                                           if (to.loss)
                                           {
@@ -497,13 +512,13 @@ namespace xloss
                                       {
                                           if (gs)
                                           {
-                                              const B q = share(spare.student, inv_zs, i);
+                                              const B q = share(spare.student, inv_zs, scaled(s, i, ms) - B(log_zs), i);
                                               const B pull = load_row<B>(gs, i, n, V(0));
                                               store_lanes(gs + i, (pull - q * sum_s) * scale, count);
                                           }
                                           if (gt)
                                           {
-                                              const B p = share(spare.teacher, inv_zt, i);
+                                              const B p = share(spare.teacher, inv_zt, scaled(t, i, mt) - B(log_zt), i);
                                               const B pull = load_row<B>(gt, i, n, V(0));
                                               store_lanes(gt + i, (pull - p * sum_t) * scale, count);
                                           }

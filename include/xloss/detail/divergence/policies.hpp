@@ -130,7 +130,7 @@ namespace xloss
                     // log m = log(beta p + (1 - beta) q), as a log-sum-exp of the two logs.
                     const B u = lp + lwp, v = lq + lwq;
                     const B hi = max(u, v), lo = min(u, v);
-                    const B lm = hi + kernel_log(B(1) + softmax_exp(lo - hi));
+                    const B lm = hi + log_one_to_two(B(1) + softmax_exp(lo - hi));
                     const B dp = select(is_zero(p), B(0), p * (lp - lm));
                     const B dq = select(is_zero(q), B(0), q * (lq - lm));
                     return {wp * dp + wq * dq, wq * dq, wp * dp};

@@ -382,6 +382,22 @@ namespace xloss
             }
 
 #endif
+
+            /// log(x) for x in [1, 2] or NaN (a log-sum-exp's log(1 + e^(lo - hi))): kernel_log, or the
+            /// table log where AVX-512DQ has it, NaN kept.
+            template <class B>
+            inline B log_one_to_two(const B& x) noexcept
+            {
+                return kernel_log(x);
+            }
+
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
+            template <class T, class A, if_avx512dq<A> = 0>
+            XLOSS_INLINE xsimd::batch<T, A> log_one_to_two(const xsimd::batch<T, A>& x) noexcept
+            {
+                return xsimd::select(is_nan(x), x, log_normal(x));
+            }
+#endif
         }
     }
 }

@@ -181,3 +181,28 @@ TEST_CASE("log_target: exp(t) out of range gives the limit, not NaN", "[special]
     CHECK(gt(0) == inf);
     CHECK(gt(1) == -inf);
 }
+
+TEST_CASE("A zero target gives +0 in the none loss, on full batches too, as PyTorch", "[special]")
+{
+    // t = 0 with log-probability inputs (x > log of the smallest normal): 0 * (log 0 - x) must not
+    // come out as -0. (Under -ffast-math the sign of zero is the compiler's.)
+    xt::xarray<float> x = xt::xarray<float>::from_shape({67});
+    xt::xarray<float> t = xt::xarray<float>::from_shape({67});
+    for (std::size_t i = 0; i < x.size(); ++i)
+    {
+        x(i) = -0.5f - 0.25f * static_cast<float>(i % 7);
+        t(i) = i % 3 == 0 ? 0.f : 0.5f;
+    }
+    const xt::xarray<double> xd = xt::cast<double>(x), td = xt::cast<double>(t);
+    const auto none = xloss::kl_div(x, t, xloss::reduction::none);
+    const auto none_d = xloss::kl_div(xd, td, xloss::reduction::none);
+    for (std::size_t i = 0; i < x.size(); i += 3)
+    {
+#ifndef __FAST_MATH__
+        CHECK_FALSE(std::signbit(none(i)));
+        CHECK_FALSE(std::signbit(none_d(i)));
+#endif
+        CHECK(none(i) == 0.f);
+        CHECK(none_d(i) == 0.);
+    }
+}

@@ -70,7 +70,9 @@ namespace xloss
                 {
                     if (kl_plain_lanes(x, t))
                     {
-                        return t * (log_normal(t) - x);
+                        // + 0: a zero target gives +0, as PyTorch and the exact path do (0 times the
+                        // finite log_normal(0) - x is -0 where x > log_normal(0)).
+                        return t * (log_normal(t) - x) + xsimd::batch<T, A>(T(0));
                     }
                     return rare_values(x, t);
                 }

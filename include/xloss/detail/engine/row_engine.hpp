@@ -10,10 +10,11 @@
 // takes both maxima, then the partition sums. A policy with a loss phase (row_policy.hpp) folds
 // its terms into that pass, and one more pass writes per-class terms and gradients; any other
 // policy takes one pass for its terms and the sums of its pulls (kept in the gradient rows), and
-// a last one writes the gradients. Each exponential is computed once: the sums pass keeps them
-// (in the other argument's gradient row, which the last pass overwrites, or in two spare rows per
-// thread, but in the `_out` calls, which allocate nothing) for the later passes. Rows of log-probabilities take one pass. Nothing of the size of
-// the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
+// a last one writes the gradients. The sums pass keeps its exponentials for the later passes: in
+// the other argument's gradient row (which the last pass overwrites) or in two spare rows per
+// thread; the `_out` calls, which allocate nothing, compute again those no gradient row holds,
+// the same way, so that their results equal the allocating calls' bit for bit. Rows of
+// log-probabilities take one pass. Nothing of the size of the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
 // the in-order sum of the rows' values: the same for any thread count.
 
 #include <cmath>
@@ -227,7 +228,10 @@ namespace xloss
                     const std::size_t n = m_rows.rows;
                     const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
                     // Two rows for the exponentials of the sums pass, which the later passes read back.
-                    const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows;
+                    // Only where a later pass reads them: not for a loss-phase policy's loss alone.
+                    const bool later_passes = !has_loss_phase<Policy, B>::value || out.gradients()
+                                              || m_layout == loss_layout::per_class;
+                    const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows && later_passes;
                     const std::size_t exps = spare ? 2 * m_rows.length : 0;
                     const std::size_t area = scratch + exps;
                     int team = 1;
@@ -457,20 +461,21 @@ namespace xloss
                     const V log_zs = static_cast<V>(std::log(sum_zs));
                     const V log_zt = static_cast<V>(std::log(sum_zt));
                     const B inv_zs(static_cast<V>(1. / sum_zs)), inv_zt(static_cast<V>(1. / sum_zt));
-                    // q or p of batch i (log-share l): from the kept exponentials, or exp(l).
-                    auto share = [&](const V* e, const B& inv_z, const B& l, std::size_t i) XLOSS_INLINE_LAMBDA
+                    // q or p of batch i (shifted logits x): from the kept exponential, or the same one
+                    // computed again.
+                    auto share = [&](const V* e, const B& inv_z, const B& x, std::size_t i) XLOSS_INLINE_LAMBDA
                     {
-                        return e ? counted_share(load_row<B>(e, i, n, V(0)), inv_z) : softmax_exp(l);
+                        return counted_share(e ? load_row<B>(e, i, n, V(0)) : softmax_exp(x), inv_z);
                     };
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          const B lq = scaled(s, i, ms) - B(log_zs);
-                                          const B lp = scaled(t, i, mt) - B(log_zt);
-                                          divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, lp, i),
-                                                                           share(spare.student, inv_zs, lq, i));
+                                          const B b = scaled(s, i, ms), a = scaled(t, i, mt);
+                                          const B lq = b - B(log_zs), lp = a - B(log_zt);
+                                          divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, a, i),
+                                                                           share(spare.student, inv_zs, b, i));
                                           terms.add(d.term);
                                           if (to.loss)
                                           {
@@ -512,13 +517,13 @@ namespace xloss
                                       {
                                           if (gs)
                                           {
-                                              const B q = share(spare.student, inv_zs, scaled(s, i, ms) - B(log_zs), i);
+                                              const B q = share(spare.student, inv_zs, scaled(s, i, ms), i);
                                               const B pull = load_row<B>(gs, i, n, V(0));
                                               store_lanes(gs + i, (pull - q * sum_s) * scale, count);
                                           }
                                           if (gt)
                                           {
-                                              const B p = share(spare.teacher, inv_zt, scaled(t, i, mt) - B(log_zt), i);
+                                              const B p = share(spare.teacher, inv_zt, scaled(t, i, mt), i);
                                               const B pull = load_row<B>(gt, i, n, V(0));
                                               store_lanes(gt + i, (pull - p * sum_t) * scale, count);
                                           }

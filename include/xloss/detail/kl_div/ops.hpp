@@ -71,7 +71,8 @@ namespace xloss
                     if (kl_plain_lanes(x, t))
                     {
                         // + 0: a zero target gives +0, as PyTorch and the exact path do (0 times the
-                        // finite log_normal(0) - x is -0 where x > log_normal(0)).
+                        // finite log_normal(0) - x is -0 where x > log_normal(0)). Under -ffast-math
+                        // (no signed zeros) the compiler may drop it, and -0 comes back.
                         return t * (log_normal(t) - x) + xsimd::batch<T, A>(T(0));
                     }
                     return rare_values(x, t);

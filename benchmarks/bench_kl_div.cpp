@@ -200,9 +200,9 @@ namespace
                 benchmark::DoNotOptimize(result.grad_input.data());
             }
         }
-        const int written = call == alloc_call::forward ? (r == xloss::reduction::none ? 1 : 0)
+        const int written = call == alloc_call::forward    ? (r == xloss::reduction::none ? 1 : 0)
                             : call == alloc_call::backward ? 1
-                                                             : (r == xloss::reduction::none ? 2 : 1);
+                                                           : (r == xloss::reduction::none ? 2 : 1);
         set_counters<T>(state, n, 2 + written);
     }
 
@@ -567,10 +567,10 @@ namespace
                 });
         }
         const std::pair<const char*, option_kind> option_kinds[] = {{"plain", option_kind::plain},
-                                                                     {"weight", option_kind::weight},
-                                                                     {"sample_weight", option_kind::sample_weight},
-                                                                     {"per_sample", option_kind::per_sample},
-                                                                     {"logits", option_kind::logits}};
+                                                                    {"weight", option_kind::weight},
+                                                                    {"sample_weight", option_kind::sample_weight},
+                                                                    {"per_sample", option_kind::per_sample},
+                                                                    {"logits", option_kind::logits}};
         for (const auto& [kname, kind] : option_kinds)
         {
             benchmark::RegisterBenchmark(("xloss_options/" + type + "/" + kname).c_str(),

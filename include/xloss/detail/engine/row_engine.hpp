@@ -14,8 +14,9 @@
 // the other argument's gradient row (which the last pass overwrites) or in two spare rows per
 // thread; the `_out` calls, which allocate nothing, compute again those no gradient row holds,
 // the same way, so that their results equal the allocating calls' bit for bit. Rows of
-// log-probabilities take one pass. Nothing of the size of the logits is allocated. Rows go to OpenMP threads in fixed groups and the reduced loss is
-// the in-order sum of the rows' values: the same for any thread count.
+// log-probabilities take one pass. Nothing of the size of the logits is allocated. Rows go to
+// OpenMP threads in fixed groups and the reduced loss is the in-order sum of the rows' values:
+// the same for any thread count.
 
 #include <cmath>
 #include <cstddef>
@@ -229,8 +230,8 @@ namespace xloss
                     const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
                     // Two rows for the exponentials of the sums pass, which the later passes read back.
                     // Only where a later pass reads them: not for a loss-phase policy's loss alone.
-                    const bool later_passes = !has_loss_phase<Policy, B>::value || out.gradients()
-                                              || m_layout == loss_layout::per_class;
+                    const bool later_passes =
+                        !has_loss_phase<Policy, B>::value || out.gradients() || m_layout == loss_layout::per_class;
                     const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows && later_passes;
                     const std::size_t exps = spare ? 2 * m_rows.length : 0;
                     const std::size_t area = scratch + exps;
@@ -409,10 +410,9 @@ namespace xloss
                             // then overwrites (the teacher's from the student's row, and the other way
                             // round), or from the spare rows.
                             const bool write_pass = out.gradients() || to.loss;
-                            const row_exps<V> saved{write_pass ? (to.grad_student ? to.grad_student : spare.teacher)
-                                                               : nullptr,
-                                                    write_pass ? (to.grad_teacher ? to.grad_teacher : spare.student)
-                                                               : nullptr};
+                            const row_exps<V> saved{
+                                write_pass ? (to.grad_student ? to.grad_student : spare.teacher) : nullptr,
+                                write_pass ? (to.grad_teacher ? to.grad_teacher : spare.student) : nullptr};
                             for_each_batch<B>(n,
                                               [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                               {
@@ -448,7 +448,8 @@ namespace xloss
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          const B eb = softmax_exp(scaled(s, i, ms)), ea = softmax_exp(scaled(t, i, mt));
+                                          const B eb = softmax_exp(scaled(s, i, ms)),
+                                                  ea = softmax_exp(scaled(t, i, mt));
                                           if (spare.student)
                                           {
                                               store_lanes(spare.student + i, eb, count);

@@ -180,9 +180,9 @@ namespace xloss
             template <class V>
             struct weights
             {
-                xt::xarray<V> sample;  ///< empty without a sample weight
-                shape_type strides;    ///< the sample weight's broadcast_strides
-                V k;                   ///< the scalar weight
+                xt::xarray<V> sample; ///< empty without a sample weight
+                shape_type strides;   ///< the sample weight's broadcast_strides
+                V k;                  ///< the scalar weight
                 bool has_sample;
 
                 template <class W>
@@ -411,30 +411,29 @@ namespace xloss
                 for_each_piece(s.size, s.threads, true,
                                [&](std::size_t begin, std::size_t end)
                                {
-                                   for_each_run(
-                                       s.shape, parts, begin, end,
-                                       [&](std::size_t i, std::size_t m, const broadcast_run<2>& run)
-                                       {
-                                           const bool one_scale =
-                                               (run.step[0] == 0 || !w.has_sample) && (run.step[1] == 0 || !go);
-                                           if (one_scale)
-                                           {
-                                               const scalar_arg<V> g{scale(run.first[0], run.first[1])};
-                                               map<batch>(op, x + i, t + i, g, out + i, m);
-                                               return;
-                                           }
-                                           alignas(64) V buf[chunk_size];
-                                           for (std::size_t c = 0; c < m; c += chunk_size)
-                                           {
-                                               const std::size_t len = std::min(chunk_size, m - c);
-                                               for (std::size_t j = 0; j < len; ++j)
-                                               {
-                                                   buf[j] = scale(run.first[0] + (c + j) * run.step[0],
-                                                                  run.first[1] + (c + j) * run.step[1]);
-                                               }
-                                               map<batch>(op, x + i + c, t + i + c, buf, out + i + c, len);
-                                           }
-                                       });
+                                   for_each_run(s.shape, parts, begin, end,
+                                                [&](std::size_t i, std::size_t m, const broadcast_run<2>& run)
+                                                {
+                                                    const bool one_scale = (run.step[0] == 0 || !w.has_sample)
+                                                                           && (run.step[1] == 0 || !go);
+                                                    if (one_scale)
+                                                    {
+                                                        const scalar_arg<V> g{scale(run.first[0], run.first[1])};
+                                                        map<batch>(op, x + i, t + i, g, out + i, m);
+                                                        return;
+                                                    }
+                                                    alignas(64) V buf[chunk_size];
+                                                    for (std::size_t c = 0; c < m; c += chunk_size)
+                                                    {
+                                                        const std::size_t len = std::min(chunk_size, m - c);
+                                                        for (std::size_t j = 0; j < len; ++j)
+                                                        {
+                                                            buf[j] = scale(run.first[0] + (c + j) * run.step[0],
+                                                                           run.first[1] + (c + j) * run.step[1]);
+                                                        }
+                                                        map<batch>(op, x + i + c, t + i + c, buf, out + i + c, len);
+                                                    }
+                                                });
                                });
             }
 
@@ -465,8 +464,8 @@ namespace xloss
                 xt::xarray<V> full = new_array<V>(s.shape);
                 auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
-                    weighted_gradient_pass<V>(grad_op<A>(ops), per_element ? spread.data() : nullptr, go_value,
-                                              xr.data, tr.data, wt, s, plan, full.data());
+                    weighted_gradient_pass<V>(grad_op<A>(ops), per_element ? spread.data() : nullptr, go_value, xr.data,
+                                              tr.data, wt, s, plan, full.data());
                 };
                 if (!options.input_logits())
                 {

@@ -292,24 +292,23 @@ TEST_CASE("Divergences: any axis, threads, and the _out call agree with the allo
     }
     const xloss::ForwardKLLoss loss(xloss::distill_options().temperature(2));
     const auto ref = loss.forward_backward(s, t, labels);
-    double value = 0;
-    xt::xarray<double> grad = xt::zeros<double>({3, 50, 7});
-    loss.forward_backward_out(value, grad, s, t, labels);
-    CHECK(value == ref.loss());
-    CHECK(xloss_test::identical(grad, ref.grad_student));
     // Into the caller's arrays nothing is allocated, so the exponentials the allocating call keeps in
-    // spare rows are computed again: bit for bit the same, for every loss.
+    // spare rows are computed again, in another loop: bit for bit the same, for every loss (to a few
+    // ulp where the compiler contracts or regroups each loop its own way).
     auto same_out = [&](const auto& other)
     {
         const auto r = other.forward_backward(s, t, labels);
         double v = 0;
         xt::xarray<double> g = xt::zeros<double>({3, 50, 7});
         other.forward_backward_out(v, g, s, t, labels);
-        CHECK(v == r.loss());
-        CHECK(xloss_test::identical(g, r.grad_student));
+        const xt::xarray<double> value_out = {v}, value_allocating = {r.loss()};
+        CHECK(xloss_test::same_across_loops(value_out, value_allocating) == "");
+        CHECK(xloss_test::same_across_loops(g, r.grad_student) == "");
     };
+    same_out(loss);
     same_out(xloss::ReverseKLLoss(xloss::distill_options().temperature(2)));
     same_out(xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).temperature(2)));
+    double value = 0;
     // The gradient written over the student's own logits: computed aside, the same numbers.
     xt::xarray<double> in_place = s;
     loss.forward_backward_out(value, in_place, in_place, t, labels);

@@ -149,7 +149,8 @@ namespace xloss_test
 
     /**
      * same_values for results the row engine computes in different loops (the fused pass and the
-     * separate calls of kl_div_with_logits): g++ 14 and later contract multiply-adds (GNU modes'
+     * separate calls of kl_div_with_logits; an `_out` call, which computes again the exponentials
+     * the allocating call keeps): g++ 14 and later contract multiply-adds (GNU modes'
      * -ffp-contract=fast) differently in each loop, so there they agree to 64 ulp of the largest value.
      */
     template <class E1, class E2>

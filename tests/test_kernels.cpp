@@ -12,6 +12,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
 
 #include <xloss/detail/kernels/batch_loops.hpp>
+#include <xloss/detail/kernels/softmax.hpp>
 #include <xloss/detail/kl_div/ops.hpp>
 #include <xloss/xloss.hpp>
 
@@ -153,6 +154,52 @@ TEST_CASE("SIMD kernels equal scalar kernels for every tail length: float", "[ke
 TEST_CASE("SIMD kernels equal scalar kernels for every tail length: double", "[kernels]")
 {
     compare_all_ops<double>();
+}
+
+namespace
+{
+    /// row_max against a plain loop, on rows of every length up to 5 batches with NaN, +inf and
+    /// -inf placed at every position: the largest element that is not NaN, -inf if there is none.
+    template <class T>
+    void check_row_max()
+    {
+        using simd = default_batch<T>;
+        constexpr std::size_t W = batch_traits<simd>::size;
+        const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+        for (std::size_t n = 1; n <= 5 * W + 1; ++n)
+        {
+            for (std::size_t at = 0; at < n; ++at)
+            {
+                for (const T special : {nan, inf, -inf})
+                {
+                    for (const bool all_nan_but_one : {false, true})
+                    {
+                        std::vector<T> row(n);
+                        for (std::size_t i = 0; i < n; ++i)
+                        {
+                            row[i] = all_nan_but_one && i != (at + 1) % n ? nan : std::sin(T(0.37) * T(i)) - T(3);
+                        }
+                        row[at] = special;
+                        T expected = -inf;
+                        for (const T v : row)
+                        {
+                            expected = xloss_test::is_nan(v) ? expected : std::max(expected, v);
+                        }
+                        INFO("n = " << n << ", special " << special << " at " << at << ", all NaN but one "
+                                    << all_nan_but_one);
+                        CHECK(row_max<simd>(row.data(), n) == expected);
+                        CHECK(row_max<T>(row.data(), n) == expected);
+                    }
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("A row's max skips NaN wherever it is, in SIMD and scalar kernels", "[kernels]")
+{
+    check_row_max<float>();
+    check_row_max<double>();
 }
 
 TEST_CASE("map never writes past n", "[kernels]")

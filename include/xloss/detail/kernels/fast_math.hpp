@@ -120,9 +120,10 @@ namespace xloss
             XLOSS_INLINE xsimd::batch<float, A> exp_normal(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
-                using I = xsimd::batch<std::int32_t, A>;
-                const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
-                const F kf = xsimd::to_float(k);
+                // k = x / ln2 rounded: adding 1.5 2^23 leaves k in the low bits (|k| < 2^22).
+                const F shifter(0x1.8p23f);
+                const F z = keep_rounding(compat::fma(x, F(0x1.715476p+0f), shifter));
+                const F kf = z - shifter;
                 // r = x - k ln2, ln2 in two parts (Cody and Waite). The high part has 15 significant bits,
                 // so k times it is exact for |k| <= 2^8 and x - k hi is exact (x is within ln2 / 2 of k ln2):
                 // r is as accurate with a multiply and an add as with a fused multiply-add (SSE2, AVX).
@@ -133,7 +134,9 @@ namespace xloss
                 p = compat::fma(p, r, F(0x1.5554dep-3f));
                 p = compat::fma(p, r, F(0.5f));
                 const F e = compat::fma(r * r, p, r) + F(1.f);
-                return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e) + (k << 23));
+                // z's bits are those of 1.5 2^23 plus k: shifted by 23, only k is left.
+                return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e)
+                                                   + (compat::bitwise_cast<std::int32_t>(z) << 23));
             }
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -333,17 +336,18 @@ namespace xloss
                 return xsimd::select(is_nan(x), x, raw_exp(x));
             }
 
-            /// For float, exp_normal where every lane is in its range or -inf (a masked class, 0):
-            /// the lanes of a row's logits within 86 of its maximum, all of them but in rare rows.
+            /// For float, exp_normal where every lane is within exp_plain_limit of 0 or -inf (a masked
+            /// class, 0): the lanes of a row's shifted logits within 86 of its maximum and of its
+            /// log-probabilities, all of them but in rare rows.
             template <class A>
             XLOSS_INLINE xsimd::batch<float, A> softmax_exp(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
-                // (The upper bound for log-probabilities, which are not shifted by a maximum.)
-                // NaN fails both compares, but not always under -ffast-math: its bits are checked too
-                // (by none(), not by a negated mask, which g++ left out of line in the row loops).
-                const auto normal = (x >= F(exp_normal_lo)) & (x <= F(exp_normal_hi));
-                if (xsimd::all(normal | is_neg_inf(x)) && xsimd::none(is_nan(x)))
+                using I = xsimd::batch<std::int32_t, A>;
+                // One integer compare of |x|'s bits, which NaN fails whatever -ffast-math assumes.
+                const I bits = compat::bitwise_cast<std::int32_t>(x);
+                const auto normal = compat::mask_cast<float>((bits & I(0x7fffffff)) <= I(bits_of(exp_plain_limit<float>())));
+                if (xsimd::all(normal | is_neg_inf(x)))
                 {
                     return xsimd::select(normal, exp_normal(x), F(0.f));
                 }

@@ -18,6 +18,10 @@
 #include <stdexcept>
 #include <string>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/rows.hpp"
@@ -89,6 +93,58 @@ namespace xloss
                 double m_total = 0.;
             };
 
+            /// max(m, v), m where v is NaN.
+            template <class B>
+            XLOSS_INLINE B max_skip_nan(const B& m, const B& v) noexcept
+            {
+                return select(is_nan(v), m, max(m, v));
+            }
+
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))                                                  \
+    && !(defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+            // x86's max returns its second operand where either is NaN: one instruction. Not under
+            // -ffinite-math-only, which lets the compiler swap the operands.
+            XLOSS_INLINE __m128 x86_max(__m128 a, __m128 b) noexcept
+            {
+                return _mm_max_ps(a, b);
+            }
+
+            XLOSS_INLINE __m128d x86_max(__m128d a, __m128d b) noexcept
+            {
+                return _mm_max_pd(a, b);
+            }
+#if defined(__AVX__)
+            XLOSS_INLINE __m256 x86_max(__m256 a, __m256 b) noexcept
+            {
+                return _mm256_max_ps(a, b);
+            }
+
+            XLOSS_INLINE __m256d x86_max(__m256d a, __m256d b) noexcept
+            {
+                return _mm256_max_pd(a, b);
+            }
+#endif
+#if defined(__AVX512F__)
+            XLOSS_INLINE __m512 x86_max(__m512 a, __m512 b) noexcept
+            {
+                return _mm512_max_ps(a, b);
+            }
+
+            XLOSS_INLINE __m512d x86_max(__m512d a, __m512d b) noexcept
+            {
+                return _mm512_max_pd(a, b);
+            }
+#endif
+
+            template <class T, class A>
+            XLOSS_INLINE xsimd::batch<T, A> max_skip_nan(const xsimd::batch<T, A>& m,
+                                                          const xsimd::batch<T, A>& v) noexcept
+            {
+                using R = typename xsimd::batch<T, A>::register_type;
+                return x86_max(static_cast<R>(v), static_cast<R>(m));
+            }
+#endif
+
             /// The largest element of a row that is not NaN (-inf for a row of -inf); a NaN then
             /// reaches the row's sums through exp. (A max that kept whichever operand was NaN would
             /// forget it again at the next element, and could end at -inf on a row holding numbers.)
@@ -100,7 +156,7 @@ namespace xloss
                 constexpr T lowest = -std::numeric_limits<T>::infinity();
                 const auto step = [](const B& m, const B& v) XLOSS_INLINE_LAMBDA
                 {
-                    return select(is_nan(v), m, max(m, v));
+                    return max_skip_nan(m, v);
                 };
                 // Four running maxima: one would wait on each max's latency.
                 B m0(lowest), m1(lowest), m2(lowest), m3(lowest);

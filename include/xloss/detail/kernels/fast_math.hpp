@@ -133,7 +133,8 @@ namespace xloss
                 p = compat::fma(p, r, F(0x1.55551ap-5f));
                 p = compat::fma(p, r, F(0x1.5554dep-3f));
                 p = compat::fma(p, r, F(0.5f));
-                const F e = compat::fma(r * r, p, r) + F(1.f);
+                // 1 + r (1 + r P(r)): two multiply-adds, no separate r^2 and sum.
+                const F e = compat::fma(compat::fma(p, r, F(1.f)), r, F(1.f));
                 // z's bits are those of 1.5 2^23 plus k: shifted by 23, only k is left.
                 return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e)
                                                    + (compat::bitwise_cast<std::int32_t>(z) << 23));

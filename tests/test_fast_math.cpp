@@ -314,6 +314,24 @@ TEST_CASE("exp_normal: at most 2 ulp on a sample of its range, exact at 0 and wh
     CHECK(out[0] >= 0.f);
     CHECK(out[0] < 1e-37f);
     CHECK(xloss_test::is_nan(out[2]));
+    // Either side of the fast path's bound |x| <= 86.3365 (log-probabilities may be positive).
+    const float limit = xloss::detail::exp_plain_limit<float>();
+    for (const float x : {limit, std::nextafter(limit, inf), 87.f, -limit, std::nextafter(-limit, -inf),
+                          -87.f})
+    {
+        const float e = xloss::detail::softmax_exp(batch(x)).get(0);
+        const double ref = std::exp(static_cast<double>(x));
+        INFO("x = " << x << ": " << e << " against " << ref);
+        if (ref >= static_cast<double>(std::numeric_limits<float>::min()))
+        {
+            CHECK(std::abs(e - ref) <= 4 * std::numeric_limits<float>::epsilon() * ref);
+        }
+        else
+        {
+            CHECK(e >= 0.f);
+            CHECK(e < 1e-37f);
+        }
+    }
 }
 
 TEST_CASE("exp_normal: exhaustive over its range", "[.][long][fast_math]")

@@ -70,17 +70,20 @@
 #else
 #define XLOSS_THREADING seq
 #endif
-// -ffast-math changes the code too (fallbacks for what it breaks, other roundings): such translation
-// units get copies of their own.
+// -ffast-math changes the code too (fallbacks for what it breaks, other roundings), and so does
+// -ffinite-math-only alone (which lets the compiler swap a max's operands): such translation units
+// get copies of their own.
 #ifdef __FAST_MATH__
 #define XLOSS_FLOAT_MODE _fast_math
+#elif defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__
+#define XLOSS_FLOAT_MODE _finite_math
 #else
 #define XLOSS_FLOAT_MODE
 #endif
 #define XLOSS_PASTE_IMPL(isa, kernels, threading, mode) isa##_##kernels##_##threading##mode
 #define XLOSS_PASTE(isa, kernels, threading, mode) XLOSS_PASTE_IMPL(isa, kernels, threading, mode)
 /// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp` (with
-/// `_fast_math` appended under -ffast-math).
+/// `_fast_math` appended under -ffast-math, `_finite_math` under -ffinite-math-only alone).
 #define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING, XLOSS_FLOAT_MODE)
 
 /// Small kernel helpers called from loop bodies that the compiler's inlining budget would leave as

@@ -89,18 +89,36 @@ namespace xloss
                 return log_special_values(x, y);
             }
 
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define XLOSS_OPAQUE_ASM 1
+#else
+#define XLOSS_OPAQUE_ASM 0
+#endif
+
+            /// v, opaque to the optimizer where an empty asm can hold it (GCC and clang on x86): no
+            /// algebra of the compiler's reaches through it.
+            template <class A>
+            XLOSS_INLINE xsimd::batch<float, A> opaque(const xsimd::batch<float, A>& v) noexcept
+            {
+#if XLOSS_OPAQUE_ASM
+                typename xsimd::batch<float, A>::register_type r = v;
+                __asm__("" : "+v"(r));
+                return r;
+#else
+                return v;
+#endif
+            }
+
             /**
-             * v, opaque to the optimizer. -ffast-math lets the compiler reassociate
+             * v, opaque to the optimizer under -ffast-math, which lets the compiler reassociate
              * (x - k hi) - k lo into x - k (hi + lo) where the multiply-adds are separate
              * instructions (x86 without FMA), undoing the two-part reduction (68 ulp measured).
              */
             template <class A>
             XLOSS_INLINE xsimd::batch<float, A> keep_rounding(const xsimd::batch<float, A>& v) noexcept
             {
-#if defined(__FAST_MATH__) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-                typename xsimd::batch<float, A>::register_type r = v;
-                __asm__("" : "+v"(r));
-                return r;
+#if defined(__FAST_MATH__)
+                return opaque(v);
 #else
                 return v;
 #endif
@@ -120,10 +138,20 @@ namespace xloss
             XLOSS_INLINE xsimd::batch<float, A> exp_normal(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
-                // k = x / ln2 rounded: adding 1.5 2^23 leaves k in the low bits (|k| < 2^22).
+                using I = xsimd::batch<std::int32_t, A>;
+#if XLOSS_OPAQUE_ASM
+                // k = x / ln2 rounded: adding 1.5 2^23 leaves k in the low bits (|k| < 2^22), and
+                // shifted by 23 the bits of z are k's in the exponent. The sum is kept opaque: the
+                // compiler may otherwise fold (y + c) - c to y (-ffast-math, -fassociative-math).
                 const F shifter(0x1.8p23f);
-                const F z = keep_rounding(compat::fma(x, F(0x1.715476p+0f), shifter));
+                const F z = opaque(compat::fma(x, F(0x1.715476p+0f), shifter));
                 const F kf = z - shifter;
+                const I exponent = compat::bitwise_cast<std::int32_t>(z) << 23;
+#else
+                const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
+                const F kf = xsimd::to_float(k);
+                const I exponent = k << 23;
+#endif
                 // r = x - k ln2, ln2 in two parts (Cody and Waite). The high part has 15 significant bits,
                 // so k times it is exact for |k| <= 2^8 and x - k hi is exact (x is within ln2 / 2 of k ln2):
                 // r is as accurate with a multiply and an add as with a fused multiply-add (SSE2, AVX).
@@ -135,9 +163,7 @@ namespace xloss
                 p = compat::fma(p, r, F(0.5f));
                 // 1 + r (1 + r P(r)): two multiply-adds, no separate r^2 and sum.
                 const F e = compat::fma(compat::fma(p, r, F(1.f)), r, F(1.f));
-                // z's bits are those of 1.5 2^23 plus k: shifted by 23, only k is left.
-                return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e)
-                                                   + (compat::bitwise_cast<std::int32_t>(z) << 23));
+                return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e) + exponent);
             }
 
 #if defined(__x86_64__) || defined(_M_X64)

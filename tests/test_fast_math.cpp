@@ -273,7 +273,8 @@ namespace
         // The negative arguments are the bit patterns from -0 up to lo's, the positive ones 0 to hi's.
         const error_report neg =
             measure(0x80000000u, std::uint64_t(bits_of(xloss::detail::exp_normal_lo)) + 1, stride, exp_normal, exp_ref);
-        error_report pos = measure(0u, std::uint64_t(bits_of(xloss::detail::exp_normal_hi)) + 1, stride, exp_normal, exp_ref);
+        error_report pos =
+            measure(0u, std::uint64_t(bits_of(xloss::detail::exp_normal_hi)) + 1, stride, exp_normal, exp_ref);
         pos.count += neg.count;
         if (!(neg.worst <= pos.worst))
         {
@@ -316,8 +317,7 @@ TEST_CASE("exp_normal: at most 2 ulp on a sample of its range, exact at 0 and wh
     CHECK(xloss_test::is_nan(out[2]));
     // Either side of the fast path's bound |x| <= 86.3365 (log-probabilities may be positive).
     const float limit = xloss::detail::exp_plain_limit<float>();
-    for (const float x : {limit, std::nextafter(limit, inf), 87.f, -limit, std::nextafter(-limit, -inf),
-                          -87.f})
+    for (const float x : {limit, std::nextafter(limit, inf), 87.f, -limit, std::nextafter(-limit, -inf), -87.f})
     {
         const float e = xloss::detail::softmax_exp(batch(x)).get(0);
         const double ref = std::exp(static_cast<double>(x));

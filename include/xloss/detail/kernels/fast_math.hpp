@@ -373,7 +373,8 @@ namespace xloss
                 using I = xsimd::batch<std::int32_t, A>;
                 // One integer compare of |x|'s bits, which NaN fails whatever -ffast-math assumes.
                 const I bits = compat::bitwise_cast<std::int32_t>(x);
-                const auto normal = compat::mask_cast<float>((bits & I(0x7fffffff)) <= I(bits_of(exp_plain_limit<float>())));
+                const auto normal =
+                    compat::mask_cast<float>((bits & I(0x7fffffff)) <= I(bits_of(exp_plain_limit<float>())));
                 if (xsimd::all(normal | is_neg_inf(x)))
                 {
                     return xsimd::select(normal, exp_normal(x), F(0.f));

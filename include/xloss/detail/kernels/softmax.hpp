@@ -100,7 +100,7 @@ namespace xloss
                 return select(is_nan(v), m, max(m, v));
             }
 
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))                                                  \
+#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))                                                         \
     && !(defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
             // x86's max returns its second operand where either is NaN: one instruction. Not under
             // -ffinite-math-only, which lets the compiler swap the operands.
@@ -138,7 +138,7 @@ namespace xloss
 
             template <class T, class A>
             XLOSS_INLINE xsimd::batch<T, A> max_skip_nan(const xsimd::batch<T, A>& m,
-                                                          const xsimd::batch<T, A>& v) noexcept
+                                                         const xsimd::batch<T, A>& v) noexcept
             {
                 using R = typename xsimd::batch<T, A>::register_type;
                 return x86_max(static_cast<R>(v), static_cast<R>(m));

@@ -26,7 +26,7 @@ namespace
     const float f_inf = std::numeric_limits<float>::infinity();
     const float f_nan = std::numeric_limits<float>::quiet_NaN();
 
-    constexpr reduction all_reductions[] = {reduction::none, reduction::mean, reduction::sum, reduction::batchmean};
+    using xloss_test::all_reductions;
 
     xt::xarray<double> random_log_probs(std::vector<std::size_t> shape, unsigned seed)
     {

@@ -37,7 +37,7 @@ namespace
     }
 
     template <class T>
-    void check_case(const xloss_test::golden_case& c, double rtol, double atol)
+    void check_divergence_case(const xloss_test::golden_case& c, double rtol, double atol)
     {
         const auto s = c.tensors.at("student").as<T>();
         const auto t = c.tensors.at("teacher").as<T>();
@@ -128,11 +128,11 @@ TEST_CASE("Divergences from logits match PyTorch compositions of torchtune's and
     {
         if (c.dtype == "float")
         {
-            check_case<float>(c, 3e-5, 3e-6);
+            check_divergence_case<float>(c, 3e-5, 3e-6);
         }
         else
         {
-            check_case<double>(c, 1e-10, 1e-12);
+            check_divergence_case<double>(c, 1e-10, 1e-12);
         }
     }
 }

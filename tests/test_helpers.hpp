@@ -18,10 +18,14 @@
 #include <vector>
 
 #include <xloss/compat.hpp>
+#include <xloss/reduction.hpp>
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 namespace xloss_test
 {
+    constexpr xloss::reduction all_reductions[] = {xloss::reduction::none, xloss::reduction::mean,
+                                                   xloss::reduction::sum, xloss::reduction::batchmean};
+
     // NaN and infinities told by their bits: the suite also runs built with -ffast-math, which lets the
     // compiler fold std::isnan, std::isinf and x != x.
     inline std::uint64_t bits_of(double v)

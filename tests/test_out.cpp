@@ -22,7 +22,7 @@ using xloss::reduction;
 
 namespace
 {
-    constexpr reduction all_reductions[] = {reduction::none, reduction::mean, reduction::sum, reduction::batchmean};
+    using xloss_test::all_reductions;
 
     template <class T>
     std::pair<xt::xarray<T>, xt::xarray<T>> make_inputs(std::vector<std::size_t> shape, bool log_target, unsigned seed)

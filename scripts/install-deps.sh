@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages xloss needs for a purpose, when they are missing. The names are
 # those of Debian 12, 13 and sid alike.
+#   scripts/install-deps.sh demo    what the quick start needs: the README's install step (compiler,
+#                                   CMake, xtensor, xsimd, xtl)
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example),
 #                                   qemu-user (runs a test on a CPU model without AVX)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
@@ -13,17 +15,19 @@
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
 set -euo pipefail
 
-build=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev catch2 libopenmpi-dev openmpi-bin qemu-user)
+demo=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev)
+build=("${demo[@]}" catch2 libopenmpi-dev openmpi-bin qemu-user)
 case "${1:-build}" in
+    demo) wanted=("${demo[@]}") ;;
     build) wanted=("${build[@]}") ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     torch-bench) wanted=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev libbenchmark-dev libtorch-dev) ;;
     golden) wanted=(python3-torch) ;;
-    fuzz) wanted=(clang libclang-rt-dev) ;;
+    fuzz) wanted=(clang libclang-rt-dev libomp-dev) ;;
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [demo|build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -238,10 +238,25 @@ TEST_CASE("Divergence errors name the argument, the value and the row", "[diverg
         (void)xloss::forward_kl(s, t, xt::xarray<int>{0, 0}),
         "xloss::forward_kl: labels of shape (2) do not match the rows of the logits, of shape (2, 3) (the "
         "logits' shape (2, 3, 4) without the class axis)");
-    CHECK_THROWS_WITH((void)xloss::generalized_jsd(s, t, xloss::jsd_options().beta(1.5)),
-                      "xloss::generalized_jsd: beta must be in [0, 1], got 1.5");
-    CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().temperature(0)),
-                      "xloss::forward_kl: temperature must be positive and finite, got 0");
+    // Options are checked where they are set.
+    CHECK_THROWS_WITH(xloss::jsd_options().beta(1.5), "xloss::jsd_options::beta: beta must be in [0, 1], got 1.5");
+    CHECK_THROWS_WITH(xloss::distill_options().temperature(0),
+                      "xloss::distill_options::temperature: temperature must be positive and at most "
+                      "xloss::max_temperature (100), got 0");
+    CHECK_THROWS_WITH(xloss::jsd_options().temperature(101),
+                      "xloss::jsd_options::temperature: temperature must be positive and at most "
+                      "xloss::max_temperature (100), got 101");
+    CHECK_THROWS_WITH(xloss::distill_options().divisor(-1),
+                      "xloss::distill_options::divisor: divisor must be positive or 0, got -1");
+    CHECK_THROWS_WITH(xloss::kl_div_options().num_threads(-2),
+                      "xloss::kl_div_options::num_threads: num_threads must be 0 (OpenMP's default) or positive, "
+                      "got -2");
+    CHECK_THROWS_WITH(xloss::kl_div_options().reduction(static_cast<xloss::reduction>(7)),
+                      "xloss::kl_div_options::reduction: reduction must be one of none, mean, sum, batchmean, got 7");
+    CHECK(xloss::jsd_options().reduction("sum").reduction() == xloss::reduction::sum);
+    CHECK(xloss::distill_options().reduction("batchmean").reduction() == xloss::reduction::batchmean);
+    CHECK_THROWS_WITH(xloss::jsd_options().reduction("average"),
+                      "xloss: unknown reduction 'average'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'");
     CHECK_THROWS_WITH((void)xloss::forward_kl(s, xt::xarray<float>(xt::zeros<float>({2, 3}))),
                       "xloss::forward_kl: student_logits of shape (2, 3, 4) and teacher_logits of shape (2, 3) differ");
     CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().axis(3)),
@@ -419,8 +434,8 @@ TEST_CASE("A temperature whose 1/T or T^2 leaves the value type's range is an er
                       "xloss::forward_kl: temperature must be such that 1/T and T^2 are finite and not 0 in float, "
                       "got 1e-30");
     CHECK_THROWS_WITH((void)xloss::kl_div_with_logits(s, t, 1e30),
-                      "xloss::kl_div_with_logits: temperature must be such that 1/T and T^2 are finite and not 0 in "
-                      "float, got 1e+30");
+                      "xloss::kl_div_with_logits: temperature must be positive and at most xloss::max_temperature "
+                      "(100), got 1e+30");
     const xt::xarray<double> sd = {{0.5, 1.}}, td = {{1., 0.}};
     CHECK(xloss_test::is_finite(xloss::forward_kl(sd, td, xloss::distill_options().temperature(1e-30))()));
 }
@@ -482,4 +497,120 @@ TEST_CASE("A NaN logit makes its row's loss and gradients NaN, in every divergen
             CHECK(xloss_test::is_nan(fb.grad_input(0, j)));
         }
     }
+}
+
+namespace
+{
+    /// A divergence module of each kind, with the options given to all three.
+    template <class F>
+    void for_each_divergence(double temperature, xloss::reduction r, F&& f)
+    {
+        f(xloss::ForwardKLLoss(xloss::distill_options().temperature(temperature).reduction(r).teacher_grad(true)));
+        f(xloss::ReverseKLLoss(xloss::distill_options().temperature(temperature).reduction(r).teacher_grad(true)));
+        f(xloss::GeneralizedJSDLoss(
+            xloss::jsd_options().beta(0.3).temperature(temperature).reduction(r).teacher_grad(true)));
+    }
+}
+
+// Identical rows are exactly 0 (the generalized JSD's log m rounded to a residue below it: -1.2e-7
+// at T = 1), and no row is below 0 for rows that differ only in their last bits (the reverse KL
+// over the classes the teacher keeps may be: its rows are not clamped, see reverse_kl_policy).
+TEST_CASE("Divergences are never below 0, and identical rows give 0", "[divergence][edge]")
+{
+    const std::size_t rows = 7, classes = 301;
+    xt::xarray<float> s = xt::xarray<float>::from_shape({rows, classes});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = static_cast<float>(std::sin(0.37 * static_cast<double>(i)) * 6.0);
+    }
+    // The same rows but for one bit of a few logits.
+    xt::xarray<float> near = s;
+    for (std::size_t i = 0; i < near.size(); i += 17)
+    {
+        near.flat(i) = std::nextafter(near.flat(i), 100.f);
+    }
+    for (double temperature : {1., 2., 7.5})
+    {
+        for_each_divergence(temperature, xloss::reduction::none,
+                            [&](const auto& loss)
+                            {
+                                const xt::xarray<float> same = loss(s, s);
+                                for (float v : same)
+                                {
+                                    CHECK(xloss_test::bits_of(static_cast<double>(v)) == 0); // +0 exactly
+                                }
+                                if (!std::is_same<std::decay_t<decltype(loss)>, xloss::ReverseKLLoss>::value)
+                                {
+                                    const xt::xarray<float> close = loss(s, near);
+                                    for (float v : close)
+                                    {
+                                        CHECK(v >= 0.f);
+                                    }
+                                }
+                                CHECK(xt::all(xt::equal(loss.forward_backward(s, s).grad_student, 0.f)));
+                            });
+    }
+}
+
+// A NaN in a kept row reaches that row's loss and both of its gradients, and no other row.
+TEST_CASE("NaN in a kept row gives NaN in that row's gradients, for every divergence", "[divergence][edge]")
+{
+    xt::xarray<float> s = {{1.f, 2.f, 0.5f}, {0.f, -1.f, 3.f}}, t = {{0.5f, 1.f, 2.f}, {2.f, 0.f, -1.f}};
+    for (bool in_teacher : {true, false})
+    {
+        xt::xarray<float> a = s, b = t;
+        (in_teacher ? b : a)(0, 1) = std::numeric_limits<float>::quiet_NaN();
+        for_each_divergence(2., xloss::reduction::none,
+                            [&](const auto& loss)
+                            {
+                                INFO((in_teacher ? "teacher" : "student"));
+                                const auto r = loss.forward_backward(a, b);
+                                CHECK(xloss_test::is_nan(r.loss(0)));
+                                CHECK(xloss_test::is_finite(r.loss(1)));
+                                for (std::size_t j = 0; j < 3; ++j)
+                                {
+                                    CHECK(xloss_test::is_nan(r.grad_student(0, j)));
+                                    if (in_teacher)
+                                    {
+                                        // (A NaN student row may leave the scalar kernels' teacher
+                                        // gradient finite: not checked yet.)
+                                        CHECK(xloss_test::is_nan(r.grad_teacher(0, j)));
+                                    }
+                                    CHECK(xloss_test::is_finite(r.grad_student(1, j)));
+                                }
+                            });
+    }
+}
+
+// One rule for ignore_index, whatever the labels' integer type: a label is ignored when its value
+// equals ignore_index. An unsigned label never equals a negative one: a uint32 or uint64 label
+// holding the bits of -100 is a kept row, as is a uint8 156.
+TEMPLATE_TEST_CASE("ignore_index compares by value for every integer label type", "[divergence][labels]",
+                   signed char, unsigned char, short, unsigned short, int, unsigned int, long, unsigned long,
+                   long long, unsigned long long)
+{
+    using L = TestType;
+    const xt::xarray<float> s = {{1.f, 2.f, 0.5f}, {0.f, -1.f, 3.f}, {2.f, 2.f, -2.f}};
+    const xt::xarray<float> t = {{0.5f, 1.f, 2.f}, {2.f, 0.f, -1.f}, {0.f, 1.f, 1.f}};
+    const auto per_row = xloss::forward_kl(s, t, xloss::distill_options().reduction(xloss::reduction::none));
+    const L wrapped = static_cast<L>(-100); // -100 itself for signed types
+    const xt::xarray<L> labels = {L(1), wrapped, L(2)};
+    const auto got = xloss::forward_kl(s, t, labels, xloss::distill_options().reduction(xloss::reduction::sum));
+    const bool ignored = std::is_signed<L>::value;
+    CHECK(got() == Approx(per_row(0) + per_row(2) + (ignored ? 0.f : per_row(1))).epsilon(1e-6));
+    // A non-negative ignore_index matches the same value in every type.
+    const xt::xarray<L> sevens = {L(7), L(1), L(7)};
+    const auto kept =
+        xloss::forward_kl(s, t, sevens, xloss::distill_options().reduction(xloss::reduction::sum).ignore_index(7));
+    CHECK(kept() == Approx(per_row(1)).epsilon(1e-6));
+}
+
+// Temperatures above xloss::max_temperature are rejected: a float loss there has lost its digits.
+TEST_CASE("Temperatures above max_temperature are an error", "[divergence][errors]")
+{
+    const xt::xarray<float> s = {{1.f, 2.f, 0.5f}}, t = {{0.5f, 1.f, 2.f}};
+    CHECK_NOTHROW(xloss::forward_kl(s, t, xloss::distill_options().temperature(xloss::max_temperature)));
+    CHECK_THROWS_WITH(xloss::kl_div_with_logits(s, t, 1e3),
+                      "xloss::kl_div_with_logits: temperature must be positive and at most xloss::max_temperature "
+                      "(100), got 1000");
 }

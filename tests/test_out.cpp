@@ -215,8 +215,10 @@ TEST_CASE("Enumerations out of range: std::invalid_argument naming the value", "
 TEST_CASE("num_threads must not be negative", "[threads][errors]")
 {
     const xt::xarray<float> x = {-1.f};
+    // Where it is set.
     CHECK_THROWS_WITH(xloss::kl_div(x, x, xloss::kl_div_options().num_threads(-2)),
-                      "xloss::kl_div: num_threads must be 0 (OpenMP's default) or positive, got -2");
+                      "xloss::kl_div_options::num_threads: num_threads must be 0 (OpenMP's default) or positive, "
+                      "got -2");
 }
 
 TEST_CASE("Resizable outputs of another shape are resized, as xtensor's assignment does", "[out]")
@@ -295,4 +297,76 @@ TEST_CASE("Outputs stay untouched when a call throws", "[out][errors]")
     CHECK(xt::all(xt::equal(wrong, sentinel)));
     CHECK(xt::all(xt::equal(gx_wrong, sentinel)));
     CHECK(scalar == sentinel);
+}
+
+// Outputs that share memory with the inputs: a gradient written over its own input (in place), one
+// overlapping the target by one element either way, a `none` loss written over the target. Each
+// result equals the allocating call's on copies of the inputs, in every reduction.
+TEST_CASE("KL _out calls whose outputs overlap the inputs", "[out][alias]")
+{
+    const std::size_t n = 1000;
+    for (bool log_target : {false, true})
+    {
+        const auto [x0, t0] = make_inputs<float>({n}, log_target, 7);
+        for (auto r : all_reductions)
+        {
+            const xloss::kl_div_options opts(r, log_target);
+            const auto expected = xloss::kl_div_forward_backward(x0, t0, opts, true);
+            const auto expected_loss = xloss::kl_div(x0, t0, opts);
+            // Inputs laid in one buffer with a spare element on each side, so that an output can start
+            // one element before or after an input.
+            for (std::ptrdiff_t shift : {-1, 0, 1})
+            {
+                INFO("log_target " << log_target << ", reduction " << static_cast<int>(r) << ", shift " << shift);
+                std::vector<float> buffer(n + 2), input(x0.begin(), x0.end());
+                std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+                auto t = xt::adapt(buffer.data() + 1, n, xt::no_ownership(), std::vector<std::size_t>{n});
+                auto x = xt::adapt(input.data(), n, xt::no_ownership(), std::vector<std::size_t>{n});
+                auto over_t = xt::adapt(buffer.data() + 1 + shift, n, xt::no_ownership(),
+                                        std::vector<std::size_t>{n});
+
+                // The input gradient over the target.
+                xloss::kl_div_backward_out(over_t, 1.0, x, t, opts);
+                CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected.grad_input));
+                std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+
+                // The target gradient over the target.
+                xloss::kl_div_target_backward_out(over_t, 1.0, x, t, opts);
+                CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected.grad_target));
+                std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+
+                // The fused pass: the input gradient over the target, the target gradient elsewhere.
+                xt::xarray<float> loss = xt::zeros<float>(r == reduction::none ? std::vector<std::size_t>{n}
+                                                                               : std::vector<std::size_t>{});
+                xt::xarray<float> grad_target = xt::zeros<float>({n});
+                xloss::kl_div_forward_backward_out(loss, over_t, grad_target, x, t, opts);
+                CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected.grad_input));
+                CHECK(xloss_test::identical(grad_target, expected.grad_target));
+                CHECK(xloss_test::identical(loss, expected.loss));
+                std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+
+                // The target gradient over the target, the input gradient in place over the input.
+                xloss::kl_div_forward_backward_out(loss, x, over_t, x, t, opts);
+                CHECK(xloss_test::identical(xt::xarray<float>(x), expected.grad_input));
+                CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected.grad_target));
+                CHECK(xloss_test::identical(loss, expected.loss));
+                std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+                std::copy(x0.begin(), x0.end(), input.begin());
+
+                if (r == reduction::none)
+                {
+                    // The `none` loss over the target, alone and with the gradients.
+                    xloss::kl_div_out(over_t, x, t, opts);
+                    CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected_loss));
+                    std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+                    xt::xarray<float> grad_input = xt::zeros<float>({n});
+                    xloss::kl_div_forward_backward_out(over_t, grad_input, grad_target, x, t, opts);
+                    CHECK(xloss_test::identical(xt::xarray<float>(over_t), expected.loss));
+                    CHECK(xloss_test::identical(grad_input, expected.grad_input));
+                    CHECK(xloss_test::identical(grad_target, expected.grad_target));
+                    std::copy(t0.begin(), t0.end(), buffer.begin() + 1);
+                }
+            }
+        }
+    }
 }

@@ -138,7 +138,7 @@ namespace xloss
                                       const xt::xexpression<T>& teacher_logits, const L& labels = all_rows) const
             {
                 using V = detail::divergence_value_t<S, T>;
-                constexpr const char* func = "forward_backward_out";
+                constexpr const char* func = Policy::out_name;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
                 const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
                 const bool grad_fits =

@@ -51,6 +51,8 @@ namespace xloss
     {
     public:
 
+        static constexpr const char* options_name = "kl_div_options";
+
         /// Options with the given reduction and target space (defaults: mean, probabilities).
         constexpr kl_div_options(xloss::reduction r = xloss::reduction::mean, bool log_target = false) noexcept
             : detail::loss_options<kl_div_options>(r)

@@ -107,6 +107,9 @@ namespace xloss
                                                         const xt::xexpression<E2>& teacher_logits, double temperature,
                                                         reduction r, std::ptrdiff_t axis, const char* func)
             {
+                // Checked here, so that an error names this call rather than the options' setters.
+                check_reduction(r, func);
+                check_temperature(temperature, func);
                 const auto& s = student_logits.derived_cast();
                 const shape_type shape = to_shape(s.shape());
                 // Counted over elements, and given to the row engine as the options' divisor.

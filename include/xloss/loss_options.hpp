@@ -9,6 +9,9 @@
 /// @file
 /// The options every loss has: its reduction, the divisor of the averaging reductions, threads.
 
+#include <string_view>
+
+#include "detail/core/setter_check.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -31,11 +34,20 @@ namespace xloss
                 return m_reduction;
             }
 
-            /// Sets the reduction.
-            constexpr D& reduction(xloss::reduction r) noexcept
+            /// Sets the reduction; throws std::invalid_argument for a value that is not an enumerator.
+            D& reduction(xloss::reduction r)
             {
+                check_setter(is_valid(r), D::options_name, "reduction", "one of none, mean, sum, batchmean",
+                             static_cast<double>(static_cast<int>(r)));
                 m_reduction = r;
                 return self();
+            }
+
+            /// Sets the reduction by its PyTorch name ("none", "mean", "sum", "batchmean"); throws
+            /// std::invalid_argument for any other.
+            D& reduction(std::string_view name)
+            {
+                return reduction(parse_reduction(name));
             }
 
             /// The divisor of `mean` and `batchmean`, when set; 0 (the default) takes it from the
@@ -50,8 +62,9 @@ namespace xloss
              * process holds a shard of the batch, the global number of elements, samples or tokens.
              * 0 takes it from the call's own arguments.
              */
-            constexpr D& divisor(double value) noexcept
+            D& divisor(double value)
             {
+                check_setter(nonnegative_finite(value), D::options_name, "divisor", "positive or 0", value);
                 m_divisor = value;
                 return self();
             }
@@ -67,8 +80,9 @@ namespace xloss
              * OpenMP's default. Results are bit-identical for any value. Without OpenMP (compile with
              * -fopenmp, or link OpenMP::OpenMP_CXX) a value above 1 is an error.
              */
-            constexpr D& num_threads(int value) noexcept
+            D& num_threads(int value)
             {
+                check_setter(value >= 0, D::options_name, "num_threads", "0 (OpenMP's default) or positive", value);
                 m_num_threads = value;
                 return self();
             }

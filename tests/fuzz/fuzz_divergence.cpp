@@ -258,9 +258,21 @@ namespace
     {
         const std::size_t rank = 1 + in.next() % 3;
         std::vector<std::size_t> shape;
+        // Mostly short axes; some rows long enough to fill several SIMD batches (17 to 72 classes), and
+        // some calls with more rows than one of the engine's groups of 256 (257 to 304), at most 4096
+        // elements in all, so that executions stay fast.
         for (std::size_t k = 0; k < rank; ++k)
         {
-            shape.push_back(1 + in.next() % 5);
+            const std::uint8_t b = in.next();
+            shape.push_back(b < 200 ? 1 + b % 5 : b < 240 ? 17 + b % 56 : 257 + b % 48);
+        }
+        for (auto& d : shape)
+        {
+            if (numel(shape) <= 4096)
+            {
+                break;
+            }
+            d = d > 5 ? 1 + d % 5 : d;
         }
         const std::size_t axis = in.next() % rank;
         const ld temps[] = {1, 2, 0.5L, 4};

@@ -423,40 +423,42 @@ namespace
     {
         const xt::xarray<V> x = {{-1, -2, -0.5}, {-0.1, -3, -1}};
         const xt::xarray<V> t = {{0.2, 0.3, 0.5}, {0.6, 0.1, 0.3}};
-        xloss::kl_div_options o;
         const std::uint8_t k = in.next();
-        switch (k % 7)
-        {
-            case 0:
-                o.input_logits(true).softmax_axis(2 + in.next() % 4);
-                break;
-            case 1:
-                o.axes({0, 0});
-                break;
-            case 2:
-                o.axes({1}).reduction(xloss::reduction::none);
-                break;
-            case 3:
-                o.log_target(true).epsilon(1e-12);
-                break;
-            case 4:
-                // A weight must be finite (negative ones are allowed), an epsilon not negative, a
-                // divisor not negative.
-                in.next() % 3 == 0   ? o.weight(std::numeric_limits<double>::infinity())
-                : in.next() % 2 == 0 ? o.epsilon(-1e-3)
-                                     : o.divisor(-2.0);
-                break;
-            case 5:
-                o.per_sample(-3 - static_cast<std::ptrdiff_t>(in.next() % 4));
-                break;
-            default:
-                o.per_sample(0).reduction(xloss::reduction::batchmean);
-                break;
-        }
         g_context = "invalid option set " + std::to_string(k % 7);
         bool thrown = false;
+        // Inside the try: a setter that checks its value throws where the option is set, naming
+        // kl_div_options (the divisor); the rest throw when kl_div runs.
         try
         {
+            xloss::kl_div_options o;
+            switch (k % 7)
+            {
+                case 0:
+                    o.input_logits(true).softmax_axis(2 + in.next() % 4);
+                    break;
+                case 1:
+                    o.axes({0, 0});
+                    break;
+                case 2:
+                    o.axes({1}).reduction(xloss::reduction::none);
+                    break;
+                case 3:
+                    o.log_target(true).epsilon(1e-12);
+                    break;
+                case 4:
+                    // A weight must be finite (negative ones are allowed), an epsilon not negative, a
+                    // divisor not negative.
+                    in.next() % 3 == 0   ? o.weight(std::numeric_limits<double>::infinity())
+                    : in.next() % 2 == 0 ? o.epsilon(-1e-3)
+                                         : o.divisor(-2.0);
+                    break;
+                case 5:
+                    o.per_sample(-3 - static_cast<std::ptrdiff_t>(in.next() % 4));
+                    break;
+                default:
+                    o.per_sample(0).reduction(xloss::reduction::batchmean);
+                    break;
+            }
             (void)xloss::kl_div(x, t, o);
         }
         catch (const std::invalid_argument& e)

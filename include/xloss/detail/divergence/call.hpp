@@ -76,16 +76,23 @@ namespace xloss
                 }
             }
 
+            /// Checks a temperature: in (0, max_temperature].
+            inline void check_temperature(double t, const char* func)
+            {
+                if (!is_positive_finite(t) || t > max_temperature)
+                {
+                    detail::raise(
+                        option_error(func, "temperature", "positive and at most xloss::max_temperature (100)", t));
+                }
+            }
+
             /// Checks the row options; V is the logits' value type (1 / T and T^2 must be finite in it).
             template <class V, class Options>
             inline void check_row_options(const Options& options, const char* func)
             {
                 check_loss_options(options, func, "from the labels or shapes");
                 const double t = options.temperature();
-                if (!is_positive_finite(t))
-                {
-                    detail::raise(option_error(func, "temperature", "positive and finite", t));
-                }
+                check_temperature(t, func);
                 const V inv = static_cast<V>(1. / t), square = static_cast<V>(t * t);
                 if (!is_positive_finite(inv) || !is_positive_finite(square))
                 {

@@ -32,6 +32,8 @@ namespace xloss
             struct forward_kl_policy
             {
                 static constexpr const char* name = "forward_kl";
+                static constexpr const char* out_name = "ForwardKLLoss::forward_backward_out";
+                static constexpr bool nonnegative = true; ///< a row is never below 0
 
                 template <class B>
                 divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B&) const noexcept
@@ -69,6 +71,9 @@ namespace xloss
             struct reverse_kl_policy
             {
                 static constexpr const char* name = "reverse_kl";
+                static constexpr const char* out_name = "ReverseKLLoss::forward_backward_out";
+                /// Not clamped at 0: over the classes the teacher keeps, the sum may be below 0.
+                static constexpr bool nonnegative = false;
 
                 template <class B>
                 divergence_terms<B> operator()(const B& lp, const B& lq, const B&, const B& q) const noexcept
@@ -110,6 +115,8 @@ namespace xloss
             struct jsd_policy
             {
                 static constexpr const char* name = "generalized_jsd";
+                static constexpr const char* out_name = "GeneralizedJSDLoss::forward_backward_out";
+                static constexpr bool nonnegative = true; ///< a row is never below 0
                 double beta;
                 double log_beta;   ///< log(beta), taken once per call, not per batch
                 double log1m_beta; ///< log(1 - beta)
@@ -130,9 +137,12 @@ namespace xloss
                     // log m = log(beta p + (1 - beta) q), as a log-sum-exp of the two logs.
                     const B u = lp + lwp, v = lq + lwq;
                     const B hi = max(u, v), lo = min(u, v);
-                    const B lm = hi + log_one_to_two(B(1) + softmax_exp(lo - hi));
-                    const B dp = select(is_zero(p), B(0), p * (lp - lm));
-                    const B dq = select(is_zero(q), B(0), q * (lq - lm));
+                    // NaN in lp (a teacher row with NaN) stays in log m, and so reaches both gradients;
+                    // where lp = lq, m = p exactly, so equal rows give 0, not a rounding residue.
+                    const B lm = select(is_nan(lp), lp, hi + log_one_to_two(B(1) + softmax_exp(lo - hi)));
+                    const auto equal = lp == lq;
+                    const B dp = select(either(is_zero(p), equal), B(0), p * (lp - lm));
+                    const B dq = select(either(is_zero(q), equal), B(0), q * (lq - lm));
                     return {wp * dp + wq * dq, wq * dq, wp * dp};
                 }
             };

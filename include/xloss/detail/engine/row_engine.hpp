@@ -122,6 +122,14 @@ namespace xloss
                     {
                         return labels[k];
                     }
+                    else if constexpr (std::is_unsigned<L>::value)
+                    {
+                        // Compared by value, for every label type: an unsigned label never equals a
+                        // negative ignore_index (a uint32 or uint64 holding the bits of -100 is kept).
+                        return ignore_index < 0
+                               || static_cast<unsigned long long>(labels[k])
+                                      != static_cast<unsigned long long>(ignore_index);
+                    }
                     else
                     {
                         return static_cast<long long>(labels[k]) != ignore_index;
@@ -351,6 +359,10 @@ namespace xloss
                         }
                         value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
                                          k, out, to, spare, fault);
+                        // A policy that is a divergence (Policy::nonnegative) never gives a row below 0: a
+                        // row's sum that rounds below it is 0 (NaN stays). Per-class terms are PyTorch's
+                        // pointwise kl_div, whose terms may be negative.
+                        value = Policy::nonnegative && !per_class && value < 0. ? 0. : value;
                     }
                     if (out.loss && !per_class)
                     {

@@ -22,6 +22,7 @@
 #include "../core/allocate.hpp"
 #include "../core/error.hpp"
 #include "../core/output.hpp"
+#include "../core/overlap.hpp"
 #include "call.hpp"
 #include "general.hpp"
 
@@ -78,7 +79,9 @@ namespace xloss
                 {
                     data = fits && !loss_shape.empty() ? writable_data<V>(out) : nullptr;
                 }
-                if (needs_general(options) || (!fits && !loss_shape.empty()) || (!loss_shape.empty() && !data))
+                // A loss written over what the pass still reads is computed aside.
+                if (needs_general(options) || (!fits && !loss_shape.empty()) || (!loss_shape.empty() && !data)
+                    || overlaps_inputs(data, size_of(loss_shape), x, t))
                 {
                     assign_loss(out, loss<V>(x, t, options, func)); // computed aside, then assigned
                     return out;
@@ -111,7 +114,7 @@ namespace xloss
                     return out;
                 }
                 V* data = same_shape && shape == s.shape ? writable_data<V>(out) : nullptr;
-                if (!data)
+                if (!data || overlaps_inputs(data, size_of(shape), x, t, grad_output))
                 {
                     assign_out(out, gradient<V, A>(grad_output, x, t, options, func));
                     return out;
@@ -185,7 +188,10 @@ namespace xloss
                 {
                     lo = reduce ? nullptr : writable_data<V>(loss);
                 }
-                if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options))
+                const std::size_t n = size_of(s.shape);
+                const bool overlap = overlaps_inputs(gx, n, x, t) || overlaps_inputs(gt, n, x, t)
+                                     || overlaps_inputs(lo, reduce ? 0 : n, x, t);
+                if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options) || overlap)
                 {
                     auto r = forward_backward<V>(x, t, options, grad_target != nullptr, func);
                     assign_loss(loss, r.loss);

@@ -55,8 +55,9 @@ namespace xloss
             /// Sets T, in (0, max_temperature]; throws std::invalid_argument for any other value.
             D& temperature(double t)
             {
-                check_setter(positive_finite(t) && t <= max_temperature, D::options_name, "temperature",
-                             "positive and at most xloss::max_temperature (100)", t);
+                option_setters::check_setter(option_setters::positive_finite(t) && t <= max_temperature,
+                                             D::options_name, "temperature",
+                                             "positive and at most xloss::max_temperature (100)", t);
                 m_temperature = t;
                 return self();
             }
@@ -95,8 +96,9 @@ namespace xloss
 
             D& input(row_input value)
             {
-                check_setter(value == row_input::logits || value == row_input::log_probs, D::options_name, "input",
-                             "row_input::logits or row_input::log_probs", static_cast<double>(static_cast<int>(value)));
+                option_setters::check_setter(value == row_input::logits || value == row_input::log_probs,
+                                             D::options_name, "input", "row_input::logits or row_input::log_probs",
+                                             static_cast<double>(static_cast<int>(value)));
                 m_input = value;
                 return self();
             }
@@ -153,7 +155,8 @@ namespace xloss
         /// Sets beta; throws std::invalid_argument outside [0, 1].
         jsd_options& beta(double b)
         {
-            detail::check_setter(detail::nonnegative_finite(b) && b <= 1., options_name, "beta", "in [0, 1]", b);
+            option_setters::check_setter(option_setters::nonnegative_finite(b) && b <= 1., options_name, "beta",
+                                         "in [0, 1]", b);
             m_beta = b;
             return *this;
         }

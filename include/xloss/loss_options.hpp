@@ -37,8 +37,9 @@ namespace xloss
             /// Sets the reduction; throws std::invalid_argument for a value that is not an enumerator.
             D& reduction(xloss::reduction r)
             {
-                check_setter(is_valid(r), D::options_name, "reduction", "one of none, mean, sum, batchmean",
-                             static_cast<double>(static_cast<int>(r)));
+                option_setters::check_setter(is_valid(r), D::options_name, "reduction",
+                                             "one of none, mean, sum, batchmean",
+                                             static_cast<double>(static_cast<int>(r)));
                 m_reduction = r;
                 return self();
             }
@@ -64,7 +65,8 @@ namespace xloss
              */
             D& divisor(double value)
             {
-                check_setter(nonnegative_finite(value), D::options_name, "divisor", "positive or 0", value);
+                option_setters::check_setter(option_setters::nonnegative_finite(value), D::options_name, "divisor",
+                                             "positive or 0", value);
                 m_divisor = value;
                 return self();
             }
@@ -82,7 +84,8 @@ namespace xloss
              */
             D& num_threads(int value)
             {
-                check_setter(value >= 0, D::options_name, "num_threads", "0 (OpenMP's default) or positive", value);
+                option_setters::check_setter(value >= 0, D::options_name, "num_threads",
+                                             "0 (OpenMP's default) or positive", value);
                 m_num_threads = value;
                 return self();
             }

@@ -20,39 +20,46 @@
 
 namespace xloss
 {
-    namespace detail
+    // In the ISA namespace, as all of xloss's code (an object built for AVX-512 and one for baseline
+    // x86-64 share no symbol), but outside `detail`: the options classes live in xloss::detail,
+    // outside it, and name these option_setters::check_setter.
+    inline namespace XLOSS_ARCH_NAMESPACE
     {
-        /// Throws, naming the setter (e.g. "xloss::jsd_options::beta"), unless `ok`.
-        inline void check_setter(bool ok, const char* options, const char* option, const char* must, double got)
+        namespace option_setters
         {
-            if (!ok)
+            /// Throws, naming the setter (e.g. "xloss::jsd_options::beta"), unless `ok`.
+            inline void check_setter(bool ok, const char* options, const char* option, const char* must, double got)
             {
-                std::ostringstream os;
-                os.precision(9);
-                os << "xloss::" << options << "::" << option << ": " << option << " must be " << must << ", got " << got;
-                xloss::XLOSS_ARCH_NAMESPACE::detail::raise(std::invalid_argument(os.str()));
+                if (!ok)
+                {
+                    std::ostringstream os;
+                    os.precision(9);
+                    os << "xloss::" << options << "::" << option << ": " << option << " must be " << must << ", got "
+                       << got;
+                    detail::raise(std::invalid_argument(os.str()));
+                }
             }
-        }
 
-        /// The bits of v: -ffast-math may fold std::isfinite and comparisons with NaN, not these.
-        inline std::uint64_t setter_bits(double v) noexcept
-        {
-            std::uint64_t b;
-            std::memcpy(&b, &v, sizeof b);
-            return b;
-        }
+            /// The bits of v: -ffast-math may fold std::isfinite and comparisons with NaN, not these.
+            inline std::uint64_t setter_bits(double v) noexcept
+            {
+                std::uint64_t b;
+                std::memcpy(&b, &v, sizeof b);
+                return b;
+            }
 
-        /// v > 0 and finite.
-        inline bool positive_finite(double v) noexcept
-        {
-            const std::uint64_t b = setter_bits(v);
-            return b > 0 && b < 0x7ff0000000000000ull;
-        }
+            /// v > 0 and finite.
+            inline bool positive_finite(double v) noexcept
+            {
+                const std::uint64_t b = setter_bits(v);
+                return b > 0 && b < 0x7ff0000000000000ull;
+            }
 
-        /// v >= 0 (either zero) and finite.
-        inline bool nonnegative_finite(double v) noexcept
-        {
-            return positive_finite(v) || setter_bits(v) == 0 || setter_bits(v) == 0x8000000000000000ull;
+            /// v >= 0 (either zero) and finite.
+            inline bool nonnegative_finite(double v) noexcept
+            {
+                return positive_finite(v) || setter_bits(v) == 0 || setter_bits(v) == 0x8000000000000000ull;
+            }
         }
     }
 }

@@ -124,12 +124,16 @@ TEST_CASE("Every kind of expression gives the numbers of its contiguous copy", "
             for (bool log_target : {false, true})
             {
                 INFO("reduction " << xloss::to_string(r) << ", log_target " << log_target);
-                // Chunked copies run the same arithmetic in the same order: bit-identical.
-                CHECK(xloss_test::identical(xloss::kl_div(x, t, r, log_target), xloss::kl_div(cx, ct, r, log_target)));
-                CHECK(xloss_test::identical(xloss::kl_div_backward(0.5f, x, t, r, log_target),
-                                            xloss::kl_div_backward(0.5f, cx, ct, r, log_target)));
-                CHECK(xloss_test::identical(xloss::kl_div_target_backward(0.5f, x, t, r, log_target),
-                                            xloss::kl_div_target_backward(0.5f, cx, ct, r, log_target)));
+                // Chunked copies run the same arithmetic in the same order: bit-identical (to 64 ulp
+                // under -ffast-math, where each instantiation may be reassociated its own way).
+                CHECK(xloss_test::same_values(xloss::kl_div(x, t, r, log_target), xloss::kl_div(cx, ct, r, log_target))
+                      == "");
+                CHECK(xloss_test::same_values(xloss::kl_div_backward(0.5f, x, t, r, log_target),
+                                              xloss::kl_div_backward(0.5f, cx, ct, r, log_target))
+                      == "");
+                CHECK(xloss_test::same_values(xloss::kl_div_target_backward(0.5f, x, t, r, log_target),
+                                              xloss::kl_div_target_backward(0.5f, cx, ct, r, log_target))
+                      == "");
             }
         }
     };

@@ -547,7 +547,14 @@ TEST_CASE("Divergences are never below 0, and identical rows give 0", "[divergen
                                         CHECK(v >= 0.f);
                                     }
                                 }
-                                CHECK(xt::all(xt::equal(loss.forward_backward(s, s).grad_student, 0.f)));
+                                const xt::xarray<float> g = loss.forward_backward(s, s).grad_student;
+#ifdef __FAST_MATH__
+                                // Reassociated, a gradient's sums over the row (sum q = 1) may round a
+                                // few ulp away from their exact values: a residue of eps times p.
+                                CHECK(xt::amax(xt::abs(g))() <= 8 * std::numeric_limits<float>::epsilon());
+#else
+                                CHECK(xt::all(xt::equal(g, 0.f)));
+#endif
                             });
     }
 }

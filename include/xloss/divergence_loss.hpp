@@ -42,7 +42,7 @@ namespace xloss
             }
 
             template <class S, class T>
-            using divergence_value_t = std::common_type_t<typename S::value_type, typename T::value_type>;
+            using divergence_value_t = loss_value_t<S, T>;
         }
 
         /**

@@ -5,7 +5,7 @@
 
 int main()
 {
-    xt::xarray<std::complex<double>> x = {{1.0, 0.0}};
+    xt::xarray<std::complex<double>> x = {std::complex<double>(1.0, 0.0)};
     xt::xarray<double> t = {0.5};
-    return static_cast<int>(xloss::kl_div(x, t)().real());
+    return static_cast<int>(xloss::kl_div(x, t)());
 }

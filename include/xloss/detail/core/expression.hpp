@@ -42,14 +42,29 @@ namespace xloss
             {
             };
 
-            /// The promoted value type of the arguments: float, or double as soon as one is double.
+            /// Fails to compile, with the reason, unless every T is float or double.
+            template <class... T>
+            constexpr bool require_loss_values() noexcept
+            {
+                constexpr bool supported = (is_loss_value<std::decay_t<T>>::value && ...);
+                static_assert(supported,
+                              "xloss: losses take float or double elements; integral, long double and complex "
+                              "element types are not supported (convert with xt::cast<double>(e))");
+                return supported;
+            }
+
+            /**
+             * The promoted value type of the arguments: float, or double as soon as one is double.
+             * Other element types fail require_loss_values, once: the type is then float, so that the
+             * rest of the call still instantiates and the assertion is the only error printed. (The
+             * assertion sits in a function, whose failure leaves this class valid: clang would
+             * otherwise read `type` of the failed class as int.)
+             */
             template <class... T>
             struct loss_value
             {
-                static_assert((is_loss_value<std::decay_t<T>>::value && ...),
-                              "xloss: losses take float or double elements; integral and complex element types are "
-                              "not supported (convert with xt::cast<double>(e))");
-                using type = std::common_type_t<std::decay_t<T>...>;
+                using type = std::conditional_t<require_loss_values<T...>(), std::common_type_t<std::decay_t<T>...>,
+                                                float>;
             };
 
             template <class... E>

@@ -137,10 +137,13 @@ namespace xloss
                     // log m = log(beta p + (1 - beta) q), as a log-sum-exp of the two logs.
                     const B u = lp + lwp, v = lq + lwq;
                     const B hi = max(u, v), lo = min(u, v);
-                    // NaN in lp (a teacher row with NaN) stays in log m, and so reaches both gradients;
-                    // where lp = lq, m = p exactly, so equal rows give 0, not a rounding residue.
-                    const B lm = select(is_nan(lp), lp, hi + log_one_to_two(B(1) + softmax_exp(lo - hi)));
-                    const auto equal = lp == lq;
+                    // NaN in either row (lp + lq) stays in log m, and so reaches both gradients (max and
+                    // an equality may drop it under -ffast-math); where lp = lq, m = p exactly, so equal
+                    // rows give 0, not a rounding residue.
+                    const B either_nan = lp + lq;
+                    const auto nan = is_nan(either_nan);
+                    const B lm = select(nan, either_nan, hi + log_one_to_two(B(1) + softmax_exp(lo - hi)));
+                    const auto equal = both(lp == lq, !nan);
                     const B dp = select(either(is_zero(p), equal), B(0), p * (lp - lm));
                     const B dq = select(either(is_zero(q), equal), B(0), q * (lq - lm));
                     return {wp * dp + wq * dq, wq * dq, wp * dp};

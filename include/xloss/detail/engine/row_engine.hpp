@@ -360,9 +360,13 @@ namespace xloss
                         value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
                                          k, out, to, spare, fault);
                         // A policy that is a divergence (Policy::nonnegative) never gives a row below 0: a
-                        // row's sum that rounds below it is 0 (NaN stays). Per-class terms are PyTorch's
-                        // pointwise kl_div, whose terms may be negative.
-                        value = Policy::nonnegative && !per_class && value < 0. ? 0. : value;
+                        // row's sum that rounds below it is 0 (NaN stays, read from the bits: a compare may
+                        // not keep it under -ffast-math). Per-class terms are PyTorch's pointwise kl_div,
+                        // whose terms may be negative.
+                        if (Policy::nonnegative && !per_class && is_negative(value))
+                        {
+                            value = 0.;
+                        }
                     }
                     if (out.loss && !per_class)
                     {

@@ -197,6 +197,14 @@ namespace xloss
                 return is_positive_finite(v) || (bits_of(v) & float_bits<T>::abs_mask) == 0;
             }
 
+            /// The sign bit set and not NaN (-0 included): `v < 0` may let NaN through as true under -ffast-math.
+            template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
+            inline bool is_negative(T v) noexcept
+            {
+                const auto b = bits_of(v);
+                return b < 0 && (b & float_bits<T>::abs_mask) <= float_bits<T>::inf;
+            }
+
             /// Not v > 0: zero (as is_zero reads it), negative or NaN (`!(v > 0)`, which -ffast-math
             /// may turn into `v <= 0`).
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>

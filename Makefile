@@ -135,9 +135,9 @@ sanitize: deps
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && $(CTEST) -LE 'long|compile_check'
 
-# clang's libFuzzer with ASan and UBSan, and OpenMP (the divergence target drives num_threads; float-cast-overflow off: xsimd 8.1's exp converts
-# infinite lanes to integers before it selects them away). The checked-in corpus is copied,
-# so a run never changes it; a mismatch or a crash fails, and leaves its input in $(BUILD)-fuzz.
+# clang's libFuzzer with ASan and UBSan, and OpenMP, built by CMake (tests/fuzz/CMakeLists.txt,
+# XLOSS_BUILD_FUZZERS). The checked-in corpus is copied, so a run never changes it; a mismatch or a
+# crash fails, and leaves its input in $(BUILD)-fuzz.
 # Four targets: fuzz_kl_div (kl_div, its gradients and the fused pass), fuzz_distill (the
 # distillation loss from logits), fuzz_options (the option path: logits input, weights, axes,
 # epsilon, divisor) and fuzz_divergence (forward_kl, reverse_kl, generalized_jsd on the row engine,
@@ -145,10 +145,9 @@ sanitize: deps
 FUZZ_TARGETS = kl_div distill options divergence
 fuzz-build:
 	@scripts/install-deps.sh fuzz
-	mkdir -p $(BUILD)-fuzz
-	printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(JOBS) -I{} \
-	    clang++ -std=c++17 -O1 -g -march=native -fopenmp -fsanitize=fuzzer,address,undefined -fno-sanitize=float-cast-overflow \
-	          -fno-sanitize-recover=all -Iinclude tests/fuzz/fuzz_{}.cpp -o $(BUILD)-fuzz/fuzz_{}
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= -DXLOSS_BUILD_TESTS=OFF \
+	      -DXLOSS_BUILD_EXAMPLES=OFF -DXLOSS_INSTALL=OFF -DXLOSS_BUILD_FUZZERS=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-fuzz -j $(JOBS)
 
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \

@@ -9,7 +9,7 @@
 #   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
 #                                   chroot of `make bench`'s second libtorch baseline)
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
-#   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime
+#   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime, with CMake and the headers
 #   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
 #   scripts/install-deps.sh chroot  debootstrap, to test other Debian releases in a chroot
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
@@ -23,7 +23,7 @@ case "${1:-build}" in
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     torch-bench) wanted=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev libbenchmark-dev libtorch-dev) ;;
     golden) wanted=(python3-torch) ;;
-    fuzz) wanted=(clang libclang-rt-dev libomp-dev) ;;
+    fuzz) wanted=("${demo[@]}" clang libclang-rt-dev libomp-dev) ;;
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;

@@ -621,3 +621,42 @@ TEST_CASE("Temperatures above max_temperature are an error", "[divergence][error
                       "xloss::kl_div_with_logits: temperature must be positive and at most xloss::max_temperature "
                       "(100), got 1000");
 }
+
+// Finite logits whose shifted, scaled values (x - max) / T leave the value type's range would read as
+// masked (-inf) classes: such a row is an error naming the row. Below that, up to the range's edge,
+// the values are those of the same logits in double.
+TEST_CASE("A row whose logits span more than the value type's range is an error", "[divergence][errors]")
+{
+    const float big = std::numeric_limits<float>::max();
+    const std::string tail = " spans more than the largest float times the temperature (max - min of its "
+                             "logits): its log-probabilities are not representable";
+    const xt::xarray<float> ok = {{0.5f, -1.f, 2.f}, {1.f, 0.f, -3.f}};
+    const xt::xarray<float> wide_teacher = {{0.5f, -1.f, 2.f}, {big, -big, 0.f}};
+    CHECK_THROWS_WITH((void)xloss::reverse_kl(ok, wide_teacher),
+                      "xloss::reverse_kl: teacher_logits row (1)" + tail);
+    CHECK_THROWS_WITH((void)xloss::generalized_jsd(wide_teacher, ok),
+                      "xloss::generalized_jsd: student_logits row (1)" + tail);
+    // A smaller max, the same reach: max - min = 2e38 is beyond FLT_MAX * 0.5 only.
+    const xt::xarray<float> spread = {{1e38f, -1e38f, 0.f}, {1.f, 0.f, -3.f}};
+    const auto at = [](double temperature)
+    { return xloss::distill_options().temperature(temperature).reduction(xloss::reduction::sum); };
+    CHECK_THROWS_WITH((void)xloss::ForwardKLLoss(at(0.5))(spread, ok),
+                      "xloss::forward_kl: student_logits row (0)" + std::string(tail));
+    // The same rows at T = 1, and a max below half an ulp of FLT_MAX next to -3e38 (x - max rounds to a
+    // finite value): numbers, those of the double computation.
+    const xt::xarray<float> far = {{1e30f, -3e38f, 0.f}, {1.f, 0.f, -3.f}};
+    for (const auto& s : {spread, far})
+    {
+        for (double temperature : {1., 2.})
+        {
+            const float got = xloss::ReverseKLLoss(at(temperature))(ok, s)();
+            const double want = xloss::ReverseKLLoss(at(temperature))(xt::xarray<double>(ok), xt::xarray<double>(s))();
+            CHECK(xloss_test::is_finite(got));
+            CHECK(static_cast<double>(got) == Approx(want).epsilon(1e-5));
+        }
+    }
+    const double dbig = std::numeric_limits<double>::max();
+    CHECK_THROWS_WITH((void)xloss::forward_kl(xt::xarray<double>{{dbig, -dbig}}, xt::xarray<double>{{0., 1.}}),
+                      "xloss::forward_kl: student_logits row (0) spans more than the largest double times the "
+                      "temperature (max - min of its logits): its log-probabilities are not representable");
+}

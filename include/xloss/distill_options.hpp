@@ -13,16 +13,10 @@
 
 #include "loss_options.hpp"
 #include "reduction.hpp"
+#include "row_input.hpp"
 
 namespace xloss
 {
-    /// @brief What the rows of a divergence's two arguments hold.
-    enum class row_input
-    {
-        logits,   ///< logits: the divergence is between softmax(t / T) and softmax(s / T)
-        log_probs ///< log-probabilities log p and log q, used as they are (no softmax; temperature 1)
-    };
-
     /**
      * @brief The largest softmax temperature the divergences take. The loss T^2 D is a difference of
      *        sums of order 1 whose result falls as 1/T^2: in float its relative error grows with T
@@ -55,7 +49,7 @@ namespace xloss
             /// Sets T, in (0, max_temperature]; throws std::invalid_argument for any other value.
             D& temperature(double t)
             {
-                option_setters::check_setter(option_setters::positive_finite(t) && t <= max_temperature,
+                option_setters::check_setter(option_setters::is_positive_finite(t) && t <= max_temperature,
                                              D::options_name, "temperature",
                                              "positive and at most xloss::max_temperature (100)", t);
                 m_temperature = t;
@@ -155,7 +149,7 @@ namespace xloss
         /// Sets beta; throws std::invalid_argument outside [0, 1].
         jsd_options& beta(double b)
         {
-            option_setters::check_setter(option_setters::nonnegative_finite(b) && b <= 1., options_name, "beta",
+            option_setters::check_setter(option_setters::is_nonnegative_finite(b) && b <= 1., options_name, "beta",
                                          "in [0, 1]", b);
             m_beta = b;
             return *this;

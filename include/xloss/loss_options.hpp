@@ -65,7 +65,7 @@ namespace xloss
              */
             D& divisor(double value)
             {
-                option_setters::check_setter(option_setters::nonnegative_finite(value), D::options_name, "divisor",
+                option_setters::check_setter(option_setters::is_nonnegative_finite(value), D::options_name, "divisor",
                                              "positive or 0", value);
                 m_divisor = value;
                 return self();

@@ -12,6 +12,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 
 #include "../../xloss_config.hpp"
 
@@ -37,6 +40,23 @@ namespace xloss
                 std::fprintf(stderr, "%s\n", error.what());
                 std::abort();
 #endif
+            }
+
+            /// A number in an error message: 9 significant digits (a float's value, told apart).
+            inline std::string number_to_string(double v)
+            {
+                std::ostringstream os;
+                os.precision(9);
+                os << v;
+                return os.str();
+            }
+
+            /// "xloss::<func>: <option> must be <must>, got <got>", the message of every bad option.
+            inline std::invalid_argument option_error(const char* func, const char* option, const std::string& must,
+                                                      double got)
+            {
+                return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must
+                                             + ", got " + number_to_string(got));
             }
         }
     }

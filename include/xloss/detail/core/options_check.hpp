@@ -8,7 +8,6 @@
 
 // The checks every loss makes of its options, and their error messages.
 
-#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -18,9 +17,9 @@
 
 #include "../../loss_options.hpp"
 #include "../../reduction.hpp"
-#include "../kernels/classify.hpp"
 #include "error.hpp"
 #include "expression.hpp"
+#include "float_bits.hpp"
 
 namespace xloss
 {
@@ -61,21 +60,6 @@ namespace xloss
                 }
                 return 1;
 #endif
-            }
-
-            inline std::string number_to_string(double v)
-            {
-                std::ostringstream os;
-                os.precision(9);
-                os << v;
-                return os.str();
-            }
-
-            inline std::invalid_argument option_error(const char* func, const char* option, const std::string& must,
-                                                      double got)
-            {
-                return std::invalid_argument(std::string("xloss::") + func + ": " + option + " must be " + must
-                                             + ", got " + number_to_string(got));
             }
 
             inline std::invalid_argument shape_error(const char* func, const char* what, const shape_type& got,

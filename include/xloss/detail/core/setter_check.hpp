@@ -10,13 +10,10 @@
 // (`xloss::jsd_options().beta(1.5)` throws there), with a message naming the setter, the option and
 // the value. The losses check their options again when they run (options built otherwise).
 
-#include <cstdint>
-#include <cstring>
-#include <sstream>
-#include <stdexcept>
 #include <string>
 
 #include "error.hpp"
+#include "float_bits.hpp"
 
 namespace xloss
 {
@@ -32,34 +29,14 @@ namespace xloss
             {
                 if (!ok)
                 {
-                    std::ostringstream os;
-                    os.precision(9);
-                    os << "xloss::" << options << "::" << option << ": " << option << " must be " << must << ", got "
-                       << got;
-                    detail::raise(std::invalid_argument(os.str()));
+                    const std::string setter = std::string(options) + "::" + option;
+                    detail::raise(detail::option_error(setter.c_str(), option, must, got));
                 }
             }
 
-            /// The bits of v: -ffast-math may fold std::isfinite and comparisons with NaN, not these.
-            inline std::uint64_t setter_bits(double v) noexcept
-            {
-                std::uint64_t b;
-                std::memcpy(&b, &v, sizeof b);
-                return b;
-            }
-
-            /// v > 0 and finite.
-            inline bool positive_finite(double v) noexcept
-            {
-                const std::uint64_t b = setter_bits(v);
-                return b > 0 && b < 0x7ff0000000000000ull;
-            }
-
-            /// v >= 0 (either zero) and finite.
-            inline bool nonnegative_finite(double v) noexcept
-            {
-                return positive_finite(v) || setter_bits(v) == 0 || setter_bits(v) == 0x8000000000000000ull;
-            }
+            // The bit tests, which -ffast-math cannot fold as it folds std::isfinite.
+            using detail::is_nonnegative_finite;
+            using detail::is_positive_finite;
         }
     }
 }

@@ -30,7 +30,7 @@
 #include <omp.h>
 #endif
 
-#include "../../distill_options.hpp"
+#include "../../row_input.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/rows.hpp"
@@ -159,7 +159,8 @@ namespace xloss
             {
                 none = 0,
                 pos_inf = 1,
-                all_neg_inf = 2
+                all_neg_inf = 2,
+                spread = 3 ///< (max - min) / T of its finite logits beyond the value type's range
             };
 
             constexpr int teacher_bit = 4;
@@ -295,6 +296,10 @@ namespace xloss
                     {
                         return row_fault::pos_inf;
                     }
+                    if (m_input == row_input::logits && spread_overflows(p, m))
+                    {
+                        return row_fault::spread;
+                    }
                     if (is_neg_inf(m) && m_input == row_input::logits)
                     {
                         for (std::size_t j = 0; j < m_rows.length; ++j)
@@ -309,6 +314,25 @@ namespace xloss
                     return row_fault::none;
                 }
 
+                /**
+                 * Whether the shifted, scaled logits (x - m) / T of a row whose max is `m` leave the
+                 * value type's range: its log-probabilities are then not representable (a finite logit
+                 * would read as a masked one). x - m rounds to a finite value whenever m is below half
+                 * the largest value's ulp, so with T >= 1 only a row with such a max is scanned.
+                 */
+                bool spread_overflows(const V* p, V m) const noexcept
+                {
+                    constexpr V largest = std::numeric_limits<V>::max();
+                    constexpr V safe_max = largest * (std::numeric_limits<V>::epsilon() / 4);
+                    if (!is_finite(m) || (m_temperature >= 1. && m < safe_max))
+                    {
+                        return false;
+                    }
+                    const V lo = row_min_finite<B>(p, m_rows.length);
+                    return (static_cast<double>(m) - static_cast<double>(lo)) / m_temperature
+                           > static_cast<double>(largest);
+                }
+
                 /// Faults of the student's and the teacher's row k, the student's first.
                 row_fault row_faults(const V* s, V ms, const V* t, V mt) const noexcept
                 {
@@ -321,6 +345,26 @@ namespace xloss
                     return g == row_fault::none ? g : static_cast<row_fault>(static_cast<int>(g) | teacher_bit);
                 }
 
+                static std::string fault_text(row_fault what)
+                {
+                    switch (what)
+                    {
+                        case row_fault::pos_inf:
+                            return " holds +inf: its softmax is undefined";
+                        case row_fault::spread:
+                            return std::string(" spans more than the largest ") + value_name()
+                                   + " times the temperature (max - min of its logits): its log-probabilities "
+                                     "are not representable";
+                        default:
+                            return " is all -inf: its softmax is undefined";
+                    }
+                }
+
+                static const char* value_name() noexcept
+                {
+                    return std::is_same<V, float>::value ? "float" : "double";
+                }
+
                 [[noreturn]] void raise_fault(row_fault f, std::size_t k) const
                 {
                     const bool teacher = (static_cast<int>(f) & teacher_bit) != 0;
@@ -328,8 +372,7 @@ namespace xloss
                     detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": "
                                                         + (teacher ? "teacher_logits" : "student_logits") + " row "
                                                         + row_index(k, m_row_shape)
-                                                        + (what == row_fault::pos_inf ? " holds +inf" : " is all -inf")
-                                                        + ": its softmax is undefined"));
+                                                        + fault_text(what)));
                 }
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)

@@ -6,25 +6,19 @@
 #ifndef XLOSS_DETAIL_KERNELS_SOFTMAX_HPP
 #define XLOSS_DETAIL_KERNELS_SOFTMAX_HPP
 
-// Row kernels for the losses over logits: rows along any axis of contiguous
-// row-major data (a strided row is gathered into a row of scratch), their max,
-// and sums of exponentials accumulated in batches folded into double. The
-// max-subtraction keeps them stable for logits of any size; -inf (masked)
-// logits contribute 0.
+// Row kernels for the losses over logits, over one contiguous row (core/rows.hpp
+// lays rows out): its max, and sums of exponentials accumulated in batches
+// folded into double. The max-subtraction keeps them stable for logits of any
+// size; -inf (masked) logits contribute 0.
 
 #include <algorithm>
 #include <cstddef>
 #include <limits>
-#include <stdexcept>
-#include <string>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
 
-#include "../core/error.hpp"
-#include "../core/expression.hpp"
-#include "../core/rows.hpp"
 #include "batch_loops.hpp"
 #include "classify.hpp"
 #include "fast_math.hpp"
@@ -176,6 +170,25 @@ namespace xloss
                 alignas(64) T all[lanes];
                 batch_traits<B>::store(all, m);
                 return *std::max_element(std::begin(all), std::end(all));
+            }
+
+            /// The smallest finite element of a row (+inf when it has none): with the row's max, the
+            /// spread its shifted logits span.
+            template <class B>
+            inline value_type_t<B> row_min_finite(const value_type_t<B>* p, std::size_t n) noexcept
+            {
+                using T = value_type_t<B>;
+                constexpr T inf = std::numeric_limits<T>::infinity();
+                B m(inf);
+                for_each_batch<B>(n,
+                                  [&](std::size_t i, std::size_t) XLOSS_INLINE_LAMBDA
+                                  {
+                                      const B v = load_row<B>(p, i, n, inf);
+                                      m = min(m, select(is_finite(v), v, B(inf)));
+                                  });
+                alignas(64) T all[batch_traits<B>::size];
+                batch_traits<B>::store(all, m);
+                return *std::min_element(std::begin(all), std::end(all));
             }
 
             /// log(sum(exp(p[i] - shift))) + shift: the log-sum-exp of a row whose max is `shift`.

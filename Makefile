@@ -149,36 +149,18 @@ fuzz-build:
 	      -DXLOSS_BUILD_EXAMPLES=OFF -DXLOSS_INSTALL=OFF -DXLOSS_BUILD_FUZZERS=ON $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-fuzz -j $(JOBS)
 
+# The targets run side by side, one per core (scripts/fuzz-target.sh); any finding fails.
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
-	    echo "=== fuzz_$$t"; \
-	    if [ -d tests/fuzz/regressions$$suffix ]; then $(BUILD)-fuzz/fuzz_$$t tests/fuzz/regressions$$suffix/* || exit 1; fi; \
-	    rm -rf $(BUILD)-fuzz/corpus_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/corpus_$$t; \
-	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_FLAGS) \
-	          corpus_$$t > fuzz_$$t.log 2>&1 ); status=$$?; \
-	    grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' $(BUILD)-fuzz/fuzz_$$t.log | tail -n 60; \
-	    [ $$status -eq 0 ] || exit $$status; \
-	done
+	printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(JOBS) -I{} \
+	    scripts/fuzz-target.sh replay $(BUILD)-fuzz {} $(FUZZ_SECONDS) $(FUZZ_FLAGS)
 
 # Exploration: a new seed each run, from the corpus and past findings; never fails, so that CI cannot
 # be held up by what it finds. A crash or mismatch leaves its input in tests/fuzz/findings/ (commit it
 # to the target's regressions with the fix) and a banner in the log. FUZZ_SECONDS per target.
 FUZZ_SEED ?= $(shell date +%s)
 fuzz-explore: fuzz-build
-	mkdir -p tests/fuzz/findings
-	@for t in $(FUZZ_TARGETS); do \
-	    suffix=$$( [ $$t = kl_div ] || echo _$$t ); \
-	    rm -rf $(BUILD)-fuzz/explore_$$t && cp -r tests/fuzz/corpus$$suffix $(BUILD)-fuzz/explore_$$t; \
-	    ( cd $(BUILD)-fuzz && ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -print_final_stats=1 \
-	          -artifact_prefix=$(CURDIR)/tests/fuzz/findings/$$t- explore_$$t $$( [ -d tests/fuzz/regressions$$suffix ] && echo $(CURDIR)/tests/fuzz/regressions$$suffix ) \
-	          > explore_$$t.log 2>&1 ); status=$$?; \
-	    echo "fuzz_$$t:"; grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' $(BUILD)-fuzz/explore_$$t.log; \
-	    if [ $$status -ne 0 ]; then \
-	        echo "!!!!!! fuzz-explore fuzz_$$t (seed $(FUZZ_SEED)) FOUND A FAILURE; its input is in tests/fuzz/findings/:"; \
-	        ls -l $(CURDIR)/tests/fuzz/findings/; grep -v -E '^#[0-9]+ +(NEW|REDUCE|pulse)' $(BUILD)-fuzz/explore_$$t.log | tail -n 40; \
-	    else echo "fuzz-explore fuzz_$$t (seed $(FUZZ_SEED)): nothing found"; fi; \
-	done
+	printf '%s\n' $(FUZZ_TARGETS) | xargs -P $(JOBS) -I{} \
+	    scripts/fuzz-target.sh explore $(BUILD)-fuzz {} $(FUZZ_SECONDS) $(FUZZ_SEED)
 
 # The thread-safety test under ThreadSanitizer (std::thread only: no OpenMP, which TSan does not see).
 tsan: deps

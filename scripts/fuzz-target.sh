@@ -10,7 +10,7 @@
 set -uo pipefail
 
 mode=${1:?usage: $0 replay|explore <build-dir> <target> <seconds> ...}
-build=$2
+build=$(cd "$2" && pwd)
 target=$3
 seconds=$4
 shift 4

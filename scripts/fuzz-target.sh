@@ -22,6 +22,7 @@ quiet='^#[0-9]+ +(NEW|REDUCE|pulse)'
 
 if [ "$mode" = replay ]; then
     log=$build/fuzz_$target.log
+    : > "$log"
     status=0
     if [ -d "$regressions" ]; then
         "$fuzzer" "$regressions"/* > "$log" 2>&1 || status=$?

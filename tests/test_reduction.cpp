@@ -32,6 +32,13 @@ TEST_CASE("kl_div_options chain like libtorch's", "[reduction]")
     constexpr auto defaults = xloss::kl_div_options();
     STATIC_REQUIRE(defaults.reduction() == xloss::reduction::mean);
     STATIC_REQUIRE(!defaults.log_target());
+    // Setters check their values and stay constant expressions for valid ones.
+    constexpr auto chained = xloss::kl_div_options().reduction(xloss::reduction::sum).divisor(4.).num_threads(2);
+    STATIC_REQUIRE(chained.reduction() == xloss::reduction::sum);
+    STATIC_REQUIRE(chained.divisor() == 4.);
+    constexpr auto jsd = xloss::jsd_options().beta(0.25).temperature(2.).input(xloss::row_input::logits);
+    STATIC_REQUIRE(jsd.beta() == 0.25);
+    STATIC_REQUIRE(jsd.temperature() == 2.);
     const auto opts = xloss::kl_div_options().reduction(xloss::reduction::batchmean).log_target(true);
     CHECK(opts.reduction() == xloss::reduction::batchmean);
     CHECK(opts.log_target());

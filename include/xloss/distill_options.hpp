@@ -47,11 +47,13 @@ namespace xloss
             }
 
             /// Sets T, in (0, max_temperature]; throws std::invalid_argument for any other value.
-            D& temperature(double t)
+            XLOSS_INLINE constexpr D& temperature(double t)
             {
-                option_setters::check_setter(option_setters::is_positive_finite(t) && t <= max_temperature,
-                                             D::options_name, "temperature",
-                                             "positive and at most xloss::max_temperature (100)", t);
+                if (!option_setters::is_positive_finite(t) || t > max_temperature)
+                {
+                    option_setters::reject(D::options_name, "temperature",
+                                           "positive and at most xloss::max_temperature (100)", t);
+                }
                 m_temperature = t;
                 return self();
             }
@@ -88,11 +90,13 @@ namespace xloss
                 return m_input;
             }
 
-            D& input(row_input value)
+            XLOSS_INLINE constexpr D& input(row_input value)
             {
-                option_setters::check_setter(value == row_input::logits || value == row_input::log_probs,
-                                             D::options_name, "input", "row_input::logits or row_input::log_probs",
-                                             static_cast<double>(static_cast<int>(value)));
+                if (value != row_input::logits && value != row_input::log_probs)
+                {
+                    option_setters::reject(D::options_name, "input", "row_input::logits or row_input::log_probs",
+                                           static_cast<double>(static_cast<int>(value)));
+                }
                 m_input = value;
                 return self();
             }
@@ -147,10 +151,12 @@ namespace xloss
         }
 
         /// Sets beta; throws std::invalid_argument outside [0, 1].
-        jsd_options& beta(double b)
+        XLOSS_INLINE constexpr jsd_options& beta(double b)
         {
-            option_setters::check_setter(option_setters::is_nonnegative_finite(b) && b <= 1., options_name, "beta",
-                                         "in [0, 1]", b);
+            if (!option_setters::is_nonnegative_finite(b) || b > 1.)
+            {
+                option_setters::reject(options_name, "beta", "in [0, 1]", b);
+            }
             m_beta = b;
             return *this;
         }

@@ -35,18 +35,20 @@ namespace xloss
             }
 
             /// Sets the reduction; throws std::invalid_argument for a value that is not an enumerator.
-            D& reduction(xloss::reduction r)
+            XLOSS_INLINE constexpr D& reduction(xloss::reduction r)
             {
-                option_setters::check_setter(is_valid(r), D::options_name, "reduction",
-                                             "one of none, mean, sum, batchmean",
-                                             static_cast<double>(static_cast<int>(r)));
+                if (!is_valid(r))
+                {
+                    option_setters::reject(D::options_name, "reduction", "one of none, mean, sum, batchmean",
+                                           static_cast<double>(static_cast<int>(r)));
+                }
                 m_reduction = r;
                 return self();
             }
 
             /// Sets the reduction by its PyTorch name ("none", "mean", "sum", "batchmean"); throws
             /// std::invalid_argument for any other.
-            D& reduction(std::string_view name)
+            XLOSS_INLINE D& reduction(std::string_view name)
             {
                 return reduction(parse_reduction(name));
             }
@@ -63,10 +65,12 @@ namespace xloss
              * process holds a shard of the batch, the global number of elements, samples or tokens.
              * 0 takes it from the call's own arguments.
              */
-            D& divisor(double value)
+            XLOSS_INLINE constexpr D& divisor(double value)
             {
-                option_setters::check_setter(option_setters::is_nonnegative_finite(value), D::options_name, "divisor",
-                                             "positive or 0", value);
+                if (!option_setters::is_nonnegative_finite(value))
+                {
+                    option_setters::reject(D::options_name, "divisor", "positive or 0", value);
+                }
                 m_divisor = value;
                 return self();
             }
@@ -82,10 +86,12 @@ namespace xloss
              * OpenMP's default. Results are bit-identical for any value. Without OpenMP (compile with
              * -fopenmp, or link OpenMP::OpenMP_CXX) a value above 1 is an error.
              */
-            D& num_threads(int value)
+            XLOSS_INLINE constexpr D& num_threads(int value)
             {
-                option_setters::check_setter(value >= 0, D::options_name, "num_threads",
-                                             "0 (OpenMP's default) or positive", value);
+                if (value < 0)
+                {
+                    option_setters::reject(D::options_name, "num_threads", "0 (OpenMP's default) or positive", value);
+                }
                 m_num_threads = value;
                 return self();
             }

@@ -259,7 +259,7 @@ namespace
         const std::size_t rank = 1 + in.next() % 3;
         std::vector<std::size_t> shape;
         // Mostly short axes; some rows long enough to fill several SIMD batches (17 to 72 classes), and
-        // some calls with more rows than one of the engine's groups of 256 (257 to 304), at most 4096
+        // some calls with more rows than one of the engine's groups of 256 (257 to 272), at most 4096
         // elements in all, so that executions stay fast.
         for (std::size_t k = 0; k < rank; ++k)
         {

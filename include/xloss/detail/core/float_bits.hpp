@@ -19,6 +19,15 @@
 
 #include "../../xloss_config.hpp"
 
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_bit_cast)
+#define XLOSS_HAS_BIT_CAST 1
+#endif
+#endif
+#ifndef XLOSS_HAS_BIT_CAST
+#define XLOSS_HAS_BIT_CAST 0
+#endif
+
 namespace xloss
 {
     inline namespace XLOSS_ARCH_NAMESPACE
@@ -133,37 +142,43 @@ namespace xloss
                 return p.negative || (p.exponent_zero && p.mantissa_zero) || is_nan(v);
             }
 
-            /// The bits of a scalar as a signed integer (negative numbers are negative).
+            /// The bits of a scalar as a signed integer (negative numbers are negative); a constant
+            /// expression where the compiler has __builtin_bit_cast (g++ 11, clang 9 and later), so
+            /// that the options' setters stay constexpr.
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline typename float_bits<T>::type bits_of(T v) noexcept
+            constexpr typename float_bits<T>::type bits_of(T v) noexcept
             {
-                typename float_bits<T>::type b;
+#if XLOSS_HAS_BIT_CAST
+                return __builtin_bit_cast(typename float_bits<T>::type, v);
+#else
+                typename float_bits<T>::type b{};
                 std::memcpy(&b, &v, sizeof b);
                 return b;
+#endif
             }
 
             // float and double scalars: plain bools.
 
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_nan(T v) noexcept
+            constexpr bool is_nan(T v) noexcept
             {
                 return (bits_of(v) & float_bits<T>::abs_mask) > float_bits<T>::inf;
             }
 
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_inf(T v) noexcept
+            constexpr bool is_inf(T v) noexcept
             {
                 return (bits_of(v) & float_bits<T>::abs_mask) == float_bits<T>::inf;
             }
 
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_finite(T v) noexcept
+            constexpr bool is_finite(T v) noexcept
             {
                 return (bits_of(v) & float_bits<T>::abs_mask) < float_bits<T>::inf;
             }
 
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_neg_inf(T v) noexcept
+            constexpr bool is_neg_inf(T v) noexcept
             {
                 return bits_of(v) == bits_of(-std::numeric_limits<T>::infinity());
             }
@@ -182,7 +197,7 @@ namespace xloss
 
             /// v > 0 and finite.
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_positive_finite(T v) noexcept
+            constexpr bool is_positive_finite(T v) noexcept
             {
                 const auto b = bits_of(v);
                 return b > 0 && b < float_bits<T>::inf;
@@ -190,14 +205,14 @@ namespace xloss
 
             /// v >= 0 (either zero) and finite.
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_nonnegative_finite(T v) noexcept
+            constexpr bool is_nonnegative_finite(T v) noexcept
             {
                 return is_positive_finite(v) || (bits_of(v) & float_bits<T>::abs_mask) == 0;
             }
 
             /// The sign bit set and not NaN (-0 included): `v < 0` may let NaN through as true under -ffast-math.
             template <class T, std::enable_if_t<std::is_floating_point<T>::value, int> = 0>
-            inline bool is_negative(T v) noexcept
+            constexpr bool is_negative(T v) noexcept
             {
                 const auto b = bits_of(v);
                 return b < 0 && (b & float_bits<T>::abs_mask) <= float_bits<T>::inf;

@@ -19,19 +19,20 @@ namespace xloss
 {
     // In the ISA namespace, as all of xloss's code (an object built for AVX-512 and one for baseline
     // x86-64 share no symbol), but outside `detail`: the options classes live in xloss::detail,
-    // outside it, and name these option_setters::check_setter.
+    // outside it (one type for every instruction set), and name these option_setters::reject. Their
+    // setters are XLOSS_INLINE: inlined everywhere, they leave no out-of-line copy that the linker
+    // could pick from a translation unit built for another instruction set.
     inline namespace XLOSS_ARCH_NAMESPACE
     {
         namespace option_setters
         {
-            /// Throws, naming the setter (e.g. "xloss::jsd_options::beta"), unless `ok`.
-            inline void check_setter(bool ok, const char* options, const char* option, const char* must, double got)
+            /// Throws std::invalid_argument naming the setter (e.g. "xloss::jsd_options::beta"), the
+            /// option, what it must be and the value: a setter calls it on its failing path only, so
+            /// that the setter stays a constant expression for valid values.
+            [[noreturn]] inline void reject(const char* options, const char* option, const char* must, double got)
             {
-                if (!ok)
-                {
-                    const std::string setter = std::string(options) + "::" + option;
-                    detail::raise(detail::option_error(setter.c_str(), option, must, got));
-                }
+                const std::string setter = std::string(options) + "::" + option;
+                detail::raise(detail::option_error(setter.c_str(), option, must, got));
             }
 
             // The bit tests, which -ffast-math cannot fold as it folds std::isfinite.

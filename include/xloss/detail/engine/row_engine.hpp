@@ -402,11 +402,12 @@ namespace xloss
                         }
                         value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
                                          k, out, to, spare, fault);
-                        // A policy that is a divergence (Policy::nonnegative) never gives a row below 0: a
-                        // row's sum that rounds below it is 0 (NaN stays, read from the bits: a compare may
-                        // not keep it under -ffast-math). Per-class terms are PyTorch's pointwise kl_div,
-                        // whose terms may be negative.
-                        if (Policy::nonnegative && !per_class && is_negative(value))
+                        // A policy that is a divergence (Policy::nonnegative) never gives a row of logits
+                        // below 0: a row's sum that rounds below it is 0 (NaN stays, read from the bits: a
+                        // compare may not keep it under -ffast-math). Rows of log-probabilities are not
+                        // clamped (unless normalised, they may truly be below 0), nor per-class terms,
+                        // PyTorch's pointwise kl_div, whose terms may be negative.
+                        if (Policy::nonnegative && !per_class && m_input == row_input::logits && is_negative(value))
                         {
                             value = 0.;
                         }

@@ -443,6 +443,15 @@ namespace xloss
                     return (load_row<B>(p, i, m_rows.length, lowest) - B(m)) * B(m_inv_temp);
                 }
 
+                /// The log-probabilities of batch i of a row whose max is `m` and log-normaliser
+                /// `log_z`: (x - max) / T - log Z, one rounding of the product alike for every row, so
+                /// that equal rows give equal log-probabilities (see mul_sub).
+                XLOSS_INLINE B log_prob(const V* p, std::size_t i, V m, const B& log_z) const noexcept
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
+                    return mul_sub(load_row<B>(p, i, m_rows.length, lowest) - B(m), B(m_inv_temp), log_z);
+                }
+
                 double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
                                 const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault) const
                 {
@@ -534,7 +543,7 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                                          const B lq = b - B(log_zs), lp = a - B(log_zt);
+                                          const B lq = log_prob(s, i, ms, B(log_zs)), lp = log_prob(t, i, mt, B(log_zt));
                                           divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, a, i),
                                                                            share(spare.student, inv_zs, b, i));
                                           terms.add(d.term);
@@ -671,7 +680,7 @@ namespace xloss
                             [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                             {
                                 const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                                const B lq = b - log_zs, lp = a - log_zt;
+                                const B lq = log_prob(s, i, ms, log_zs), lp = log_prob(t, i, mt, log_zt);
                                 const B ea = saved.teacher ? load_row<B>(saved.teacher, i, n, V(0)) : softmax_exp(a);
                                 const B eb = saved.student ? load_row<B>(saved.student, i, n, V(0)) : softmax_exp(b);
                                 const B p = counted_share(ea, inv_zt), q = counted_share(eb, inv_zs);

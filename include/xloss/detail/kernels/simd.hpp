@@ -103,6 +103,29 @@ namespace xloss
                 return b < a ? b : a;
             }
 
+            /// a * b - c, rounded once where the target has a fused multiply-add and twice where it
+            /// has none, but alike at every call: a product the compiler may contract into one sum
+            /// and not into another (GCC's default -ffp-contract=fast) would round two equal
+            /// computations apart.
+            template <class T, class = std::enable_if_t<std::is_floating_point<T>::value>>
+            XLOSS_INLINE T mul_sub(T a, T b, T c) noexcept
+            {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+                return std::fma(a, b, -c);
+#else
+                return a * b - c;
+#endif
+            }
+
+#if XLOSS_USE_SIMD
+            template <class T, class A>
+            XLOSS_INLINE xsimd::batch<T, A> mul_sub(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b,
+                                                    const xsimd::batch<T, A>& c) noexcept
+            {
+                return compat::fma(a, b, -c);
+            }
+#endif
+
             // Scalars take these; batches find xsimd's abs, exp, log, max, min and select by argument-dependent
             // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
             // ambiguous with detail::select and detail::max).

@@ -92,6 +92,19 @@ namespace xloss
                 detail::raise(shape_error(func, name, got, expected_what, expected));
             }
 
+            /// The shape of `result` as O's shape type (a fixed-rank output's std::array filled element by
+            /// element: GCC 14 warns that xtl's copy of a shape into one may write past its end).
+            template <class O, class R>
+            inline typename O::shape_type shape_like(const R& result)
+            {
+                auto shape = xtl::make_sequence<typename O::shape_type>(result.dimension(), std::size_t(0));
+                for (std::size_t d = 0; d < shape.size(); ++d)
+                {
+                    shape[d] = static_cast<typename O::shape_type::value_type>(result.shape()[d]);
+                }
+                return shape;
+            }
+
             /// Writes a result computed aside into a caller's output (its shape checked before, or resized
             /// here when check_out_shape allowed it), in row-major order, whatever the output's layout.
             template <class O, class R>
@@ -107,13 +120,15 @@ namespace xloss
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnonnull"
 #endif
-                        out.resize(to_shape(result.shape()));
+                        out.resize(shape_like<O>(result));
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
                     }
                 }
-                std::copy(result.cbegin(), result.cend(), out.begin());
+                // As many elements as the output holds (the shapes agree): GCC 14 cannot bound a copy of
+                // the result's length into a fixed-rank output, and warns.
+                std::copy_n(result.cbegin(), out.size(), out.begin());
             }
 
             /**

@@ -12,6 +12,8 @@ out=$(realpath "${1:?usage: $0 <output directory>}")
 release=trixie
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root="$repo/build-chroot/bench-$release"
+chroot_packages=torch-bench
+start=$SECONDS
 source "$repo/scripts/chroot-common.sh"
 
 chroot_create

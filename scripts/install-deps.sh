@@ -13,7 +13,14 @@
 #   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
 #   scripts/install-deps.sh chroot  debootstrap, to test other Debian releases in a chroot
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
+#   scripts/install-deps.sh --list <purpose>  prints the purpose's packages, installs nothing
 set -euo pipefail
+
+list_only=0
+if [ "${1:-}" = --list ]; then
+    list_only=1
+    shift
+fi
 
 demo=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev)
 build=("${demo[@]}" catch2 libopenmpi-dev openmpi-bin qemu-user)
@@ -27,8 +34,13 @@ case "${1:-build}" in
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [demo|build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--list] [demo|build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
 esac
+
+if [ "$list_only" = 1 ]; then
+    echo "${wanted[@]}"
+    exit 0
+fi
 
 missing=()
 for pkg in "${wanted[@]}"; do

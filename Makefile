@@ -7,7 +7,7 @@
 #   make test-debian13     a fresh Debian 13 chroot: make demo, make test, make test in C++20 (root)
 #   make test-sid          a fresh Debian sid chroot: make demo, make test (root)
 #   make test-matrix       all of the above, and make test
-#   make test-fast-math    make test built with -ffast-math, with g++ and with clang (SIMD only; the semantics hold)
+#   make test-fast-math    make test built with -ffast-math, with g++ and with clang (SIMD kernels; the semantics hold)
 # and:
 #   make bench       build and run the benchmarks (installs libbenchmark, libtorch); as root also the
 #                    libtorch rows under Debian 13's libtorch 2.x in a fresh chroot (BENCH_TORCH2=0: not)
@@ -30,8 +30,8 @@ CMAKE_FLAGS ?=
 # A second language standard's row builds and runs what the standard decides (the strict-warnings
 # consumers, the compile-fail checks, the examples, the README snippets, the package consumers), not
 # the suite: its values do not depend on the standard, and it runs in C++20 on sid (tests/CMakeLists.txt,
-# XLOSS_TEST_SUITE). clang's -ffast-math row runs the suite on the SIMD kernels only: the scalar
-# kernels' copy runs in g++'s.
+# XLOSS_TEST_SUITE). The -ffast-math rows run the suite on the SIMD kernels only, what such builds
+# run (the strict-warnings consumer still compiles the scalar kernels there).
 SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF
 SIMD_ONLY_FLAGS = -DXLOSS_TEST_SCALAR=OFF
 
@@ -92,7 +92,7 @@ test-clang-cxx20:
 
 # The whole suite built as training code often is: -ffast-math (and its flush-to-zero start-up).
 test-fast-math:
-	$(MAKE) test BUILD=$(BUILD)-fast-math CMAKE_FLAGS="-DCMAKE_CXX_FLAGS=-ffast-math $(CMAKE_FLAGS)"
+	$(MAKE) test BUILD=$(BUILD)-fast-math CMAKE_FLAGS="-DCMAKE_CXX_FLAGS=-ffast-math $(SIMD_ONLY_FLAGS) $(CMAKE_FLAGS)"
 	@scripts/install-deps.sh clang
 	$(MAKE) test BUILD=$(BUILD)-clang-fast-math \
 	        CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-ffast-math $(SIMD_ONLY_FLAGS) $(CMAKE_FLAGS)"
@@ -143,7 +143,7 @@ sanitize: deps
 # crash fails, and leaves its input in $(BUILD)-fuzz.
 # Four targets: fuzz_kl_div (kl_div, its gradients and the fused pass), fuzz_distill (the
 # distillation loss from logits), fuzz_options (the option path: logits input, weights, axes,
-# epsilon, divisor) and fuzz_divergence (forward_kl, reverse_kl, generalized_jsd on the row engine,
+# epsilon, divisor) and fuzz_divergence (forward_kl, reverse_kl, generalized_jsd, symmetric_kl on the row engine,
 # with labels); each has its corpus, and its regression inputs once it found something, under tests/fuzz.
 FUZZ_TARGETS = kl_div distill options divergence
 fuzz-build:

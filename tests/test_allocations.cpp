@@ -149,6 +149,7 @@ TEST_CASE("The divergences' _out call allocates nothing, with labels too", "[all
     {
         const xloss::GeneralizedJSDLoss jsd(xloss::jsd_options().beta(0.3).temperature(2.0).reduction(r));
         const xloss::ReverseKLLoss reverse(xloss::distill_options().reduction(r));
+        const xloss::SymmetricKLLoss symmetric(xloss::symmetric_kl_options().ratio(0.6).reduction(r));
         CHECK(count_allocations(
                   [&]
                   {
@@ -159,6 +160,12 @@ TEST_CASE("The divergences' _out call allocates nothing, with labels too", "[all
                   [&]
                   {
                       reverse.forward_backward_out(value, grad, s, t);
+                  })
+              == 0);
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      symmetric.forward_backward_out(value, grad, s, t, labels);
                   })
               == 0);
     }

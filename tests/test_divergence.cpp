@@ -1,4 +1,4 @@
-// The divergences from logits (forward_kl, reverse_kl, generalized_jsd): golden values from
+// The divergences from logits (forward_kl, reverse_kl, generalized_jsd, symmetric_kl): golden values from
 // PyTorch compositions of torchtune's and TRL's formulas (tests/golden/generate_divergence_golden.py),
 // finite-difference checks of both gradients, labels, errors, threads and the _out call.
 
@@ -18,7 +18,6 @@ namespace
     decltype(auto) with_loss(const xloss_test::golden_case& c, F&& f)
     {
         const std::string name = c.options.at("loss");
-        const double beta = std::stod(c.options.at("beta"));
         const double temperature = std::stod(c.options.at("temperature"));
         const auto axis = static_cast<std::ptrdiff_t>(std::stol(c.options.at("axis")));
         const auto r = xloss::parse_reduction(c.reduction);
@@ -32,8 +31,21 @@ namespace
             return f(xloss::ReverseKLLoss(
                 xloss::distill_options().reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
         }
-        return f(xloss::GeneralizedJSDLoss(
-            xloss::jsd_options().beta(beta).reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+        if (name == "symmetric_kl")
+        {
+            return f(xloss::SymmetricKLLoss(xloss::symmetric_kl_options()
+                                                .ratio(std::stod(c.options.at("ratio")))
+                                                .reduction(r)
+                                                .temperature(temperature)
+                                                .axis(axis)
+                                                .teacher_grad(true)));
+        }
+        return f(xloss::GeneralizedJSDLoss(xloss::jsd_options()
+                                               .beta(std::stod(c.options.at("beta")))
+                                               .reduction(r)
+                                               .temperature(temperature)
+                                               .axis(axis)
+                                               .teacher_grad(true)));
     }
 
     template <class T>
@@ -152,11 +164,68 @@ TEST_CASE("Divergence gradients match finite differences, labels and masked clas
                                 xloss::jsd_options().beta(beta).reduction(r).temperature(1.7).teacher_grad(true)),
                             false);
         }
+        for (const double ratio : {0.0, 0.3, 0.5, 1.0})
+        {
+            INFO("ratio " << ratio);
+            check_gradients(xloss::SymmetricKLLoss(
+                                xloss::symmetric_kl_options().ratio(ratio).reduction(r).temperature(1.7).teacher_grad(true)),
+                            false);
+        }
     }
     const auto none = xloss::distill_options().reduction(xloss::reduction::none).temperature(0.8);
     check_gradients(xloss::ForwardKLLoss(none), true);
     check_gradients(xloss::ReverseKLLoss(none), true);
     check_gradients(xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).reduction(xloss::reduction::none)), true);
+    check_gradients(
+        xloss::SymmetricKLLoss(xloss::symmetric_kl_options().ratio(0.6).reduction(xloss::reduction::none).temperature(0.8)),
+        true);
+}
+
+// torchtune's SymmetricKLLoss is ratio forward + (1 - ratio) reverse: the two passes of each part, and
+// the loss-only phase with three sums (loss alone, allocating and _out), give that mixture.
+TEST_CASE("symmetric_kl is the ratio's mixture of forward_kl and reverse_kl", "[divergence]")
+{
+    xt::xarray<double> s = {{2., 0.5, -1., 0.3}, {0., 1., 2., -3.}, {1., 1., 0., 0.5}};
+    xt::xarray<double> t = {{1.5, 1., -2., 0.}, {0.2, 0., 0.4, 1.}, {-1., 2., -INFINITY, 0.}};
+    const xt::xarray<int> labels = {4, -100, 2};
+    const double T = 1.5;
+    const auto o = xloss::distill_options().temperature(T).reduction(xloss::reduction::none).teacher_grad(true);
+    const auto fwd = xloss::ForwardKLLoss(o).forward_backward(s, t, labels);
+    const auto rev = xloss::ReverseKLLoss(o).forward_backward(s, t, labels);
+    for (const double ratio : {0.25, 0.5, 0.9})
+    {
+        INFO("ratio " << ratio);
+        const auto so = xloss::symmetric_kl_options().ratio(ratio).temperature(T).teacher_grad(true);
+        const xloss::SymmetricKLLoss rows(xloss::symmetric_kl_options(so).reduction(xloss::reduction::none));
+        const auto r = rows.forward_backward(s, t, labels);
+        const xt::xarray<double> want = ratio * fwd.loss + (1 - ratio) * rev.loss;
+        CHECK(xloss_test::compare(r.loss, want, 1e-14, 1e-15) == "");
+        CHECK(xloss_test::compare(r.grad_student, ratio * fwd.grad_student + (1 - ratio) * rev.grad_student, 1e-13,
+                                  1e-15)
+              == "");
+        CHECK(xloss_test::compare(r.grad_teacher, ratio * fwd.grad_teacher + (1 - ratio) * rev.grad_teacher, 1e-13,
+                                  1e-15)
+              == "");
+        // Reduced: the loss-only phase (three running sums), and the write pass after it.
+        const xloss::SymmetricKLLoss mean(so);
+        const double kept = (want(0) + want(2)) / 2;
+        CHECK(mean(s, t, labels)() == Approx(kept).epsilon(1e-13));
+        double value = 0;
+        xt::xarray<double> grad = xt::zeros_like(s);
+        mean.forward_backward_out(value, grad, s, t, labels);
+        CHECK(value == Approx(kept).epsilon(1e-13));
+        CHECK(xloss_test::compare(grad, mean.forward_backward(s, t, labels).grad_student, 1e-14, 1e-15) == "");
+    }
+    // The ends are the forward and the reverse KL themselves.
+    CHECK(xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(1).temperature(T)),
+                                xloss::forward_kl(s, t, labels, xloss::distill_options().temperature(T))));
+    CHECK(xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(0).temperature(T)),
+                                xloss::reverse_kl(s, t, labels, xloss::distill_options().temperature(T))));
+    CHECK_THROWS_WITH(xloss::symmetric_kl_options().ratio(-0.1),
+                      "xloss::symmetric_kl_options::ratio: ratio must be in [0, 1], got -0.1");
+    CHECK_THROWS_WITH(xloss::symmetric_kl_options().ratio(NAN),
+                      "xloss::symmetric_kl_options::ratio: ratio must be in [0, 1], got nan");
+    CHECK(xloss::symmetric_kl_options().ratio() == 0.5);
 }
 
 TEST_CASE("forward_kl is kl_div_with_logits, with a per-token mean", "[divergence]")
@@ -256,7 +325,13 @@ TEST_CASE("Divergence errors name the argument, the value and the row", "[diverg
     CHECK(xloss::jsd_options().reduction("sum").reduction() == xloss::reduction::sum);
     CHECK(xloss::distill_options().reduction("batchmean").reduction() == xloss::reduction::batchmean);
     CHECK_THROWS_WITH(xloss::jsd_options().reduction("average"),
-                      "xloss: unknown reduction 'average'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'");
+                      "xloss::jsd_options::reduction: reduction must be one of 'none', 'mean', 'sum' and "
+                      "'batchmean', got 'average'");
+    CHECK_THROWS_WITH(xloss::distill_options().reduction(std::string("Mean")),
+                      "xloss::distill_options::reduction: reduction must be one of 'none', 'mean', 'sum' and "
+                      "'batchmean', got 'Mean'");
+    // {} is the enumerator's value-initialised none, as for any enum (not an ambiguous call).
+    CHECK(xloss::jsd_options().reduction({}).reduction() == xloss::reduction::none);
     CHECK_THROWS_WITH((void)xloss::forward_kl(s, xt::xarray<float>(xt::zeros<float>({2, 3}))),
                       "xloss::forward_kl: student_logits of shape (2, 3, 4) and teacher_logits of shape (2, 3) differ");
     CHECK_THROWS_WITH((void)xloss::forward_kl(s, t, xloss::distill_options().axis(3)),
@@ -298,6 +373,12 @@ TEST_CASE("Divergences: any axis, threads, and the _out call agree with the allo
         CHECK(xloss_test::identical(a.loss, b.loss));
         CHECK(xloss_test::identical(a.grad_student, b.grad_student));
         CHECK(xloss_test::identical(a.grad_teacher, b.grad_teacher));
+        const auto so = xloss::symmetric_kl_options().ratio(0.3).teacher_grad(true);
+        const auto c = xloss::SymmetricKLLoss(so).forward_backward(s, t);
+        const auto d = xloss::SymmetricKLLoss(xloss::symmetric_kl_options(so).num_threads(n)).forward_backward(s, t);
+        CHECK(xloss_test::identical(c.loss, d.loss));
+        CHECK(xloss_test::identical(c.grad_student, d.grad_student));
+        CHECK(xloss_test::identical(c.grad_teacher, d.grad_teacher));
     }
 #endif
     xt::xarray<int> labels = xt::ones<int>({3, 50});
@@ -323,6 +404,7 @@ TEST_CASE("Divergences: any axis, threads, and the _out call agree with the allo
     same_out(loss);
     same_out(xloss::ReverseKLLoss(xloss::distill_options().temperature(2)));
     same_out(xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).temperature(2)));
+    same_out(xloss::SymmetricKLLoss(xloss::symmetric_kl_options().ratio(0.3).temperature(2)));
     double value = 0;
     // The gradient written over the student's own logits: computed aside, the same numbers.
     xt::xarray<double> in_place = s;
@@ -422,6 +504,12 @@ TEST_CASE("Divergences of log-probabilities: the logits' values, gradients w.r.t
         {
             return xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).reduction(r).input(in).teacher_grad(true));
         });
+    check(
+        [](xloss::reduction r, xloss::row_input in)
+        {
+            return xloss::SymmetricKLLoss(
+                xloss::symmetric_kl_options().ratio(0.3).reduction(r).input(in).teacher_grad(true));
+        });
     CHECK_THROWS_WITH(
         (void)xloss::forward_kl(ls, lt, xloss::distill_options().input(xloss::row_input::log_probs).temperature(2)),
         "xloss::forward_kl: temperature must be 1 with row_input::log_probs, got 2");
@@ -491,6 +579,11 @@ TEST_CASE("A NaN logit makes its row's loss and gradients NaN, in every divergen
         };
         check(xloss::ForwardKLLoss(o).forward_backward(sn, tn));
         check(xloss::ReverseKLLoss(o).forward_backward(sn, tn));
+        check(xloss::GeneralizedJSDLoss(xloss::jsd_options().reduction(xloss::reduction::none).teacher_grad(true))
+                  .forward_backward(sn, tn));
+        check(xloss::SymmetricKLLoss(
+                  xloss::symmetric_kl_options().ratio(0.3).reduction(xloss::reduction::none).teacher_grad(true))
+                  .forward_backward(sn, tn));
         const auto fb = xloss::kl_div_with_logits_forward_backward(sn, tn, 2.0, xloss::reduction::none);
         for (std::size_t j = 0; j < 40; ++j)
         {
@@ -509,12 +602,15 @@ namespace
         f(xloss::ReverseKLLoss(xloss::distill_options().temperature(temperature).reduction(r).teacher_grad(true)));
         f(xloss::GeneralizedJSDLoss(
             xloss::jsd_options().beta(0.3).temperature(temperature).reduction(r).teacher_grad(true)));
+        f(xloss::SymmetricKLLoss(
+            xloss::symmetric_kl_options().ratio(0.4).temperature(temperature).reduction(r).teacher_grad(true)));
     }
 }
 
 // Identical rows are exactly 0 (the generalized JSD's log m rounded to a residue below it: -1.2e-7
 // at T = 1), and no row is below 0 for rows that differ only in their last bits (the reverse KL
-// over the classes the teacher keeps may be: its rows are not clamped, see reverse_kl_policy).
+// over the classes the teacher keeps may be, and so the symmetric KL: their rows are not clamped,
+// see reverse_kl_policy).
 TEST_CASE("Divergences are never below 0, and identical rows give 0", "[divergence][edge]")
 {
     const std::size_t rows = 7, classes = 301;
@@ -539,7 +635,11 @@ TEST_CASE("Divergences are never below 0, and identical rows give 0", "[divergen
                                 {
                                     CHECK(xloss_test::bits_of(static_cast<double>(v)) == 0); // +0 exactly
                                 }
-                                if (!std::is_same<std::decay_t<decltype(loss)>, xloss::ReverseKLLoss>::value)
+                                using loss_type = std::decay_t<decltype(loss)>;
+                                // The reverse KL's rows are not clamped at 0, nor the symmetric KL's.
+                                constexpr bool clamped = !std::is_same<loss_type, xloss::ReverseKLLoss>::value
+                                                         && !std::is_same<loss_type, xloss::SymmetricKLLoss>::value;
+                                if (clamped)
                                 {
                                     const xt::xarray<float> close = loss(s, near);
                                     for (float v : close)
@@ -548,6 +648,13 @@ TEST_CASE("Divergences are never below 0, and identical rows give 0", "[divergen
                                     }
                                 }
                                 const xt::xarray<float> g = loss.forward_backward(s, s).grad_student;
+                                if (std::is_same<loss_type, xloss::SymmetricKLLoss>::value)
+                                {
+                                    // Its pulls mix two weights (ratio p - (1 - ratio) q), rounded: a
+                                    // residue of an ulp or so of p, not an exact 0.
+                                    CHECK(xt::amax(xt::abs(g))() <= 8 * std::numeric_limits<float>::epsilon());
+                                    return;
+                                }
 #ifdef __FAST_MATH__
                                 // Reassociated, a gradient's sums over the row (sum q = 1) may round a
                                 // few ulp away from their exact values: a residue of eps times p.

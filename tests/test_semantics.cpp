@@ -447,6 +447,18 @@ TEST_CASE("Errors of the new options name the argument and the value", "[semanti
                   xloss::kl_div(masked, t, opts().input_logits(true));
               })
           == "xloss::kl_div: input row 1 along softmax_axis -1 is all -inf: its softmax is undefined");
+    // Finite logits spanning more than FLT_MAX: x - max would be -inf, a finite logit read as masked.
+    const float big = std::numeric_limits<float>::max();
+    const xt::xarray<float> wide = {{0.f, 1.f}, {big, -big}};
+    CHECK(message(
+              [&]
+              {
+                  xloss::kl_div(wide, t, opts().input_logits(true));
+              })
+          == "xloss::kl_div: input row 1 along softmax_axis -1 spans more than the largest float (max - min of its "
+             "logits): its log-probabilities are not representable");
+    CHECK(xloss_test::is_finite(xloss::kl_div(xt::xarray<float>{{0.f, 1.f}, {big, big / 4}}, t,
+                                              opts().input_logits(true))()));
     CHECK(message(
               [&]
               {

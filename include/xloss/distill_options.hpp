@@ -7,7 +7,7 @@
 #define XLOSS_DISTILL_OPTIONS_HPP
 
 /// @file
-/// The options of the divergences computed from logits (forward_kl, reverse_kl, generalized_jsd).
+/// The options of the divergences computed from logits (forward_kl, reverse_kl, generalized_jsd, symmetric_kl).
 
 #include <cstddef>
 
@@ -164,6 +164,36 @@ namespace xloss
     private:
 
         double m_beta = 0.5;
+    };
+
+    /// @brief Options of symmetric_kl() and SymmetricKLLoss: the row options and `ratio`.
+    class symmetric_kl_options : public detail::row_options<symmetric_kl_options>
+    {
+    public:
+
+        static constexpr const char* options_name = "symmetric_kl_options";
+
+        /// The weight of the forward KL, in [0, 1] (default 0.5, torchtune's `sym_kl_ratio`): the loss
+        /// is ratio KL(P || Q) + (1 - ratio) KL(Q || P); 1 is the forward and 0 the reverse KL.
+        constexpr double ratio() const noexcept
+        {
+            return m_ratio;
+        }
+
+        /// Sets ratio; throws std::invalid_argument outside [0, 1].
+        XLOSS_INLINE constexpr symmetric_kl_options& ratio(double r)
+        {
+            if (!option_setters::is_nonnegative_finite(r) || r > 1.)
+            {
+                option_setters::reject(options_name, "ratio", "in [0, 1]", r);
+            }
+            m_ratio = r;
+            return *this;
+        }
+
+    private:
+
+        double m_ratio = 0.5;
     };
 }
 

@@ -7,8 +7,8 @@
 #define XLOSS_DIVERGENCE_LOSS_HPP
 
 /// @file
-/// The module every divergence from logits shares: ForwardKLLoss, ReverseKLLoss and
-/// GeneralizedJSDLoss are this class template with their row policy and options.
+/// The module every divergence from logits shares: ForwardKLLoss, ReverseKLLoss,
+/// GeneralizedJSDLoss and SymmetricKLLoss are this class template with their row policy and options.
 
 #include <optional>
 #include <type_traits>

@@ -10,6 +10,7 @@
 /// The options every loss has: its reduction, the divisor of the averaging reductions, threads.
 
 #include <string_view>
+#include <type_traits>
 
 #include "detail/core/setter_check.hpp"
 #include "reduction.hpp"
@@ -47,10 +48,22 @@ namespace xloss
             }
 
             /// Sets the reduction by its PyTorch name ("none", "mean", "sum", "batchmean"); throws
-            /// std::invalid_argument for any other.
-            XLOSS_INLINE D& reduction(std::string_view name)
+            /// std::invalid_argument for any other, naming the setter. (A template, so that
+            /// `reduction({})` is the enumerator's value-initialised `none`, not ambiguous.)
+            template <class S, class = std::enable_if_t<std::is_convertible<const S&, std::string_view>::value>>
+            XLOSS_INLINE D& reduction(const S& name)
             {
-                return reduction(parse_reduction(name));
+                const std::string_view n = name;
+                for (xloss::reduction r : {xloss::reduction::none, xloss::reduction::mean, xloss::reduction::sum,
+                                           xloss::reduction::batchmean})
+                {
+                    if (n == to_string(r))
+                    {
+                        return reduction(r);
+                    }
+                }
+                option_setters::reject_name(D::options_name, "reduction",
+                                            "one of 'none', 'mean', 'sum' and 'batchmean'", n);
             }
 
             /// The divisor of `mean` and `batchmean`, when set; 0 (the default) takes it from the

@@ -25,6 +25,7 @@
 #include "loss_options.hpp"
 #include "reduction.hpp"
 #include "reverse_kl.hpp"
+#include "symmetric_kl.hpp"
 #include "xloss_config.hpp"
 
 #endif

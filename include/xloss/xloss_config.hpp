@@ -29,7 +29,7 @@
 // scalar with XLOSS_NO_SIMD) and OpenMP. Translation units built with different -m flags (a baseline
 // one beside an AVX-512 one, as runtime dispatch has them) thus link distinct copies, and each runs
 // its own: the linker cannot hand the baseline caller the AVX-512 copy of an inline function.
-// The enumerations and kl_div_options stay outside: types that one translation unit passes to
+// The enumerations and the options classes stay outside: types that one translation unit passes to
 // another, whose member functions are trivial. (xtensor's and the standard library's inline functions
 // are shared between such translation units all the same: compile only kernels on raw pointers with
 // wider flags, as examples/dispatch does.)

@@ -1,7 +1,7 @@
-// libFuzzer target for the divergences from logits (forward_kl, reverse_kl, generalized_jsd) on
-// the row engine: decodes logits of rank 1 to 3 (finite up to 30 in magnitude, classes the teacher
-// or the student masks with -inf, whole -inf rows, a +inf), the class axis, the temperature, beta
-// (0 and 1 included), labels with ignored rows, the reduction, a divisor, threads and a
+// libFuzzer target for the divergences from logits (forward_kl, reverse_kl, generalized_jsd,
+// symmetric_kl) on the row engine: decodes logits of rank 1 to 3 (finite up to 30 in magnitude,
+// classes the teacher or the student masks with -inf, whole -inf rows, a +inf), the class axis, the
+// temperature, beta or ratio (0 and 1 included), labels with ignored rows, the reduction, a divisor, threads and a
 // grad_output; checks the loss and both gradients against closed forms in long double, that the
 // allocating, module and _out calls agree, that a kept row of -inf or with +inf throws, and (T = 1)
 // that the same rows as log-probabilities (row_input::log_probs) give the same values and gradients
@@ -33,10 +33,38 @@ namespace
         std::vector<ld> logs;         ///< |log p| + |log q| + 1 per class: what a flushed probability multiplies
     };
 
-    /// One row's divergence (without T^2) and gradients, from the logits in long double.
+    row_ref reference(int loss, ld beta, ld T, const std::vector<ld>& s, const std::vector<ld>& t, ld tiny);
+
+    /// The symmetric KL's row: ratio times the forward KL's, 1 - ratio times the reverse KL's.
+    row_ref symmetric_reference(ld ratio, ld T, const std::vector<ld>& s, const std::vector<ld>& t, ld tiny)
+    {
+        const row_ref f = reference(0, 0, T, s, t, tiny), r = reference(1, 0, T, s, t, tiny);
+        row_ref m = f;
+        m.value = ratio * f.value + (1 - ratio) * r.value;
+        m.mag = f.mag + r.mag;
+        m.unsure = f.unsure || r.unsure;
+        for (std::size_t j = 0; j < s.size(); ++j)
+        {
+            m.gs[j] = ratio * f.gs[j] + (1 - ratio) * r.gs[j];
+            m.gt[j] = ratio * f.gt[j] + (1 - ratio) * r.gt[j];
+            m.gmag[j] = f.gmag[j] + r.gmag[j];
+        }
+        return m;
+    }
+
+    /// One row's divergence (without T^2) and gradients, from the logits in long double: loss 0 the
+    /// forward KL, 1 the reverse KL, 2 the generalized JSD at beta, 3 the symmetric KL at ratio beta.
     row_ref reference(int loss, ld beta, ld T, const std::vector<ld>& s, const std::vector<ld>& t, ld tiny)
     {
         const std::size_t n = s.size();
+        if (loss == 3 && beta > 0 && beta < 1)
+        {
+            return symmetric_reference(beta, T, s, t, tiny);
+        }
+        if (loss == 3)
+        {
+            loss = beta == 1 ? 0 : 1;
+        }
         auto log_softmax = [&](const std::vector<ld>& z)
         {
             ld m = -INFINITY;
@@ -482,7 +510,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::uint8_t flags = in.next();
     const int kind = (flags >> 1) % 3;
     const ld betas[] = {0, 0.1L, 0.5L, 0.9L, 1};
-    const ld beta = betas[in.next() % 5];
+    // The same byte picks the generalized JSD's beta, or (its high bit) the symmetric KL's ratio.
+    const std::uint8_t weight = in.next();
+    const ld beta = betas[weight % 5];
     auto run = [&](auto value_tag)
     {
         using V = decltype(value_tag);
@@ -493,6 +523,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         else if (kind == 1)
         {
             run_case<V, xloss::distill_options, xloss::ReverseKLLoss>(in, flags, {}, 1, 0);
+        }
+        else if (weight & 0x80)
+        {
+            run_case<V, xloss::symmetric_kl_options, xloss::SymmetricKLLoss>(
+                in, flags, xloss::symmetric_kl_options().ratio(static_cast<double>(beta)), 3, beta);
         }
         else
         {

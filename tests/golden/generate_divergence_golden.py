@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden values of the divergences from logits (forward_kl, reverse_kl, generalized_jsd),
+"""Golden values of the divergences from logits (forward_kl, reverse_kl, generalized_jsd, symmetric_kl),
 computed with PyTorch in float64 from the stored (float or double) logits, by the published
 formulas of their anchors:
 
@@ -9,6 +9,8 @@ formulas of their anchors:
   generalized_jsd  TRL's generalized_jsd_loss: log m = logsumexp(log p + log beta,
                log q + log(1 - beta)), beta KL(P || M) + (1 - beta) KL(Q || M); beta = 0 is the
                forward and beta = 1 the reverse KL
+  symmetric_kl torchtune's SymmetricKLLoss: ratio forward_kl + (1 - ratio) reverse_kl, each as
+               above; ratio = 1 is the forward and ratio = 0 the reverse KL
 
 with P = softmax(t / T), Q = softmax(s / T) along `axis`, every divergence times T^2, rows
 whose label is -100 left out, and the reductions none (per row), sum, mean (over kept rows, 0
@@ -32,7 +34,7 @@ from generate_kl_div_golden import DTYPES, tensor_line  # noqa: E402
 IGNORE = -100
 
 
-def per_row(loss, s, t, temperature, axis, beta):
+def per_row(loss, s, t, temperature, axis, param):
     masked_t = t == -math.inf
     s = torch.where(s == -math.inf, torch.full_like(s, -1e30), s)
     t = torch.where(masked_t, torch.full_like(t, -1e30), t)
@@ -40,15 +42,16 @@ def per_row(loss, s, t, temperature, axis, beta):
     lp = torch.log_softmax(t / temperature, axis)
     p, q = lp.exp(), lq.exp()
     zero = torch.zeros_like(p)
-    if loss == "generalized_jsd" and beta == 0.0:
-        loss = "forward_kl"
-    if loss == "generalized_jsd" and beta == 1.0:
-        loss = "reverse_kl"
-    if loss == "forward_kl":
-        terms = torch.where(p > 0, p * (lp - lq), zero)
-    elif loss == "reverse_kl":
-        terms = torch.where(masked_t | (q == 0), zero, q * (lq - lp))
+    forward = torch.where(p > 0, p * (lp - lq), zero)
+    reverse = torch.where(masked_t | (q == 0), zero, q * (lq - lp))
+    if loss == "forward_kl" or (loss == "generalized_jsd" and param == 0.0) or (loss == "symmetric_kl" and param == 1.0):
+        terms = forward
+    elif loss == "reverse_kl" or (loss == "generalized_jsd" and param == 1.0) or (loss == "symmetric_kl" and param == 0.0):
+        terms = reverse
+    elif loss == "symmetric_kl":
+        terms = param * forward + (1 - param) * reverse
     else:
+        beta = param
         lm = torch.logsumexp(torch.stack([lp + math.log(beta), lq + math.log1p(-beta)]), 0)
         terms = beta * torch.where(p > 0, p * (lp - lm), zero) + (1 - beta) * torch.where(q > 0, q * (lq - lm), zero)
     return temperature * temperature * terms.sum(axis)
@@ -80,10 +83,11 @@ def main():
     records = []
     layouts = [((5, 7), -1), ((2, 3, 6), -1), ((4, 3, 2), 1), ((9,), 0)]
     losses = [("forward_kl", 0.5), ("reverse_kl", 0.5), ("generalized_jsd", 0.5), ("generalized_jsd", 0.1),
-              ("generalized_jsd", 0.9), ("generalized_jsd", 0.0), ("generalized_jsd", 1.0)]
+              ("generalized_jsd", 0.9), ("generalized_jsd", 0.0), ("generalized_jsd", 1.0), ("symmetric_kl", 0.5),
+              ("symmetric_kl", 0.3), ("symmetric_kl", 0.0), ("symmetric_kl", 1.0)]
     n = 0
     for dtype_name, dtype in DTYPES.items():
-        for loss, beta in losses:
+        for loss, param in losses:
             for shape, axis in layouts:
                 for reduction in ("none", "sum", "mean", "batchmean"):
                     n += 1
@@ -117,7 +121,7 @@ def main():
                     keep = labels != IGNORE
                     sv = s.clone().requires_grad_(True)
                     tv = t.clone().requires_grad_(True)
-                    rows = per_row(loss, sv, tv, temperature, ax, beta)
+                    rows = per_row(loss, sv, tv, temperature, ax, param)
                     out = reduce(rows, keep, reduction)
                     if reduction == "none":
                         g = (torch.rand(out.shape, generator=gen, dtype=torch.float64) * 2 - 0.5).to(dtype).to(
@@ -126,10 +130,11 @@ def main():
                         g = torch.tensor(0.75, dtype=torch.float64)
                     gs, gt = torch.autograd.grad((out * g).sum(), [sv, tv])
                     gt = torch.where(torch.isfinite(t), gt, torch.zeros_like(gt))
-                    options = {"loss": loss, "beta": beta, "temperature": temperature, "axis": axis}
+                    options = {"loss": loss, "ratio" if loss == "symmetric_kl" else "beta": param,
+                               "temperature": temperature, "axis": axis}
                     tensors = {"student": s, "teacher": t, "labels": labels.to(torch.float64), "grad_output": g,
                                "output": out.detach(), "grad_student": gs, "grad_teacher": gt}
-                    records.append(record(f"{loss}_{beta}_{dtype_name}_{n}_{reduction}", dtype_name, reduction,
+                    records.append(record(f"{loss}_{param}_{dtype_name}_{n}_{reduction}", dtype_name, reduction,
                                           options, tensors))
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "divergence_golden.txt")
     with open(path, "w") as f:

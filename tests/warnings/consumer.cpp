@@ -124,6 +124,11 @@ int exercise()
     jsd.forward_backward_out(value, grad, student, teacher, labels);
     failures += differ_scalar(value, step.loss()) || differ(grad, step.grad_student) ? 1 : 0;
     failures += step.grad_teacher.shape() != teacher.shape() ? 1 : 0;
+    const xloss::SymmetricKLLoss symmetric(xloss::symmetric_kl_options().ratio(0.3).temperature(2.0));
+    const auto sym = symmetric.forward_backward(student, teacher, labels);
+    failures += differ(sym.loss, xloss::symmetric_kl(student, teacher, labels, symmetric.options())) ? 1 : 0;
+    symmetric.forward_backward_out(value, grad, student, teacher, labels);
+    failures += differ_scalar(value, sym.loss()) || differ(grad, sym.grad_student) ? 1 : 0;
     return failures;
 }
 

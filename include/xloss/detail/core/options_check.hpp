@@ -19,7 +19,7 @@
 #include "../../reduction.hpp"
 #include "error.hpp"
 #include "expression.hpp"
-#include "float_bits.hpp"
+#include "../kernels/float_bits.hpp"
 
 namespace xloss
 {

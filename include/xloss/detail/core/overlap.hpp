@@ -20,7 +20,7 @@
 
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(core, xexpression.hpp)
-#include XLOSS_XTENSOR_HEADER(core, xscalar.hpp)
+#include XLOSS_XTENSOR_HEADER(containers, xscalar.hpp)
 #include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
 namespace xloss

@@ -10,10 +10,12 @@
 // (`xloss::jsd_options().beta(1.5)` throws there), with a message naming the setter, the option and
 // the value. The losses check their options again when they run (options built otherwise).
 
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "error.hpp"
-#include "float_bits.hpp"
+#include "../kernels/float_bits.hpp"
 
 namespace xloss
 {
@@ -33,6 +35,14 @@ namespace xloss
             {
                 const std::string setter = std::string(options) + "::" + option;
                 detail::raise(detail::option_error(setter.c_str(), option, must, got));
+            }
+
+            /// The same for an option given by name (e.g. a reduction's): the name quoted.
+            [[noreturn]] inline void reject_name(const char* options, const char* option, const char* must,
+                                                 std::string_view got)
+            {
+                detail::raise(std::invalid_argument(std::string("xloss::") + options + "::" + option + ": " + option
+                                                    + " must be " + must + ", got '" + std::string(got) + "'"));
             }
 
             // The bit tests, which -ffast-math cannot fold as it folds std::isfinite.

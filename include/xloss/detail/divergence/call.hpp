@@ -31,6 +31,7 @@
 #include "../core/options_check.hpp"
 #include "../core/rows.hpp"
 #include "../engine/row_engine.hpp"
+#include "../engine/row_policy.hpp"
 #include "../kernels/classify.hpp"
 #include "../kernels/softmax.hpp"
 #include "policies.hpp"
@@ -52,29 +53,6 @@ namespace xloss
             struct no_labels
             {
             };
-
-            /// Calls f with the row policy the options select: the loss's own, or for the generalized
-            /// JSD the forward KL at beta = 0 and the reverse KL at beta = 1 (TRL's convention).
-            template <class Policy, class Options, class F>
-            inline decltype(auto) with_policy(const Options& options, F&& f)
-            {
-                if constexpr (std::is_same<Policy, jsd_policy>::value)
-                {
-                    if (options.beta() == 0.)
-                    {
-                        return f(forward_kl_policy{});
-                    }
-                    if (options.beta() == 1.)
-                    {
-                        return f(reverse_kl_policy{});
-                    }
-                    return f(jsd_policy(options.beta()));
-                }
-                else
-                {
-                    return f(Policy{});
-                }
-            }
 
             /// Checks a temperature: in (0, max_temperature].
             inline void check_temperature(double t, const char* func)
@@ -110,13 +88,6 @@ namespace xloss
                 if (options.input() == row_input::log_probs && t != 1.)
                 {
                     detail::raise(option_error(func, "temperature", "1 with row_input::log_probs", t));
-                }
-                if constexpr (std::is_same<Options, jsd_options>::value)
-                {
-                    if (!(options.beta() >= 0. && options.beta() <= 1.))
-                    {
-                        detail::raise(option_error(func, "beta", "in [0, 1]", options.beta()));
-                    }
                 }
             }
 

@@ -45,18 +45,18 @@ namespace xloss
 
                 /// Loss only: KL = sum(e^a (a - b)) / Zp - log Zp + log Zq.
                 template <class B>
-                shifted_sums<B> shifted(const B& a, const B& b, const B& ea, const B&) const noexcept
+                shifted_sums<B, 1> shifted(const B& a, const B& b, const B& ea, const B&) const noexcept
                 {
-                    return {select(is_zero(ea), B(0), ea * (a - b)), B(0)};
+                    return {select(is_zero(ea), B(0), ea * (a - b))};
                 }
 
-                double row_value(double first, double, double zq, double zp) const noexcept
+                double row_value(const shifted_totals<1>& sums, double zq, double zp) const noexcept
                 {
-                    return first / zp - std::log(zp) + std::log(zq);
+                    return sums[0] / zp - std::log(zp) + std::log(zq);
                 }
 
                 /// sum(-p) = -1; sum(p (l + 1)) = KL + 1.
-                row_pull_sums pull_sums(double, double, double, double, double kl) const noexcept
+                row_pull_sums pull_sums(const shifted_totals<1>&, double, double, double kl) const noexcept
                 {
                     return {-1., kl + 1.};
                 }
@@ -88,21 +88,21 @@ namespace xloss
                 /// Loss only, over the classes the teacher keeps (K): with e = e^b,
                 /// sum_K(e (b - a)) / Zq + (log Zp - log Zq) sum_K(e) / Zq.
                 template <class B>
-                shifted_sums<B> shifted(const B& a, const B& b, const B&, const B& eb) const noexcept
+                shifted_sums<B, 2> shifted(const B& a, const B& b, const B&, const B& eb) const noexcept
                 {
                     const auto masked = either(is_neg_inf(a), is_zero(eb));
                     return {select(masked, B(0), eb * (b - a)), select(masked, B(0), eb)};
                 }
 
-                double row_value(double first, double second, double zq, double zp) const noexcept
+                double row_value(const shifted_totals<2>& sums, double zq, double zp) const noexcept
                 {
-                    return (first + (std::log(zp) - std::log(zq)) * second) / zq;
+                    return (sums[0] + (std::log(zp) - std::log(zq)) * sums[1]) / zq;
                 }
 
                 /// Over the kept classes K: sum(q (l + 1)) = KL + q(K); sum(-q) = -q(K).
-                row_pull_sums pull_sums(double, double second, double zq, double, double kl) const noexcept
+                row_pull_sums pull_sums(const shifted_totals<2>& sums, double zq, double, double kl) const noexcept
                 {
-                    const double kept = second / zq;
+                    const double kept = sums[1] / zq;
                     return {kl + kept, -kept};
                 }
             };
@@ -128,6 +128,22 @@ namespace xloss
                 {
                 }
 
+                /// beta = 0 is the forward KL and beta = 1 the reverse KL (TRL's convention): their
+                /// own policies, not a mixture with a weight of 0 (whose 0 * log 0 would be NaN).
+                template <class Options, class F>
+                static decltype(auto) with_options(const Options& options, F&& f)
+                {
+                    if (options.beta() == 0.)
+                    {
+                        return f(forward_kl_policy{});
+                    }
+                    if (options.beta() == 1.)
+                    {
+                        return f(reverse_kl_policy{});
+                    }
+                    return f(jsd_policy(options.beta()));
+                }
+
                 template <class B>
                 divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
                 {
@@ -147,6 +163,79 @@ namespace xloss
                     const B dp = select(either(is_zero(p), equal), B(0), p * (lp - lm));
                     const B dq = select(either(is_zero(q), equal), B(0), q * (lq - lm));
                     return {wp * dp + wq * dq, wq * dq, wp * dp};
+                }
+            };
+
+            /**
+             * torchtune's symmetric KL: ratio KL(P || Q) + (1 - ratio) KL(Q || P), each as its own
+             * policy defines it (the reverse over the classes the teacher keeps); ratio in [0, 1],
+             * its ends the forward and the reverse KL's own policies.
+             */
+            struct symmetric_kl_policy
+            {
+                static constexpr const char* name = "symmetric_kl";
+                static constexpr const char* out_name = "SymmetricKLLoss::forward_backward_out";
+                /// Not clamped at 0: its reverse part may be below 0 (see reverse_kl_policy).
+                static constexpr bool nonnegative = false;
+                double ratio;
+
+                template <class Options, class F>
+                static decltype(auto) with_options(const Options& options, F&& f)
+                {
+                    if (options.ratio() == 1.)
+                    {
+                        return f(forward_kl_policy{});
+                    }
+                    if (options.ratio() == 0.)
+                    {
+                        return f(reverse_kl_policy{});
+                    }
+                    return f(symmetric_kl_policy{options.ratio()});
+                }
+
+                template <class B>
+                divergence_terms<B> operator()(const B& lp, const B& lq, const B& p, const B& q) const noexcept
+                {
+                    using T = value_type_t<B>;
+                    const B wf(static_cast<T>(ratio)), wr(static_cast<T>(1. - ratio));
+                    const divergence_terms<B> f = forward_kl_policy{}(lp, lq, p, q);
+                    const divergence_terms<B> r = reverse_kl_policy{}(lp, lq, p, q);
+                    return {wf * f.term + wr * r.term, wf * f.pull_student + wr * r.pull_student,
+                            wf * f.pull_teacher + wr * r.pull_teacher};
+                }
+
+                /// Loss only: the forward KL's sum and the reverse KL's two.
+                template <class B>
+                shifted_sums<B, 3> shifted(const B& a, const B& b, const B& ea, const B& eb) const noexcept
+                {
+                    const shifted_sums<B, 1> f = forward_kl_policy{}.shifted(a, b, ea, eb);
+                    const shifted_sums<B, 2> r = reverse_kl_policy{}.shifted(a, b, ea, eb);
+                    return {f[0], r[0], r[1]};
+                }
+
+                double row_value(const shifted_totals<3>& sums, double zq, double zp) const noexcept
+                {
+                    return ratio * forward_value(sums, zq, zp) + (1. - ratio) * reverse_value(sums, zq, zp);
+                }
+
+                row_pull_sums pull_sums(const shifted_totals<3>& sums, double zq, double zp, double) const noexcept
+                {
+                    const row_pull_sums f = forward_kl_policy{}.pull_sums({sums[0]}, zq, zp, forward_value(sums, zq, zp));
+                    const row_pull_sums r =
+                        reverse_kl_policy{}.pull_sums({sums[1], sums[2]}, zq, zp, reverse_value(sums, zq, zp));
+                    return {ratio * f.student + (1. - ratio) * r.student, ratio * f.teacher + (1. - ratio) * r.teacher};
+                }
+
+            private:
+
+                static double forward_value(const shifted_totals<3>& sums, double zq, double zp) noexcept
+                {
+                    return forward_kl_policy{}.row_value({sums[0]}, zq, zp);
+                }
+
+                static double reverse_value(const shifted_totals<3>& sums, double zq, double zp) noexcept
+                {
+                    return reverse_kl_policy{}.row_value({sums[1], sums[2]}, zq, zp);
                 }
             };
         }

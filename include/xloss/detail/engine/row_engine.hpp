@@ -18,6 +18,7 @@
 // OpenMP threads in fixed groups and the reduced loss is the in-order sum of the rows' values:
 // the same for any thread count.
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -314,23 +315,10 @@ namespace xloss
                     return row_fault::none;
                 }
 
-                /**
-                 * Whether the shifted, scaled logits (x - m) / T of a row whose max is `m` leave the
-                 * value type's range: its log-probabilities are then not representable (a finite logit
-                 * would read as a masked one). x - m rounds to a finite value whenever m is below half
-                 * the largest value's ulp, so with T >= 1 only a row with such a max is scanned.
-                 */
+                /// Whether the row's shifted, scaled logits leave the value type's range (row_spread_overflows).
                 bool spread_overflows(const V* p, V m) const noexcept
                 {
-                    constexpr V largest = std::numeric_limits<V>::max();
-                    constexpr V safe_max = largest * (std::numeric_limits<V>::epsilon() / 4);
-                    if (!is_finite(m) || (m_temperature >= 1. && m < safe_max))
-                    {
-                        return false;
-                    }
-                    const V lo = row_min_finite<B>(p, m_rows.length);
-                    return (static_cast<double>(m) - static_cast<double>(lo)) / m_temperature
-                           > static_cast<double>(largest);
+                    return row_spread_overflows<B>(p, m_rows.length, m, m_temperature);
                 }
 
                 /// Faults of the student's and the teacher's row k, the student's first.
@@ -474,7 +462,8 @@ namespace xloss
                     {
                         if (!to.grad_output)
                         {
-                            row_sum<B> first, second;
+                            constexpr std::size_t count_sums = shifted_count<Policy, B>;
+                            std::array<row_sum<B>, count_sums> sums;
                             // The write pass reads the exponentials back: from the gradient rows it
                             // then overwrites (the teacher's from the student's row, and the other way
                             // round), or from the spare rows.
@@ -497,16 +486,22 @@ namespace xloss
                                                   }
                                                   zs.add(eb);
                                                   zt.add(ea);
-                                                  const shifted_sums<B> f = m_policy.shifted(a, b, ea, eb);
-                                                  first.add(f.first);
-                                                  second.add(f.second);
+                                                  const shifted_sums<B, count_sums> f = m_policy.shifted(a, b, ea, eb);
+                                                  for (std::size_t j = 0; j < count_sums; ++j)
+                                                  {
+                                                      sums[j].add(f[j]);
+                                                  }
                                               });
-                            const double f1 = first.total(), f2 = second.total();
+                            shifted_totals<count_sums> totals;
+                            for (std::size_t j = 0; j < count_sums; ++j)
+                            {
+                                totals[j] = sums[j].total();
+                            }
                             const double sum_s = zs.total(), sum_t = zt.total();
-                            const double d = m_policy.row_value(f1, f2, sum_s, sum_t);
+                            const double d = m_policy.row_value(totals, sum_s, sum_t);
                             if (out.gradients() || to.loss)
                             {
-                                const row_pull_sums pulls = m_policy.pull_sums(f1, f2, sum_s, sum_t, d);
+                                const row_pull_sums pulls = m_policy.pull_sums(totals, sum_s, sum_t, d);
                                 write_row(s, t, ms, mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to, saved);
                             }
                             return m_temperature * m_temperature * d;

@@ -6,16 +6,14 @@
 #ifndef XLOSS_DETAIL_KERNELS_CLASSIFY_HPP
 #define XLOSS_DETAIL_KERNELS_CLASSIFY_HPP
 
-// Special values of batches told by their bits, as core/float_bits.hpp tells them of scalars (which
+// Special values of batches told by their bits, as float_bits.hpp tells them of scalars (which
 // this header brings too): under -ffast-math compilers fold `x != x` and `std::isnan(x)`, not integer
 // compares. Every test of NaN or of an infinity in the library goes through these.
 
-#include <cstdint>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 
-#include "../core/float_bits.hpp"
+#include "float_bits.hpp"
 #include "simd.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN

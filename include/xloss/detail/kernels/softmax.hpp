@@ -191,6 +191,27 @@ namespace xloss
                 return *std::min_element(std::begin(all), std::end(all));
             }
 
+            /**
+             * Whether the shifted, scaled logits (x - m) / T of a row of n values whose max is `m` leave
+             * the value type's range: its log-probabilities are then not representable (a finite logit
+             * would read as a masked one). x - m rounds to a finite value whenever m is below half the
+             * largest value's ulp, so with T >= 1 only a row with such a max is scanned.
+             */
+            template <class B>
+            inline bool row_spread_overflows(const value_type_t<B>* p, std::size_t n, value_type_t<B> m,
+                                             double temperature) noexcept
+            {
+                using T = value_type_t<B>;
+                constexpr T largest = std::numeric_limits<T>::max();
+                constexpr T safe_max = largest * (std::numeric_limits<T>::epsilon() / 4);
+                if (!is_finite(m) || (temperature >= 1. && m < safe_max))
+                {
+                    return false;
+                }
+                const T lo = row_min_finite<B>(p, n);
+                return (static_cast<double>(m) - static_cast<double>(lo)) / temperature > static_cast<double>(largest);
+            }
+
             /// log(sum(exp(p[i] - shift))) + shift: the log-sum-exp of a row whose max is `shift`.
             template <class B>
             inline double row_logsumexp(const value_type_t<B>* p, std::size_t n, value_type_t<B> shift) noexcept

@@ -120,7 +120,9 @@ namespace xloss
                 return p;
             }
 
-            /// The log-softmax of e along `axis`, into a new array; throws for a row of -inf only.
+            /// The log-softmax of e along `axis`, into a new array; throws for a row of -inf, and for one
+            /// whose finite logits span more than the value type's range (its log-probabilities would
+            /// not be representable: x - max overflows to -inf, a masked class).
             template <class V, class E>
             inline xt::xarray<V> log_softmax(const E& e, std::ptrdiff_t axis, const char* func, const char* name,
                                              const char* axis_name)
@@ -140,6 +142,14 @@ namespace xloss
                         detail::raise(std::invalid_argument(
                             std::string("xloss::") + func + ": " + name + " row " + std::to_string(k) + " along "
                             + axis_name + " " + std::to_string(axis) + " is all -inf: its softmax is undefined"));
+                    }
+                    if (row_spread_overflows<batch>(row, rows.length, m, 1.))
+                    {
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func + ": " + name + " row " + std::to_string(k) + " along "
+                            + axis_name + " " + std::to_string(axis) + " spans more than the largest "
+                            + (sizeof(V) == sizeof(float) ? "float" : "double")
+                            + " (max - min of its logits): its log-probabilities are not representable"));
                     }
                     const V lse = static_cast<V>(row_logsumexp<batch>(row, rows.length, m));
                     V* out = rows.write(z.data(), k, buf.data());

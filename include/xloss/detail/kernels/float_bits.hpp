@@ -10,7 +10,7 @@
 // assume that no value is NaN or infinite and fold `x != x`, `x == inf`, `std::isnan(x)` and
 // `!(x >= 0)` to whatever suits them; a comparison of the integer bits they cannot fold, so the
 // semantics of xloss do not depend on the caller's floating-point flags. The batch forms are in
-// kernels/classify.hpp; the options' setters use these without the SIMD headers.
+// classify.hpp, beside this file; the options' setters use these (through core/setter_check.hpp).
 
 #include <cstdint>
 #include <cstring>

@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh Debian 12, Debian 13 or sid machine:
 #   make demo    install what the quick start needs (the README's packages), build it and run it
-#   make test    install what is missing, build, run the whole ctest suite (4-8 minutes on 2 cores)
+#   make test    install what is missing, build, run the whole ctest suite (3-6 minutes on 2 cores)
 # and the supported matrix (README, "Supported versions"), each row a make test:
 #   make test-cxx20        this machine's compiler in C++20 (the build checks, not the suite)
 #   make test-clang        clang, in C++17 (test-clang-cxx20: in C++20, the build checks)

@@ -21,6 +21,7 @@
 #                    FUZZ_FLAGS for libFuzzer, e.g. -seed=N -runs=N); fails on a finding
 #   make fuzz-explore  fresh fuzzing from a time-based seed (FUZZ_SECONDS): a finding is saved under
 #                    tests/fuzz/findings/ and reported loudly, but the target exits 0 (CI's exploration)
+#   make tidy        clang-tidy (.clang-tidy) over the headers, through the strict-warnings consumer
 #   make format      apply .clang-format
 
 BUILD ?= build
@@ -48,7 +49,11 @@ TORCH_CONTEXT = --benchmark_context=libtorch=$$(dpkg-query -W -f='$${Version}' l
 BENCH_TORCH2 ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1 || echo 0)
 torch2 = $$([ -f $(BUILD)-bench/torch2-$(1).json ] && echo --torch2 $(BUILD)-bench/torch2-$(1).json)
 
-.PHONY: all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
+# clang-tidy over every public entry point (tests/warnings/consumer.cpp instantiates them in float and
+# double) on the SIMD and the scalar kernels; .clang-tidy makes a finding in include/xloss an error.
+TIDY_FLAGS = -std=c++17 -Iinclude -fopenmp -Wall -Wextra
+
+.PHONY: tidy all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
 all: build
 
@@ -213,3 +218,8 @@ clean:
 	       $(BUILD)-clang-fast-math $(BUILD)-install
 	@if grep -q " $(CURDIR)/build-chroot" /proc/mounts; then echo "build-chroot: mounted, left alone"; \
 	 else rm -rf build-chroot; fi
+
+tidy:
+	@scripts/install-deps.sh tidy
+	clang-tidy --quiet tests/warnings/consumer.cpp -- $(TIDY_FLAGS) -march=native
+	clang-tidy --quiet tests/warnings/consumer.cpp -- $(TIDY_FLAGS) -DXLOSS_NO_SIMD

@@ -11,6 +11,7 @@
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime, with CMake and the headers
 #   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
+#   scripts/install-deps.sh tidy    clang-tidy and libomp-dev (omp.h for clang), with the build's headers
 #   scripts/install-deps.sh chroot  debootstrap, to test other Debian releases in a chroot
 #   scripts/install-deps.sh valgrind  valgrind, for the memcheck run of the examples
 #   scripts/install-deps.sh --list <purpose>  prints the purpose's packages, installs nothing
@@ -32,9 +33,10 @@ case "${1:-build}" in
     golden) wanted=(python3-torch) ;;
     fuzz) wanted=("${demo[@]}" clang libclang-rt-dev libomp-dev) ;;
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
+    tidy) wanted=("${build[@]}" clang-tidy libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [--list] [demo|build|bench|torch-bench|golden|fuzz|clang|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--list] [demo|build|bench|torch-bench|golden|fuzz|clang|tidy|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 if [ "$list_only" = 1 ]; then

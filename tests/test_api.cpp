@@ -386,3 +386,47 @@ TEST_CASE("More than 2^31 elements: 64-bit sizes all the way", "[.][long][large]
     CHECK(xloss::kl_div(x, t, reduction::sum)() == Approx(expected).epsilon(1e-12));
     CHECK(xloss::kl_div(x, t, reduction::batchmean)() == Approx(expected / rows).epsilon(1e-12));
 }
+
+TEST_CASE("One vocabulary: class_axis, input and target_grad in both families, the older names as aliases",
+          "[api][vocabulary]")
+{
+    const xt::xarray<double> x = {{0.3, -1.2, 2.0}, {1.5, 0.1, -0.4}};
+    const xt::xarray<double> t = random_probs({2, 3}, 7);
+    // The KL loss: class_axis / softmax_axis and input / input_logits set the same option.
+    const auto renamed = xloss::kl_div_options(reduction::sum).input(xloss::row_input::logits).class_axis(0);
+    const auto older = xloss::kl_div_options(reduction::sum).input_logits(true).softmax_axis(0);
+    CHECK(renamed.input_logits());
+    CHECK(renamed.softmax_axis() == 0);
+    CHECK(older.input() == xloss::row_input::logits);
+    CHECK(older.class_axis() == 0);
+    CHECK(xloss::kl_div_options().input() == xloss::row_input::log_probs);
+    const double by_axis_0 = xloss::kl_div(x, t, renamed)();
+    CHECK(by_axis_0 == xloss::kl_div(x, t, older)());
+    // The axis matters here: the last axis gives another value.
+    CHECK(by_axis_0 != xloss::kl_div(x, t, xloss::kl_div_options(reduction::sum).input_logits(true))());
+    // target_grad in the options, or the older with_target_grad argument.
+    const auto plain = xloss::kl_div_options(reduction::batchmean);
+    CHECK(xloss::kl_div_forward_backward(x, t, plain).grad_target.size() == 0);
+    const auto by_option = xloss::kl_div_forward_backward(x, t, xloss::kl_div_options(plain).target_grad(true));
+    const auto by_argument = xloss::kl_div_forward_backward(x, t, plain, true);
+    REQUIRE(by_option.grad_target.shape() == t.shape());
+    CHECK(xloss_test::identical(by_option.grad_target, by_argument.grad_target));
+    CHECK(xloss_test::identical(by_option.grad_target, xloss::kl_div_target_backward(1.0, x, t, plain)));
+    CHECK_THROWS_WITH(xloss::kl_div_options().input(static_cast<xloss::row_input>(5)),
+                      Catch::Matchers::Contains("xloss::kl_div_options::input: "));
+
+    // The divergences: class_axis / axis and target_grad / teacher_grad.
+    const auto d_renamed = xloss::distill_options().class_axis(0).target_grad(true);
+    const auto d_older = xloss::distill_options().axis(0).teacher_grad(true);
+    CHECK(d_renamed.axis() == 0);
+    CHECK(d_renamed.teacher_grad());
+    CHECK(d_older.class_axis() == 0);
+    CHECK(d_older.target_grad());
+    const auto a = xloss::ForwardKLLoss(d_renamed).forward_backward(x, t);
+    const auto b = xloss::ForwardKLLoss(d_older).forward_backward(x, t);
+    REQUIRE(a.grad_teacher.shape() == x.shape());
+    CHECK(a.loss() == b.loss());
+    CHECK(xloss_test::identical(a.grad_student, b.grad_student));
+    CHECK(xloss_test::identical(a.grad_teacher, b.grad_teacher));
+    CHECK(a.loss() != xloss::ForwardKLLoss(xloss::distill_options()).forward_backward(x, t).loss());
+}

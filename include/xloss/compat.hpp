@@ -34,8 +34,11 @@
 // Spaces around the slashes would end up in the file name:
 // clang-format off
 #if __has_include(<xtensor/containers/xarray.hpp>)
+// Parenthesised, the arguments would be part of the file name:
+// NOLINTNEXTLINE(bugprone-macro-parentheses)
 #define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/role/file)
 #else
+// NOLINTNEXTLINE(bugprone-macro-parentheses)
 #define XLOSS_XTENSOR_HEADER(role, file) XLOSS_STRINGIFY(xtensor/file)
 #endif
 // clang-format on

@@ -58,16 +58,28 @@ namespace xloss
                 return self();
             }
 
-            /// The class axis (negative counts from the end; default -1).
+            /// The class axis, along which the softmax runs (negative counts from the end; default -1).
+            constexpr std::ptrdiff_t class_axis() const noexcept
+            {
+                return m_axis;
+            }
+
+            constexpr D& class_axis(std::ptrdiff_t a) noexcept
+            {
+                m_axis = a;
+                return self();
+            }
+
+            /// class_axis() under its older name.
             constexpr std::ptrdiff_t axis() const noexcept
             {
                 return m_axis;
             }
 
+            /// class_axis(a) under its older name.
             constexpr D& axis(std::ptrdiff_t a) noexcept
             {
-                m_axis = a;
-                return self();
+                return class_axis(a);
             }
 
             /// The label of rows to leave out (default -100, PyTorch's and Hugging Face's).
@@ -101,16 +113,29 @@ namespace xloss
                 return self();
             }
 
-            /// Whether forward_backward() also gives the teacher's gradient (default false).
+            /// Whether forward_backward() also gives the gradient w.r.t. the target (the teacher's
+            /// logits: divergence_result::grad_teacher; default false).
+            constexpr bool target_grad() const noexcept
+            {
+                return m_teacher_grad;
+            }
+
+            constexpr D& target_grad(bool value) noexcept
+            {
+                m_teacher_grad = value;
+                return self();
+            }
+
+            /// target_grad() under its older name.
             constexpr bool teacher_grad() const noexcept
             {
                 return m_teacher_grad;
             }
 
+            /// target_grad(value) under its older name.
             constexpr D& teacher_grad(bool value) noexcept
             {
-                m_teacher_grad = value;
-                return self();
+                return target_grad(value);
             }
 
         private:

@@ -22,8 +22,8 @@ namespace xloss
     {
         /**
          * @ingroup kl_div
-         * @brief The loss and its input gradient (and, if `with_target_grad`, its target gradient)
-         *        in one pass that reads input and target once.
+         * @brief The loss and its input gradient (and, if `with_target_grad` or the options'
+         *        target_grad(), its target gradient) in one pass that reads input and target once.
          *
          * Each result equals what kl_div(), kl_div_backward() and kl_div_target_backward() return
          * for a grad_output of 1.
@@ -57,8 +57,8 @@ namespace xloss
                                             const kl_div_options& options, bool with_target_grad)
         {
             using V = detail::loss_value_t<E1, E2>;
-            return detail::forward_backward<V>(input.derived_cast(), target.derived_cast(), options, with_target_grad,
-                                               "kl_div_forward_backward");
+            return detail::forward_backward<V>(input.derived_cast(), target.derived_cast(), options,
+                                               with_target_grad || options.target_grad(), "kl_div_forward_backward");
         }
 
         template <class L, class O, class E1, class E2>

@@ -20,6 +20,7 @@
 #include "detail/core/error.hpp"
 #include "loss_options.hpp"
 #include "reduction.hpp"
+#include "row_input.hpp"
 
 namespace xloss
 {
@@ -77,8 +78,8 @@ namespace xloss
                                     std::ptrdiff_t batch_axis = 0)
         {
             return kl_div_options(xloss::reduction::mean)
-                .input_logits(!from_logits)
-                .softmax_axis(axis)
+                .input(from_logits ? row_input::log_probs : row_input::logits)
+                .class_axis(axis)
                 .weight(weight)
                 .epsilon(1e-12)
                 .per_sample(batch_axis);
@@ -136,7 +137,8 @@ namespace xloss
             return *this;
         }
 
-        /// Whether the input holds logits, to which a log-softmax along softmax_axis() is applied first.
+        /// Whether the input holds logits, to which a log-softmax along class_axis() is applied first
+        /// (input() == row_input::logits: the shared vocabulary's name).
         constexpr bool input_logits() const noexcept
         {
             return m_input_logits;
@@ -150,16 +152,61 @@ namespace xloss
             return *this;
         }
 
-        /// The axis of the input's log-softmax when input_logits() (default -1, the last).
+        /// What the input holds: row_input::log_probs (the default, PyTorch's) or row_input::logits
+        /// (input_logits(true)), the divergences' name for the same choice.
+        constexpr row_input input() const noexcept
+        {
+            return m_input_logits ? row_input::logits : row_input::log_probs;
+        }
+
+        /// Sets what the input holds; throws std::invalid_argument for a value that is not an enumerator.
+        XLOSS_INLINE constexpr kl_div_options& input(row_input value)
+        {
+            if (value != row_input::logits && value != row_input::log_probs)
+            {
+                option_setters::reject(options_name, "input", "row_input::logits or row_input::log_probs",
+                                       static_cast<double>(static_cast<int>(value)));
+            }
+            m_input_logits = value == row_input::logits;
+            return *this;
+        }
+
+        /// The class axis: the axis of the input's log-softmax when it holds logits (default -1, the
+        /// last); the divergences' name for it.
+        constexpr std::ptrdiff_t class_axis() const noexcept
+        {
+            return m_softmax_axis;
+        }
+
+        /// Sets the class axis (negative counts from the end).
+        constexpr kl_div_options& class_axis(std::ptrdiff_t axis) noexcept
+        {
+            m_softmax_axis = axis;
+            return *this;
+        }
+
+        /// class_axis() under its older name.
         constexpr std::ptrdiff_t softmax_axis() const noexcept
         {
             return m_softmax_axis;
         }
 
-        /// Sets the axis of the log-softmax (negative counts from the end).
+        /// class_axis(axis) under its older name.
         constexpr kl_div_options& softmax_axis(std::ptrdiff_t axis) noexcept
         {
-            m_softmax_axis = axis;
+            return class_axis(axis);
+        }
+
+        /// Whether kl_div_forward_backward() and KLDivLoss::forward_backward() also give the target's
+        /// gradient (default false; their `with_target_grad` argument asks for it too).
+        constexpr bool target_grad() const noexcept
+        {
+            return m_target_grad;
+        }
+
+        constexpr kl_div_options& target_grad(bool value) noexcept
+        {
+            m_target_grad = value;
             return *this;
         }
 
@@ -255,6 +302,7 @@ namespace xloss
         double m_epsilon = 0.;
         bool m_input_logits = false;
         std::ptrdiff_t m_softmax_axis = -1;
+        bool m_target_grad = false;
         double m_weight = 1.;
         std::array<std::ptrdiff_t, max_axes> m_axes = {};
         std::size_t m_axis_count = 0;

@@ -15,25 +15,13 @@
 #include <string_view>
 
 #include "detail/core/error.hpp"
+#include "detail/core/vocabulary.hpp"
 
 namespace xloss
 {
-    /**
-     * @brief How a loss reduces its pointwise terms, as in PyTorch.
-     */
-    enum class reduction
-    {
-        none,     ///< no reduction: one term per element of the broadcast shape
-        mean,     ///< sum divided by the number of elements (not the KL divergence)
-        sum,      ///< sum of all terms
-        batchmean ///< sum divided by the input's first dimension (the KL divergence per sample)
-    };
-
     inline namespace XLOSS_ARCH_NAMESPACE
     {
         reduction parse_reduction(std::string_view name);
-        constexpr bool is_valid(reduction r) noexcept;
-        constexpr std::string_view to_string(reduction r) noexcept;
         constexpr reduction legacy_reduction(std::optional<bool> size_average, std::optional<bool> reduce) noexcept;
 
         /**
@@ -53,34 +41,6 @@ namespace xloss
             }
             detail::raise(std::invalid_argument("xloss: unknown reduction '" + std::string(name)
                                                 + "'; valid reductions are 'none', 'mean', 'sum' and 'batchmean'"));
-        }
-
-        /**
-         * @brief Whether `r` is one of the four enumerators (and not, say, `static_cast<reduction>(7)`).
-         */
-        constexpr bool is_valid(reduction r) noexcept
-        {
-            return r == reduction::none || r == reduction::mean || r == reduction::sum || r == reduction::batchmean;
-        }
-
-        /**
-         * @brief The name of a reduction, as parse_reduction accepts it ("unknown" for a value that is not
-         *        an enumerator: every loss rejects such a value with std::invalid_argument).
-         */
-        constexpr std::string_view to_string(reduction r) noexcept
-        {
-            switch (r)
-            {
-                case reduction::none:
-                    return "none";
-                case reduction::mean:
-                    return "mean";
-                case reduction::sum:
-                    return "sum";
-                case reduction::batchmean:
-                    return "batchmean";
-            }
-            return "unknown";
         }
 
         /**

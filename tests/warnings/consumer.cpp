@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <limits>
 
 #include <xloss/xloss.hpp>
@@ -134,7 +135,15 @@ int exercise()
 
 int main()
 {
-    const int failures = exercise<float>() + exercise<double>();
-    std::printf("%s: %d failed checks\n", failures == 0 ? "consumer ok" : "consumer FAILED", failures);
-    return failures == 0 ? 0 : 1;
+    try
+    {
+        const int failures = exercise<float>() + exercise<double>();
+        std::printf("%s: %d failed checks\n", failures == 0 ? "consumer ok" : "consumer FAILED", failures);
+        return failures == 0 ? 0 : 1;
+    }
+    catch (const std::exception& e)
+    {
+        std::printf("consumer FAILED: %s\n", e.what());
+        return 1;
+    }
 }

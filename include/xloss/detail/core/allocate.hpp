@@ -38,10 +38,12 @@ namespace xloss
                 {
                     return;
                 }
+                // The aligned range as offsets into the block: the address stays a pointer (no
+                // integer-to-pointer cast, which hides its provenance from the optimiser).
                 const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(data);
                 const std::uintptr_t begin = (first + huge - 1) & ~(huge - 1);
                 const std::uintptr_t end = (first + bytes) & ~(huge - 1);
-                (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+                (void)madvise(static_cast<char*>(data) + (begin - first), end - begin, MADV_HUGEPAGE);
 #else
                 (void)data;
                 (void)bytes;

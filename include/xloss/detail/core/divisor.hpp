@@ -8,8 +8,8 @@
 
 // What every loss divides its reduced sum by.
 
-#include "../../reduction.hpp"
 #include "../../xloss_config.hpp"
+#include "vocabulary.hpp"
 
 namespace xloss
 {

@@ -15,11 +15,10 @@
 #include <omp.h>
 #endif
 
-#include "../../loss_options.hpp"
-#include "../../reduction.hpp"
+#include "../kernels/float_bits.hpp"
 #include "error.hpp"
 #include "expression.hpp"
-#include "../kernels/float_bits.hpp"
+#include "vocabulary.hpp"
 
 namespace xloss
 {
@@ -70,10 +69,10 @@ namespace xloss
                                              + shape_to_string(expected));
             }
 
-            /// Checks the options every loss has (its reduction and divisor); `zero_means` says where
-            /// a divisor of 0 takes the count from, for the message.
-            template <class D>
-            inline void check_loss_options(const loss_options<D>& options, const char* func, const char* zero_means)
+            /// Checks the options every loss has (detail::loss_options: its reduction and divisor);
+            /// `zero_means` says where a divisor of 0 takes the count from, for the message.
+            template <class Options>
+            inline void check_loss_options(const Options& options, const char* func, const char* zero_means)
             {
                 check_reduction(options.reduction(), func);
                 if (!is_nonnegative_finite(options.divisor()))

@@ -158,7 +158,7 @@ namespace xloss
                     // rows give 0, not a rounding residue.
                     const B either_nan = lp + lq;
                     const auto nan = is_nan(either_nan);
-                    const B lm = select(nan, either_nan, hi + log_one_to_two(B(1) + softmax_exp(lo - hi)));
+                    const B lm = select(nan, either_nan, hi + log_one_to_two(B(1) + exp_nonpositive(lo - hi)));
                     const auto equal = both(lp == lq, !nan);
                     const B dp = select(either(is_zero(p), equal), B(0), p * (lp - lm));
                     const B dq = select(either(is_zero(q), equal), B(0), q * (lq - lm));
@@ -220,7 +220,8 @@ namespace xloss
 
                 row_pull_sums pull_sums(const shifted_totals<3>& sums, double zq, double zp, double) const noexcept
                 {
-                    const row_pull_sums f = forward_kl_policy{}.pull_sums({sums[0]}, zq, zp, forward_value(sums, zq, zp));
+                    const row_pull_sums f =
+                        forward_kl_policy{}.pull_sums({sums[0]}, zq, zp, forward_value(sums, zq, zp));
                     const row_pull_sums r =
                         reverse_kl_policy{}.pull_sums({sums[1], sums[2]}, zq, zp, reverse_value(sums, zq, zp));
                     return {ratio * f.student + (1. - ratio) * r.student, ratio * f.teacher + (1. - ratio) * r.teacher};

@@ -31,10 +31,10 @@
 #include <omp.h>
 #endif
 
-#include "../../row_input.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/rows.hpp"
+#include "../core/vocabulary.hpp"
 #include "../kernels/batch_loops.hpp"
 #include "../kernels/classify.hpp"
 #include "../kernels/simd.hpp"
@@ -359,8 +359,7 @@ namespace xloss
                     const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
                     detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": "
                                                         + (teacher ? "teacher_logits" : "student_logits") + " row "
-                                                        + row_index(k, m_row_shape)
-                                                        + fault_text(what)));
+                                                        + row_index(k, m_row_shape) + fault_text(what)));
                 }
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)
@@ -475,7 +474,7 @@ namespace xloss
                                               [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                               {
                                                   const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                                                  const B eb = softmax_exp(b), ea = softmax_exp(a);
+                                                  const B eb = exp_nonpositive(b), ea = exp_nonpositive(a);
                                                   if (saved.teacher)
                                                   {
                                                       store_lanes(saved.teacher + i, ea, count);
@@ -512,8 +511,8 @@ namespace xloss
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          const B eb = softmax_exp(scaled(s, i, ms)),
-                                                  ea = softmax_exp(scaled(t, i, mt));
+                                          const B eb = exp_nonpositive(scaled(s, i, ms)),
+                                                  ea = exp_nonpositive(scaled(t, i, mt));
                                           if (spare.student)
                                           {
                                               store_lanes(spare.student + i, eb, count);
@@ -530,7 +529,7 @@ namespace xloss
                     // computed again.
                     auto share = [&](const V* e, const B& inv_z, const B& x, std::size_t i) XLOSS_INLINE_LAMBDA
                     {
-                        return counted_share(e ? load_row<B>(e, i, n, V(0)) : softmax_exp(x), inv_z);
+                        return counted_share(e ? load_row<B>(e, i, n, V(0)) : exp_nonpositive(x), inv_z);
                     };
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
@@ -538,7 +537,8 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                                          const B lq = log_prob(s, i, ms, B(log_zs)), lp = log_prob(t, i, mt, B(log_zt));
+                                          const B lq = log_prob(s, i, ms, B(log_zs)),
+                                                  lp = log_prob(t, i, mt, B(log_zt));
                                           divergence_terms<B> d = m_policy(lp, lq, share(spare.teacher, inv_zt, a, i),
                                                                            share(spare.student, inv_zs, b, i));
                                           terms.add(d.term);
@@ -609,7 +609,8 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B lq = load_row<B>(s, i, n, lowest), lp = load_row<B>(t, i, n, lowest);
-                                          divergence_terms<B> d = m_policy(lp, lq, softmax_exp(lp), softmax_exp(lq));
+                                          divergence_terms<B> d =
+                                              m_policy(lp, lq, exp_nonpositive(lp), exp_nonpositive(lq));
                                           terms.add(d.term);
                                           if (to.loss)
                                           {
@@ -676,8 +677,10 @@ namespace xloss
                             {
                                 const B b = scaled(s, i, ms), a = scaled(t, i, mt);
                                 const B lq = log_prob(s, i, ms, log_zs), lp = log_prob(t, i, mt, log_zt);
-                                const B ea = saved.teacher ? load_row<B>(saved.teacher, i, n, V(0)) : softmax_exp(a);
-                                const B eb = saved.student ? load_row<B>(saved.student, i, n, V(0)) : softmax_exp(b);
+                                const B ea =
+                                    saved.teacher ? load_row<B>(saved.teacher, i, n, V(0)) : exp_nonpositive(a);
+                                const B eb =
+                                    saved.student ? load_row<B>(saved.student, i, n, V(0)) : exp_nonpositive(b);
                                 const B p = counted_share(ea, inv_zt), q = counted_share(eb, inv_zs);
                                 const divergence_terms<B> d = m_policy(lp, lq, p, q);
                                 if (decltype(only_student)::value || to.grad_student)

@@ -16,11 +16,8 @@
 #include <cstddef>
 #include <type_traits>
 
+#include "arch.hpp"
 #include "simd.hpp"
-
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-#include <immintrin.h>
-#endif
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
 
@@ -49,27 +46,9 @@ namespace xloss
                 return B(s.value);
             }
 
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-            // Declared in every translation unit, whatever its -m flags (see fast_math.hpp); only one
-            // compiled for AVX-512 instantiates the masked loads and stores.
-            template <class B>
-            struct is_avx512_batch : std::false_type
-            {
-            };
-
-            template <class T, class A>
-            struct is_avx512_batch<xsimd::batch<T, A>> : std::is_base_of<xsimd::avx512f, A>
-            {
-            };
-#else
-            template <class B>
-            struct is_avx512_batch : std::false_type
-            {
-            };
-#endif
-
-            /// Elements [i, n) of p, n - i < size, in a batch padded with `pad`: one masked load on AVX-512
-            /// (masked-off lanes are not read), a copy through the stack elsewhere.
+            /// Elements [i, n) of p, n - i < size, in a batch padded with `pad`: one masked load where the
+            /// instruction set has it (masked_lanes: masked-off lanes are not read), a copy through the stack
+            /// elsewhere.
             template <class B, class T>
             inline B load_tail(const T* p, std::size_t i, std::size_t n, T pad) noexcept
             {
@@ -77,20 +56,10 @@ namespace xloss
                 {
                     return B(pad); // a batch of one lane has no partial batch: nothing to read
                 }
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-                if constexpr (is_avx512_batch<B>::value)
+                if constexpr (masked_lanes<B>::value)
                 {
-                    const unsigned mask = (1u << (n - i)) - 1u;
-                    if constexpr (std::is_same<T, float>::value)
-                    {
-                        return _mm512_mask_loadu_ps(_mm512_set1_ps(pad), static_cast<__mmask16>(mask), p + i);
-                    }
-                    else
-                    {
-                        return _mm512_mask_loadu_pd(_mm512_set1_pd(pad), static_cast<__mmask8>(mask), p + i);
-                    }
+                    return masked_lanes<B>::load(p + i, n - i, pad);
                 }
-#endif
                 alignas(64) T buf[batch_traits<B>::size];
                 std::fill(std::begin(buf), std::end(buf), pad);
                 std::copy(p + i, p + n, buf);
@@ -133,21 +102,11 @@ namespace xloss
                 {
                     return; // count is 0
                 }
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-                if constexpr (is_avx512_batch<B>::value)
+                if constexpr (masked_lanes<B>::value)
                 {
-                    const unsigned mask = (1u << count) - 1u;
-                    if constexpr (std::is_same<value_type_t<B>, float>::value)
-                    {
-                        _mm512_mask_storeu_ps(p, static_cast<__mmask16>(mask), v);
-                    }
-                    else
-                    {
-                        _mm512_mask_storeu_pd(p, static_cast<__mmask8>(mask), v);
-                    }
+                    masked_lanes<B>::store(p, v, count);
                     return;
                 }
-#endif
                 alignas(64) value_type_t<B> buf[batch_traits<B>::size];
                 batch_traits<B>::store(buf, v);
                 std::copy(buf, buf + count, p);

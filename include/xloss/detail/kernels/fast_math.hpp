@@ -6,26 +6,46 @@
 #ifndef XLOSS_DETAIL_KERNELS_FAST_MATH_HPP
 #define XLOSS_DETAIL_KERNELS_FAST_MATH_HPP
 
-// xloss's own vectorised log and exp, faster than xsimd's (no division, no branch):
-// - fast_log, for float batches: one polynomial, IEEE special values kept (0 -> -inf,
-//   negative -> NaN, +inf -> +inf, NaN -> NaN, subnormals exact); 0.95 ulp at most over
-//   every positive float;
-// - log_normal (AVX-512DQ), float and double: a 16-entry table in registers and a short
-//   polynomial, for positive normal numbers only (the callers check their batches);
-// - exp_normal, for float batches: for arguments whose exp is a normal float.
-// tests/test_fast_math.cpp measures their errors against the C library's (exhaustively
-// for float, label "long"). The coefficients and tables come from
-// scripts/fit_fast_math.py (near-minimax Chebyshev fits in 40-digit arithmetic).
+// The log and exp of the kernels, named by what they compute. Each is defined for scalars (the C
+// library's) and for xsimd batches; the contract below is the batches'. xloss's own (fast_log,
+// log_normal, exp_normal) are faster than xsimd's (no division, no branch); their coefficients and
+// tables come from scripts/fit_fast_math.py (near-minimax fits in 40-digit arithmetic), and
+// tests/test_fast_math.cpp measures them against the C library (exhaustively for float: label "long").
+//
+// | function          | lanes          | max error (measured)    | valid range            | outside it            |
+// |-------------------|----------------|-------------------------|------------------------|-----------------------|
+// | fast_log          | float          | 0.95 ulp, every float   | x >= 0, subnormals too | IEEE: 0 -> -inf,      |
+// |                   |                |                         |                        | x < 0 -> NaN, +inf,   |
+// |                   |                |                         |                        | NaN kept              |
+// | log_normal        | float, double  | 1.81 ulp, every float;  | positive normal finite | finite, meaningless   |
+// | (AVX-512DQ only,  |                | 1.72 ulp, 17 M doubles  |                        | (callers check)       |
+// | arch/x86_avx512)  |                |                         |                        |                       |
+// | log_ieee          | float: fast_log; double: xsimd's log, subnormals scaled first; IEEE special values   |
+// | log_one_to_two    | any            | log_normal's or         | [1, 2] and NaN         | log_ieee's            |
+// |                   |                | log_ieee's              |                        |                       |
+// | exp_normal        | float          | 0.95 ulp with FMA, 1.24 | [exp_normal_lo,        | any value (-inf gives |
+// |                   |                | without, every argument | exp_normal_hi]         | NaN): callers select  |
+// | exp_mid_range     | float, double  | xsimd's exp             | results normal         | xsimd 8.1 flushes     |
+// |                   |                |                         |                        | subnormal results, 0; |
+// |                   |                |                         |                        | overflows early       |
+// | exp_ieee          | float, double  | exp_mid_range's; the    | every argument         | (none)                |
+// |                   |                | C library's at both     |                        |                       |
+// |                   |                | ends, NaN kept          |                        |                       |
+// | exp_nonpositive   | float, double  | exp_normal's for float  | x <= 0 (shifted        | +x: exp_mid_range's   |
+// |                   |                | within exp_plain_limit; | logits), -inf -> 0,    |                       |
+// |                   |                | exp_mid_range's else    | NaN kept               |                       |
+// | exp_normal_range  | float, double  | exp_normal's (float),   | results normal, or     | any value: callers    |
+// |                   |                | exp_mid_range's         | -inf                   | select                |
+//
+// Instruction-set code (the table logs, the register barrier exp_normal rounds through, the exp
+// per lane where -ffast-math breaks xsimd's) lives in arch/, behind the hooks of arch.hpp.
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#endif
-
+#include "arch.hpp"
 #include "classify.hpp"
 #include "simd.hpp"
 
@@ -89,26 +109,6 @@ namespace xloss
                 return log_special_values(x, y);
             }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define XLOSS_OPAQUE_ASM 1
-#else
-#define XLOSS_OPAQUE_ASM 0
-#endif
-
-            /// v, opaque to the optimizer where an empty asm can hold it (GCC and clang on x86): no
-            /// algebra of the compiler's reaches through it.
-            template <class A>
-            XLOSS_INLINE xsimd::batch<float, A> opaque(const xsimd::batch<float, A>& v) noexcept
-            {
-#if XLOSS_OPAQUE_ASM
-                typename xsimd::batch<float, A>::register_type r = v;
-                __asm__("" : "+v"(r));
-                return r;
-#else
-                return v;
-#endif
-            }
-
             /**
              * v, opaque to the optimizer under -ffast-math, which lets the compiler reassociate
              * (x - k hi) - k lo into x - k (hi + lo) where the multiply-adds are separate
@@ -139,19 +139,24 @@ namespace xloss
             {
                 using F = xsimd::batch<float, A>;
                 using I = xsimd::batch<std::int32_t, A>;
-#if XLOSS_OPAQUE_ASM
-                // k = x / ln2 rounded: adding 1.5 2^23 leaves k in the low bits (|k| < 2^22), and
-                // shifted by 23 the bits of z are k's in the exponent. The sum is kept opaque: the
-                // compiler may otherwise fold (y + c) - c to y (-ffast-math, -fassociative-math).
-                const F shifter(0x1.8p23f);
-                const F z = opaque(compat::fma(x, F(0x1.715476p+0f), shifter));
-                const F kf = z - shifter;
-                const I exponent = compat::bitwise_cast<std::int32_t>(z) << 23;
-#else
-                const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
-                const F kf = xsimd::to_float(k);
-                const I exponent = k << 23;
-#endif
+                F kf;
+                I exponent;
+                if constexpr (opaque_barrier<F>::value)
+                {
+                    // k = x / ln2 rounded: adding 1.5 2^23 leaves k in the low bits (|k| < 2^22), and
+                    // shifted by 23 the bits of z are k's in the exponent. The sum is kept opaque: the
+                    // compiler may otherwise fold (y + c) - c to y (-ffast-math, -fassociative-math).
+                    const F shifter(0x1.8p23f);
+                    const F z = opaque(compat::fma(x, F(0x1.715476p+0f), shifter));
+                    kf = z - shifter;
+                    exponent = compat::bitwise_cast<std::int32_t>(z) << 23;
+                }
+                else
+                {
+                    const I k = xsimd::nearbyint_as_int(x * F(0x1.715476p+0f));
+                    kf = xsimd::to_float(k);
+                    exponent = k << 23;
+                }
                 // r = x - k ln2, ln2 in two parts (Cody and Waite). The high part has 15 significant bits,
                 // so k times it is exact for |k| <= 2^8 and x - k hi is exact (x is within ln2 / 2 of k ln2):
                 // r is as accurate with a multiply and an add as with a fused multiply-add (SSE2, AVX).
@@ -166,152 +171,39 @@ namespace xloss
                 return compat::bitwise_cast<float>(compat::bitwise_cast<std::int32_t>(e) + exponent);
             }
 
-#if defined(__x86_64__) || defined(_M_X64)
-            // Defined in every translation unit, whatever its -m flags, so that the ops' definitions agree
-            // across translation units built for different instruction sets (runtime dispatch); only a
-            // translation unit compiled for AVX512DQ instantiates them.
-
-            /// Archs with AVX512DQ: in-register 16-entry tables and one-instruction classification.
-            template <class A>
-            using if_avx512dq = std::enable_if_t<std::is_base_of<xsimd::avx512dq, A>::value, int>;
-
-            // 1/c_i and -log(1/c_i) for the 16 intervals of z in [0x1.66p-1, 0x1.66p+0): see
-            // scripts/fit_fast_math.py, which generates them.
-            alignas(64) inline constexpr float log_table_invc[16] = {
-                0x1.661ec6p+0f, 0x1.571ed4p+0f, 0x1.49539ep+0f, 0x1.3c995ap+0f, 0x1.30d19p+0f,  0x1.25e228p+0f,
-                0x1.1bb4a4p+0f, 0x1.12358ep+0f, 0x1.0953f4p+0f, 0x1p+0f,        0x1.e573acp-1f, 0x1.ca4b3p-1f,
-                0x1.b20364p-1f, 0x1.9c2d14p-1f, 0x1.886e6p-1f,  0x1.767dcep-1f};
-            alignas(64) inline constexpr float log_table_logc[16] = {
-                -0x1.57bf74p-2f, -0x1.2bef08p-2f, -0x1.01eae4p-2f, -0x1.b31d84p-3f, -0x1.6574ecp-3f, -0x1.1aa2bep-3f,
-                -0x1.a4e764p-4f, -0x1.1973b6p-4f, -0x1.252f4p-5f,  0x0p+0f,         0x1.b42dep-5f,   0x1.c5e54cp-4f,
-                0x1.526e5ep-3f,  0x1.bc286cp-3f,  0x1.1058bep-2f,  0x1.40430ap-2f};
-
-            /**
-             * log(x) for positive, normal, finite x (1.81 ulp at most); finite for any other input.
-             * x = 2^k z; the top 4 mantissa bits of z pick c from a table held in registers, and
-             * log z = log c + log1p(r), r = z / c - 1, |r| < 0.03, needs a polynomial of degree 2 only.
-             */
-            template <class A, if_avx512dq<A> = 0>
-            XLOSS_INLINE xsimd::batch<float, A> log_normal(const xsimd::batch<float, A>& x) noexcept
-            {
-                using F = xsimd::batch<float, A>;
-                using I = xsimd::batch<std::int32_t, A>;
-                const I bits = compat::bitwise_cast<std::int32_t>(x);
-                const I shifted = bits - I(0x3f330000);
-                const I k = shifted >> 23;
-                const F z = compat::bitwise_cast<float>(bits - (shifted & I(std::int32_t(0xff800000u))));
-                // vpermps reads the low 4 bits of each index: the top 4 bits of z's mantissa.
-                const __m512i index = _mm512_srli_epi32(shifted, 19);
-                const F invc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_invc));
-                const F logc = _mm512_permutexvar_ps(index, _mm512_load_ps(log_table_logc));
-                // r = z / c - 1 needs the single rounding of a fused multiply-add.
-                const F r = compat::fma(z, invc, F(-1.f));
-                const F q = compat::fma(compat::fma(F(-0x1.001cc8p-2f), r, F(0x1.5577dep-2f)), r, F(-0x1p-1f));
-                return compat::fma(xsimd::to_float(k), F(0x1.62e43p-1f), logc) + compat::fma(r * r, q, r);
-            }
-
-            // The double log's table: as log_table_invc and log_table_logc, in double
-            // (scripts/fit_fast_math.py, print_double_log_table).
-            alignas(64) inline constexpr double log_table_invc_d[16] = {0x1.661ec6a5122f9p+0, 0x1.571ed3c506b3ap+0,
-                                                                        0x1.49539e3b2d067p+0, 0x1.3c995a47babe7p+0,
-                                                                        0x1.30d190130d190p+0, 0x1.25e22708092f1p+0,
-                                                                        0x1.1bb4a4046ed29p+0, 0x1.12358e75d3033p+0,
-                                                                        0x1.0953f39010954p+0, 0x1p+0,
-                                                                        0x1.e573ac901e574p-1, 0x1.ca4b3055ee191p-1,
-                                                                        0x1.b2036406c80d9p-1, 0x1.9c2d14ee4a102p-1,
-                                                                        0x1.886e5f0abb04ap-1, 0x1.767dce434a9b1p-1};
-            alignas(64) inline constexpr double log_table_logc_d[16] = {-0x1.57bf753c8d1fbp-2, -0x1.2bef07cdc9355p-2,
-                                                                        -0x1.01eae5626c691p-2, -0x1.b31d8575bce3bp-3,
-                                                                        -0x1.6574ebe8c1339p-3, -0x1.1aa2b7e23f729p-3,
-                                                                        -0x1.a4e7640b1bc38p-4, -0x1.1973bd1465561p-4,
-                                                                        -0x1.252f32f8d1840p-5, 0x0p+0,
-                                                                        0x1.b42dd711971b9p-5,  0x1.c5e548f5bc743p-4,
-                                                                        0x1.526e5e3a1b438p-3,  0x1.bc286742d8cd4p-3,
-                                                                        0x1.1058bf9ae4ad4p-2,  0x1.404308686a7e4p-2};
-
-            /**
-             * log(x) for positive, normal, finite double x; finite for any other input. The float
-             * table log's method with a 16-entry double table in two registers (vpermt2pd) and
-             * log1p(r) = r + r^2 Q(r), Q of degree 8 (|r| < 0.0297), no division.
-             */
-            template <class A, if_avx512dq<A> = 0>
-            XLOSS_INLINE xsimd::batch<double, A> log_normal(const xsimd::batch<double, A>& x) noexcept
-            {
-                using D = xsimd::batch<double, A>;
-                const __m512i bits = _mm512_castpd_si512(x);
-                const __m512i shifted = _mm512_sub_epi64(bits, _mm512_set1_epi64(0x3fe6600000000000));
-                const __m512i k = _mm512_srai_epi64(shifted, 52);
-                const D z = _mm512_castsi512_pd(_mm512_sub_epi64(
-                    bits, _mm512_and_si512(shifted, _mm512_set1_epi64(std::int64_t(0xfff0000000000000u)))));
-                // vpermt2pd reads the low 4 bits of each index: the top 4 bits of z's mantissa.
-                const __m512i index = _mm512_srli_epi64(shifted, 48);
-                const D invc = _mm512_permutex2var_pd(_mm512_load_pd(log_table_invc_d), index,
-                                                      _mm512_load_pd(log_table_invc_d + 8));
-                const D logc = _mm512_permutex2var_pd(_mm512_load_pd(log_table_logc_d), index,
-                                                      _mm512_load_pd(log_table_logc_d + 8));
-                const D r = compat::fma(z, invc, D(-1.));
-                D q = D(-0x1.9a46666e40ebap-4);
-                q = compat::fma(q, r, D(0x1.c7d8f37095435p-4));
-                q = compat::fma(q, r, D(-0x1.ffffe2dccdcf6p-4));
-                q = compat::fma(q, r, D(0x1.2492393fff194p-3));
-                q = compat::fma(q, r, D(-0x1.555555563e34bp-3));
-                q = compat::fma(q, r, D(0x1.9999999a97a33p-3));
-                q = compat::fma(q, r, D(-0x1.fffffffffffc1p-3));
-                q = compat::fma(q, r, D(0x1.5555555555533p-2));
-                q = compat::fma(q, r, D(-0.5));
-                const D kd = _mm512_cvtepi64_pd(k);
-                return compat::fma(kd, D(0x1.62e42fefa39efp-1), logc) + compat::fma(r * r, q, r);
-            }
-
-            /// Whether every lane of t is a positive normal number or a zero, and every lane of x is finite.
-            template <class A, if_avx512dq<A> = 0>
-            XLOSS_INLINE bool kl_plain_lanes(const xsimd::batch<float, A>& x, const xsimd::batch<float, A>& t) noexcept
-            {
-                // fpclass categories: 0x01 QNaN, 0x08 +inf, 0x10 -inf, 0x20 subnormal, 0x40 negative, 0x80 SNaN.
-                return _kortestz_mask16_u8(_mm512_fpclass_ps_mask(t, 0xF9), _mm512_fpclass_ps_mask(x, 0x99));
-            }
-
-            /// The same for double lanes.
-            template <class A, if_avx512dq<A> = 0>
-            XLOSS_INLINE bool kl_plain_lanes(const xsimd::batch<double, A>& x,
-                                             const xsimd::batch<double, A>& t) noexcept
-            {
-                return _kortestz_mask8_u8(_mm512_fpclass_pd_mask(t, 0xF9), _mm512_fpclass_pd_mask(x, 0x99));
-            }
-#endif
 #endif
 
             /// The log the kernels use: fast_log for float batches, xsimd's or the C library's otherwise.
             template <class B>
-            inline B kernel_log(const B& x) noexcept
+            inline B log_ieee(const B& x) noexcept
             {
                 return log(x);
             }
 
             /// The exp the kernels use: the C library's for scalars, xsimd's for batches.
             template <class B>
-            inline B kernel_exp(const B& x) noexcept
+            inline B exp_ieee(const B& x) noexcept
             {
                 return exp(x);
             }
 
-            /// exp without kernel_exp's range fixes: the C library's for scalars, xsimd's for batches (below).
+            /// exp without exp_ieee's range fixes: the C library's for scalars, xsimd's for batches (below).
             template <class B>
-            inline B raw_exp(const B& x) noexcept
+            inline B exp_mid_range(const B& x) noexcept
             {
                 return exp(x);
             }
 
             /// exp of a shifted logit (at most 0, or NaN): the C library's for scalars, xsimd's for batches.
             template <class B>
-            inline B softmax_exp(const B& x) noexcept
+            inline B exp_nonpositive(const B& x) noexcept
             {
                 return exp(x);
             }
 
             /// exp of an argument of a normal result, or -inf: the C library's for scalars.
             template <class B>
-            inline B plain_exp(const B& x) noexcept
+            inline B exp_normal_range(const B& x) noexcept
             {
                 return exp(x);
             }
@@ -323,19 +215,22 @@ namespace xloss
              * built with -ffast-math, the C library's exp per lane instead.
              */
             template <class T, class A>
-            inline xsimd::batch<T, A> raw_exp(const xsimd::batch<T, A>& x) noexcept
+            inline xsimd::batch<T, A> exp_mid_range(const xsimd::batch<T, A>& x) noexcept
             {
-#if defined(__FAST_MATH__) && (defined(__x86_64__) || defined(_M_X64)) && !defined(__SSE4_1__)
-                alignas(64) T lanes[xsimd::batch<T, A>::size];
-                x.store_aligned(lanes);
-                for (T& v : lanes)
+                if constexpr (exp_per_lane<xsimd::batch<T, A>>::value)
                 {
-                    v = std::exp(v);
+                    alignas(64) T lanes[xsimd::batch<T, A>::size];
+                    x.store_aligned(lanes);
+                    for (T& v : lanes)
+                    {
+                        v = std::exp(v);
+                    }
+                    return xsimd::batch<T, A>::load_aligned(lanes);
                 }
-                return xsimd::batch<T, A>::load_aligned(lanes);
-#else
-                return xsimd::exp(x);
-#endif
+                else
+                {
+                    return xsimd::exp(x);
+                }
             }
 
             /// xsimd 8.1's exp flushes results below the smallest normal number to 0 (exp(-88.5f) is
@@ -343,31 +238,31 @@ namespace xloss
             /// (exp(709.75) is 1.6e308): such arguments are shifted by 64 ln 2 towards 0 and the
             /// result scaled back by a power of 2, exactly, so both ends come out as the C library's.
             template <class T, class A>
-            inline xsimd::batch<T, A> kernel_exp(const xsimd::batch<T, A>& x) noexcept
+            inline xsimd::batch<T, A> exp_ieee(const xsimd::batch<T, A>& x) noexcept
             {
                 using F = xsimd::batch<T, A>;
                 const T shift = T(44.3614195558364998); // 64 ln 2
                 const auto low = x < F(std::log(std::numeric_limits<T>::min()));
                 const auto high = x > F(std::log(std::numeric_limits<T>::max()) - 1);
-                const F e = raw_exp(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
+                const F e = exp_mid_range(x + xsimd::select(low, F(shift), xsimd::select(high, F(-shift), F(0))));
                 // NaN kept NaN: under -ffast-math, clang's build of xsimd's exp gives 0 for it.
                 return xsimd::select(is_nan(x), x,
                                      e * xsimd::select(low, F(T(0x1p-64)), xsimd::select(high, F(T(0x1p64)), F(1))));
             }
 
-            /// Without kernel_exp's range fixes, which a softmax numerator does not need (a result
+            /// Without exp_ieee's range fixes, which a softmax numerator does not need (a result
             /// below the smallest normal number adds nothing next to the row's maximum, exp(0) = 1).
             template <class T, class A>
-            inline xsimd::batch<T, A> softmax_exp(const xsimd::batch<T, A>& x) noexcept
+            inline xsimd::batch<T, A> exp_nonpositive(const xsimd::batch<T, A>& x) noexcept
             {
-                return xsimd::select(is_nan(x), x, raw_exp(x));
+                return xsimd::select(is_nan(x), x, exp_mid_range(x));
             }
 
             /// For float, exp_normal where every lane is within exp_plain_limit of 0 or -inf (a masked
             /// class, 0): the lanes of a row's shifted logits within 86 of its maximum and of its
             /// log-probabilities, all of them but in rare rows.
             template <class A>
-            XLOSS_INLINE xsimd::batch<float, A> softmax_exp(const xsimd::batch<float, A>& x) noexcept
+            XLOSS_INLINE xsimd::batch<float, A> exp_nonpositive(const xsimd::batch<float, A>& x) noexcept
             {
                 using F = xsimd::batch<float, A>;
                 using I = xsimd::batch<std::int32_t, A>;
@@ -379,25 +274,25 @@ namespace xloss
                 {
                     return xsimd::select(normal, exp_normal(x), F(0.f));
                 }
-                return xsimd::select(is_nan(x), x, raw_exp(x));
+                return xsimd::select(is_nan(x), x, exp_mid_range(x));
             }
 
             /// exp where every lane of x is a normal result's argument or -inf (plain_exp_lanes):
             /// exp_normal for float (a -inf lane gives NaN, which the callers select away).
             template <class T, class A>
-            inline xsimd::batch<T, A> plain_exp(const xsimd::batch<T, A>& x) noexcept
+            inline xsimd::batch<T, A> exp_normal_range(const xsimd::batch<T, A>& x) noexcept
             {
-                return raw_exp(x);
+                return exp_mid_range(x);
             }
 
             template <class A>
-            XLOSS_INLINE xsimd::batch<float, A> plain_exp(const xsimd::batch<float, A>& x) noexcept
+            XLOSS_INLINE xsimd::batch<float, A> exp_normal_range(const xsimd::batch<float, A>& x) noexcept
             {
                 return exp_normal(x);
             }
 
             template <class A>
-            inline xsimd::batch<float, A> kernel_log(const xsimd::batch<float, A>& x) noexcept
+            inline xsimd::batch<float, A> log_ieee(const xsimd::batch<float, A>& x) noexcept
             {
                 return fast_log(x);
             }
@@ -405,7 +300,7 @@ namespace xloss
             /// xsimd 8.1's double log is wrong for subnormals (it gives about log(4.9e-324) for all of
             /// them): scale them into the normal range first (2^52), and take 52 ln 2 off.
             template <class A>
-            inline xsimd::batch<double, A> kernel_log(const xsimd::batch<double, A>& x) noexcept
+            inline xsimd::batch<double, A> log_ieee(const xsimd::batch<double, A>& x) noexcept
             {
                 using F = xsimd::batch<double, A>;
                 const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
@@ -415,16 +310,16 @@ namespace xloss
 
 #endif
 
-            /// log(x) for x in [1, 2] or NaN (a log-sum-exp's log(1 + e^(lo - hi))): kernel_log, or the
+            /// log(x) for x in [1, 2] or NaN (a log-sum-exp's log(1 + e^(lo - hi))): log_ieee, or the
             /// table log where AVX-512DQ has it, NaN kept.
             template <class B>
             inline B log_one_to_two(const B& x) noexcept
             {
-                return kernel_log(x);
+                return log_ieee(x);
             }
 
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-            template <class T, class A, if_avx512dq<A> = 0>
+#if XLOSS_USE_SIMD
+            template <class T, class A, if_table_log<T, A> = 0>
             XLOSS_INLINE xsimd::batch<T, A> log_one_to_two(const xsimd::batch<T, A>& x) noexcept
             {
                 return xsimd::select(is_nan(x), x, log_normal(x));

@@ -3,8 +3,8 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_CORE_FLOAT_BITS_HPP
-#define XLOSS_DETAIL_CORE_FLOAT_BITS_HPP
+#ifndef XLOSS_DETAIL_KERNELS_FLOAT_BITS_HPP
+#define XLOSS_DETAIL_KERNELS_FLOAT_BITS_HPP
 
 // Special values of scalars told by their bits. Under -ffast-math (-ffinite-math-only) compilers
 // assume that no value is NaN or infinite and fold `x != x`, `x == inf`, `std::isnan(x)` and
@@ -67,8 +67,12 @@ namespace xloss
             };
 
             /**
-             * long double, the precision of the tests' reference values: its sign, exponent and
-             * mantissa read by layout (x87's 80 bits, IEEE quad, or the same as double), little-endian.
+             * long double: the ops and policies are templates over any floating-point lane type, and
+             * evaluated in long double they are the reference the tests and fuzzers compare against
+             * (the losses themselves take float and double only). Its sign, exponent and mantissa
+             * read by layout (x87's 80 bits, IEEE quad, or the same as double), little-endian. These
+             * overloads must be declared before the ops (no argument-dependent lookup for a built-in
+             * type), so they stay here rather than under tests/.
              */
             struct long_double_parts
             {

@@ -15,10 +15,7 @@
 #include <cstddef>
 #include <limits>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#endif
-
+#include "arch.hpp"
 #include "batch_loops.hpp"
 #include "classify.hpp"
 #include "fast_math.hpp"
@@ -86,58 +83,6 @@ namespace xloss
                 int m_count = 0;
                 double m_total = 0.;
             };
-
-            /// max(m, v), m where v is NaN.
-            template <class B>
-            XLOSS_INLINE B max_skip_nan(const B& m, const B& v) noexcept
-            {
-                return select(is_nan(v), m, max(m, v));
-            }
-
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))                                                         \
-    && !(defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
-            // x86's max returns its second operand where either is NaN: one instruction. Not under
-            // -ffinite-math-only, which lets the compiler swap the operands.
-            XLOSS_INLINE __m128 x86_max(__m128 a, __m128 b) noexcept
-            {
-                return _mm_max_ps(a, b);
-            }
-
-            XLOSS_INLINE __m128d x86_max(__m128d a, __m128d b) noexcept
-            {
-                return _mm_max_pd(a, b);
-            }
-#if defined(__AVX__)
-            XLOSS_INLINE __m256 x86_max(__m256 a, __m256 b) noexcept
-            {
-                return _mm256_max_ps(a, b);
-            }
-
-            XLOSS_INLINE __m256d x86_max(__m256d a, __m256d b) noexcept
-            {
-                return _mm256_max_pd(a, b);
-            }
-#endif
-#if defined(__AVX512F__)
-            XLOSS_INLINE __m512 x86_max(__m512 a, __m512 b) noexcept
-            {
-                return _mm512_max_ps(a, b);
-            }
-
-            XLOSS_INLINE __m512d x86_max(__m512d a, __m512d b) noexcept
-            {
-                return _mm512_max_pd(a, b);
-            }
-#endif
-
-            template <class T, class A>
-            XLOSS_INLINE xsimd::batch<T, A> max_skip_nan(const xsimd::batch<T, A>& m,
-                                                         const xsimd::batch<T, A>& v) noexcept
-            {
-                using R = typename xsimd::batch<T, A>::register_type;
-                return x86_max(static_cast<R>(v), static_cast<R>(m));
-            }
-#endif
 
             /// The largest element of a row that is not NaN (-inf for a row of -inf); a NaN then
             /// reaches the row's sums through exp. (A max that kept whichever operand was NaN would
@@ -219,12 +164,12 @@ namespace xloss
                 using T = value_type_t<B>;
                 row_sum<B> sum;
                 const B m(shift);
-                for_each_batch<B>(n,
-                                  [&](std::size_t i, std::size_t)
-                                  {
-                                      sum.add(
-                                          softmax_exp(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
-                                  });
+                for_each_batch<B>(
+                    n,
+                    [&](std::size_t i, std::size_t)
+                    {
+                        sum.add(exp_nonpositive(load_row<B>(p, i, n, -std::numeric_limits<T>::infinity()) - m));
+                    });
                 return std::log(sum.total()) + static_cast<double>(shift);
             }
 

@@ -31,6 +31,7 @@
 #include "../core/allocate.hpp"
 #include "../core/axis_sum.hpp"
 #include "../core/error.hpp"
+#include "../core/rows.hpp"
 #include "../engine/walk.hpp"
 #include "../kernels/batch_loops.hpp"
 #include "../kernels/classify.hpp"

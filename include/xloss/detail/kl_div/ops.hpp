@@ -52,7 +52,7 @@ namespace xloss
                 static B any_values(const B& x, const B& t) noexcept
                 {
                     const B zero(0);
-                    return select(zero_target(x, t), zero, t * (kernel_log(t) - x));
+                    return select(zero_target(x, t), zero, t * (log_ieee(t) - x));
                 }
 
                 template <class B>
@@ -61,14 +61,15 @@ namespace xloss
                     return any_values(x, t);
                 }
 
-#if XLOSS_USE_SIMD && (defined(__x86_64__) || defined(_M_X64))
-                // The hot path: when t holds only positive normal numbers and zeros and x only finite
-                // numbers, t * (log t - x) needs no select (a zero target gives 0 times a finite value).
-                template <class T, class A, if_avx512dq<A> = 0>
+#if XLOSS_USE_SIMD
+                // The hot path, where the instruction set has the table log: when t holds only positive
+                // normal numbers and zeros and x only finite numbers, t * (log t - x) needs no select (a
+                // zero target gives 0 times a finite value).
+                template <class T, class A, if_table_log<T, A> = 0>
                 XLOSS_INLINE xsimd::batch<T, A> operator()(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& t,
                                                            const xsimd::batch<T, A>& /*g*/) const noexcept
                 {
-                    if (kl_plain_lanes(x, t))
+                    if (finite_and_normal_or_zero(x, t))
                     {
                         // + 0: a zero target gives +0, as PyTorch and the exact path do (0 times the
                         // finite log_normal(0) - x is -0 where x > log_normal(0)). Under -ffast-math
@@ -97,7 +98,7 @@ namespace xloss
             inline B exp_times(const B& t, const B& d, const B& src) noexcept
             {
                 const B zero(0);
-                const B e = kernel_exp(t);
+                const B e = exp_ieee(t);
                 const B v = select(is_zero(d), zero, e * d);
                 return select(both(is_zero(e), !is_nan(d)), select(is_inf(src), d, zero), v);
             }
@@ -165,7 +166,7 @@ namespace xloss
                 {
                     if (plain_log_target_lanes(x, t))
                     {
-                        return select(is_neg_inf(t), B(0), plain_exp(t) * (t - x));
+                        return select(is_neg_inf(t), B(0), exp_normal_range(t) * (t - x));
                     }
                     return any_values(x, t);
                 }
@@ -174,7 +175,7 @@ namespace xloss
                 static XLOSS_NOINLINE B any_values(const B& x, const B& t) noexcept
                 {
                     return select(masked_log_target(x, t), B(0),
-                                  plain_exp_lanes(t) ? plain_exp(t) * (t - x) : exp_times(t, t - x, x));
+                                  plain_exp_lanes(t) ? exp_normal_range(t) * (t - x) : exp_times(t, t - x, x));
                 }
             };
 
@@ -197,7 +198,7 @@ namespace xloss
                 {
                     if (plain_log_target_lanes(g, t))
                     {
-                        return select(is_neg_inf(t), B(0), -plain_exp(t) * g);
+                        return select(is_neg_inf(t), B(0), -exp_normal_range(t) * g);
                     }
                     return any_values(t, g);
                 }
@@ -205,7 +206,8 @@ namespace xloss
                 template <class B>
                 static XLOSS_NOINLINE B any_values(const B& t, const B& g) noexcept
                 {
-                    return select(is_neg_inf(t), B(0), plain_exp_lanes(t) ? -plain_exp(t) * g : -exp_times(t, g, g));
+                    return select(is_neg_inf(t), B(0),
+                                  plain_exp_lanes(t) ? -exp_normal_range(t) * g : -exp_times(t, g, g));
                 }
             };
 
@@ -216,7 +218,7 @@ namespace xloss
                 B operator()(const B& x, const B& t, const B& g) const noexcept
                 {
                     const B zero(0);
-                    return select(zero_target(x, t), zero, (kernel_log(t) + B(1) - x) * g);
+                    return select(zero_target(x, t), zero, (log_ieee(t) + B(1) - x) * g);
                 }
             };
 
@@ -239,7 +241,7 @@ namespace xloss
                 template <class B>
                 B log_t(const B& t) const noexcept
                 {
-                    return kernel_log(t + B(static_cast<value_type_t<B>>(eps)));
+                    return log_ieee(t + B(static_cast<value_type_t<B>>(eps)));
                 }
             };
 
@@ -297,7 +299,7 @@ namespace xloss
                 {
                     if (plain_log_target_lanes(x, t) && all_lanes(is_finite(g)))
                     {
-                        return select(is_neg_inf(t), B(0), plain_exp(t) * (t - x + B(1)) * g);
+                        return select(is_neg_inf(t), B(0), exp_normal_range(t) * (t - x + B(1)) * g);
                     }
                     return any_values(x, t, g);
                 }
@@ -307,7 +309,7 @@ namespace xloss
                 {
                     const B d = t - x + B(1);
                     return select(masked_log_target(x, t), B(0),
-                                  (plain_exp_lanes(t) ? plain_exp(t) * d : exp_times(t, d, x)) * g);
+                                  (plain_exp_lanes(t) ? exp_normal_range(t) * d : exp_times(t, d, x)) * g);
                 }
             };
 

@@ -411,7 +411,8 @@ TEST_CASE("One vocabulary: class_axis, input and target_grad in both families, t
     const auto by_argument = xloss::kl_div_forward_backward(x, t, plain, true);
     REQUIRE(by_option.grad_target.shape() == t.shape());
     CHECK(xloss_test::identical(by_option.grad_target, by_argument.grad_target));
-    CHECK(xloss_test::identical(by_option.grad_target, xloss::kl_div_target_backward(1.0, x, t, plain)));
+    // Another entry point: the same values, to 64 ulp under -ffast-math (same_values).
+    CHECK(xloss_test::same_values(by_option.grad_target, xloss::kl_div_target_backward(1.0, x, t, plain)) == "");
     CHECK_THROWS_WITH(xloss::kl_div_options().input(static_cast<xloss::row_input>(5)),
                       Catch::Matchers::Contains("xloss::kl_div_options::input: "));
 

@@ -414,7 +414,7 @@ TEST_CASE("One vocabulary: class_axis, input and target_grad in both families, t
     // Another entry point: the same values, to 64 ulp under -ffast-math (same_values).
     CHECK(xloss_test::same_values(by_option.grad_target, xloss::kl_div_target_backward(1.0, x, t, plain)) == "");
     CHECK_THROWS_WITH(xloss::kl_div_options().input(static_cast<xloss::row_input>(5)),
-                      Catch::Matchers::Contains("xloss::kl_div_options::input: "));
+                      "xloss::kl_div_options::input: input must be row_input::logits or row_input::log_probs, got 5");
 
     // The divergences: class_axis / axis and target_grad / teacher_grad.
     const auto d_renamed = xloss::distill_options().class_axis(0).target_grad(true);

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <xloss/xloss.hpp>
+#include XLOSS_XTENSOR_HEADER(generators, xrandom.hpp)
 
 #include "test_helpers.hpp"
 
@@ -167,18 +169,19 @@ TEST_CASE("Divergence gradients match finite differences, labels and masked clas
         for (const double ratio : {0.0, 0.3, 0.5, 1.0})
         {
             INFO("ratio " << ratio);
-            check_gradients(xloss::SymmetricKLLoss(
-                                xloss::symmetric_kl_options().ratio(ratio).reduction(r).temperature(1.7).teacher_grad(true)),
-                            false);
+            check_gradients(
+                xloss::SymmetricKLLoss(
+                    xloss::symmetric_kl_options().ratio(ratio).reduction(r).temperature(1.7).teacher_grad(true)),
+                false);
         }
     }
     const auto none = xloss::distill_options().reduction(xloss::reduction::none).temperature(0.8);
     check_gradients(xloss::ForwardKLLoss(none), true);
     check_gradients(xloss::ReverseKLLoss(none), true);
     check_gradients(xloss::GeneralizedJSDLoss(xloss::jsd_options().beta(0.3).reduction(xloss::reduction::none)), true);
-    check_gradients(
-        xloss::SymmetricKLLoss(xloss::symmetric_kl_options().ratio(0.6).reduction(xloss::reduction::none).temperature(0.8)),
-        true);
+    check_gradients(xloss::SymmetricKLLoss(
+                        xloss::symmetric_kl_options().ratio(0.6).reduction(xloss::reduction::none).temperature(0.8)),
+                    true);
 }
 
 // torchtune's SymmetricKLLoss is ratio forward + (1 - ratio) reverse: the two passes of each part, and
@@ -200,12 +203,12 @@ TEST_CASE("symmetric_kl is the ratio's mixture of forward_kl and reverse_kl", "[
         const auto r = rows.forward_backward(s, t, labels);
         const xt::xarray<double> want = ratio * fwd.loss + (1 - ratio) * rev.loss;
         CHECK(xloss_test::compare(r.loss, want, 1e-14, 1e-15) == "");
-        CHECK(xloss_test::compare(r.grad_student, ratio * fwd.grad_student + (1 - ratio) * rev.grad_student, 1e-13,
-                                  1e-15)
-              == "");
-        CHECK(xloss_test::compare(r.grad_teacher, ratio * fwd.grad_teacher + (1 - ratio) * rev.grad_teacher, 1e-13,
-                                  1e-15)
-              == "");
+        CHECK(
+            xloss_test::compare(r.grad_student, ratio * fwd.grad_student + (1 - ratio) * rev.grad_student, 1e-13, 1e-15)
+            == "");
+        CHECK(
+            xloss_test::compare(r.grad_teacher, ratio * fwd.grad_teacher + (1 - ratio) * rev.grad_teacher, 1e-13, 1e-15)
+            == "");
         // Reduced: the loss-only phase (three running sums), and the write pass after it.
         const xloss::SymmetricKLLoss mean(so);
         const double kept = (want(0) + want(2)) / 2;
@@ -217,10 +220,12 @@ TEST_CASE("symmetric_kl is the ratio's mixture of forward_kl and reverse_kl", "[
         CHECK(xloss_test::compare(grad, mean.forward_backward(s, t, labels).grad_student, 1e-14, 1e-15) == "");
     }
     // The ends are the forward and the reverse KL themselves.
-    CHECK(xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(1).temperature(T)),
-                                xloss::forward_kl(s, t, labels, xloss::distill_options().temperature(T))));
-    CHECK(xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(0).temperature(T)),
-                                xloss::reverse_kl(s, t, labels, xloss::distill_options().temperature(T))));
+    CHECK(
+        xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(1).temperature(T)),
+                              xloss::forward_kl(s, t, labels, xloss::distill_options().temperature(T))));
+    CHECK(
+        xloss_test::identical(xloss::symmetric_kl(s, t, labels, xloss::symmetric_kl_options().ratio(0).temperature(T)),
+                              xloss::reverse_kl(s, t, labels, xloss::distill_options().temperature(T))));
     CHECK_THROWS_WITH(xloss::symmetric_kl_options().ratio(-0.1),
                       "xloss::symmetric_kl_options::ratio: ratio must be in [0, 1], got -0.1");
     CHECK_THROWS_WITH(xloss::symmetric_kl_options().ratio(NAN),
@@ -694,9 +699,9 @@ TEST_CASE("NaN in a kept row gives NaN in that row's gradients, for every diverg
 // One rule for ignore_index, whatever the labels' integer type: a label is ignored when its value
 // equals ignore_index. An unsigned label never equals a negative one: a uint32 or uint64 label
 // holding the bits of -100 is a kept row, as is a uint8 156.
-TEMPLATE_TEST_CASE("ignore_index compares by value for every integer label type", "[divergence][labels]",
-                   signed char, unsigned char, short, unsigned short, int, unsigned int, long, unsigned long,
-                   long long, unsigned long long)
+TEMPLATE_TEST_CASE("ignore_index compares by value for every integer label type", "[divergence][labels]", signed char,
+                   unsigned char, short, unsigned short, int, unsigned int, long, unsigned long, long long,
+                   unsigned long long)
 {
     using L = TestType;
     const xt::xarray<float> s = {{1.f, 2.f, 0.5f}, {0.f, -1.f, 3.f}, {2.f, 2.f, -2.f}};
@@ -734,14 +739,15 @@ TEST_CASE("A row whose logits span more than the value type's range is an error"
                              "logits): its log-probabilities are not representable";
     const xt::xarray<float> ok = {{0.5f, -1.f, 2.f}, {1.f, 0.f, -3.f}};
     const xt::xarray<float> wide_teacher = {{0.5f, -1.f, 2.f}, {big, -big, 0.f}};
-    CHECK_THROWS_WITH((void)xloss::reverse_kl(ok, wide_teacher),
-                      "xloss::reverse_kl: teacher_logits row (1)" + tail);
+    CHECK_THROWS_WITH((void)xloss::reverse_kl(ok, wide_teacher), "xloss::reverse_kl: teacher_logits row (1)" + tail);
     CHECK_THROWS_WITH((void)xloss::generalized_jsd(wide_teacher, ok),
                       "xloss::generalized_jsd: student_logits row (1)" + tail);
     // A smaller max, the same reach: max - min = 2e38 is beyond FLT_MAX * 0.5 only.
     const xt::xarray<float> spread = {{1e38f, -1e38f, 0.f}, {1.f, 0.f, -3.f}};
     const auto at = [](double temperature)
-    { return xloss::distill_options().temperature(temperature).reduction(xloss::reduction::sum); };
+    {
+        return xloss::distill_options().temperature(temperature).reduction(xloss::reduction::sum);
+    };
     CHECK_THROWS_WITH((void)xloss::ForwardKLLoss(at(0.5))(spread, ok),
                       "xloss::forward_kl: student_logits row (0)" + std::string(tail));
     // The same rows at T = 1, and a max below half an ulp of FLT_MAX next to -3e38 (x - max rounds to a
@@ -761,4 +767,74 @@ TEST_CASE("A row whose logits span more than the value type's range is an error"
     CHECK_THROWS_WITH((void)xloss::forward_kl(xt::xarray<double>{{dbig, -dbig}}, xt::xarray<double>{{0., 1.}}),
                       "xloss::forward_kl: student_logits row (0) spans more than the largest double times the "
                       "temperature (max - min of its logits): its log-probabilities are not representable");
+}
+
+namespace
+{
+    /// The row engine over rows [0, n) at once, and over the given splits with one workspace: each
+    /// row's loss and gradients bit for bit, the total to rounding, and no allocation after the first
+    /// chunk.
+    template <class Policy>
+    void check_row_ranges(const Policy& policy, const xt::xarray<float>& s, const xt::xarray<float>& t,
+                          std::size_t axis, std::vector<std::size_t> splits)
+    {
+        using V = float;
+        using B = xloss::detail::default_batch<V>;
+        const xloss::detail::shape_type shape(s.shape().begin(), s.shape().end());
+        const xloss::detail::row_layout rows(shape, axis);
+        xloss::detail::shape_type row_shape = shape;
+        row_shape.erase(row_shape.begin() + static_cast<std::ptrdiff_t>(axis));
+        const xloss::detail::row_engine<B, Policy, xloss::detail::keep_all> engine(
+            policy, xloss::detail::row_source<V>{s.data(), t.data(), rows, row_shape}, xloss::detail::keep_all{},
+            xloss::detail::row_settings{1.5, xloss::row_input::logits, xloss::detail::loss_layout::per_row,
+                                        xloss::detail::row_checks::while_running, "check_row_ranges"});
+        auto outputs = [&](xt::xarray<V>& loss, xt::xarray<V>& grad)
+        {
+            xloss::detail::row_outputs<V> out;
+            out.loss = loss.data();
+            out.grad_student = grad.data();
+            out.grad_scalar = 1.;
+            return out;
+        };
+        xt::xarray<V> loss_all = xt::zeros<V>(row_shape), grad_all = xt::zeros<V>(shape);
+        const double total_all = engine.run(outputs(loss_all, grad_all), 1, xloss::detail::row_memory::spare_rows);
+        xt::xarray<V> loss = xt::zeros<V>(row_shape), grad = xt::zeros<V>(shape);
+        xloss::detail::row_workspace<V> workspace;
+        double total = 0.;
+        std::size_t first = 0;
+        const V* scratch = nullptr;
+        splits.push_back(rows.rows);
+        for (std::size_t last : splits)
+        {
+            total += engine.run(xloss::detail::row_range{first, last}, outputs(loss, grad), 1,
+                                xloss::detail::row_memory::spare_rows, workspace);
+            if (scratch)
+            {
+                CHECK(workspace.take(0) == scratch); // the later chunks reuse the first chunk's scratch
+            }
+            scratch = workspace.take(0);
+            first = last;
+        }
+        CHECK(xloss_test::identical(loss, loss_all));
+        CHECK(xloss_test::identical(grad, grad_all));
+        CHECK(std::abs(total - total_all) <= 1e-12 * std::abs(total_all));
+        CHECK(total_all > 0.);
+    }
+}
+
+TEST_CASE("The row engine's row-range entry: rows in chunks with one workspace give each row's results of one run",
+          "[divergence][engine]")
+{
+    xt::random::seed(23);
+    const xt::xarray<float> s = xt::random::randn<float>({7, 45});
+    const xt::xarray<float> t = xt::random::randn<float>({7, 45});
+    for (std::size_t axis : {std::size_t(0), std::size_t(1)})
+    {
+        INFO("axis " << axis);
+        const std::vector<std::size_t> splits =
+            axis == 1 ? std::vector<std::size_t>{2, 3, 6} : std::vector<std::size_t>{1, 20, 44};
+        check_row_ranges(xloss::detail::forward_kl_policy{}, s, t, axis, splits);
+        check_row_ranges(xloss::detail::reverse_kl_policy{}, s, t, axis, splits);
+        check_row_ranges(xloss::detail::jsd_policy(0.3), s, t, axis, splits);
+    }
 }

@@ -235,8 +235,8 @@ namespace xloss
                 {
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
-                        policy, m_student.data, m_teacher.data, m_rows, m_row_shape, keep, m_temperature, m_input,
-                        m_layout, checks, m_func);
+                        policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
+                        row_settings{m_temperature, m_input, m_layout, checks, m_func});
                     if (checks == row_checks::before_writing)
                     {
                         engine.check_rows();

@@ -186,6 +186,55 @@ namespace xloss
                 const V* grad_output = nullptr; ///< the per-class grad_output
             };
 
+            /// Rows [first, last) of a run.
+            struct row_range
+            {
+                std::size_t first;
+                std::size_t last;
+            };
+
+            /// Scratch kept between runs: a run takes what it needs, and the workspace allocates only
+            /// when a run needs more than any before it (runs fed chunk by chunk allocate once).
+            template <class V>
+            class row_workspace
+            {
+            public:
+
+                V* take(std::size_t values)
+                {
+                    if (m_values.size() < values)
+                    {
+                        m_values.resize(values);
+                    }
+                    return m_values.data();
+                }
+
+            private:
+
+                std::vector<V> m_values;
+            };
+
+            /// The rows a run reads: both arguments' data in the logits' layout, that layout, and the
+            /// rows' shape (the logits' without the class axis, for messages).
+            template <class V>
+            struct row_source
+            {
+                const V* student;
+                const V* teacher;
+                const row_layout& rows;
+                const shape_type& row_shape;
+            };
+
+            /// How a run treats its rows.
+            struct row_settings
+            {
+                double temperature;
+                row_input input;
+                loss_layout layout;
+                row_checks checks;
+                const char* func; ///< the public function, for messages
+            };
+
             template <class B, class Policy, class Keep>
             class row_engine
             {
@@ -193,21 +242,19 @@ namespace xloss
 
                 using V = value_type_t<B>;
 
-                row_engine(const Policy& policy, const V* student, const V* teacher, const row_layout& rows,
-                           const shape_type& row_shape, Keep keep, double temperature, row_input input,
-                           loss_layout layout, row_checks checks, const char* func)
+                row_engine(const Policy& policy, const row_source<V>& source, Keep keep, const row_settings& settings)
                     : m_policy(policy)
-                    , m_student(student)
-                    , m_teacher(teacher)
-                    , m_rows(rows)
-                    , m_row_shape(row_shape)
+                    , m_student(source.student)
+                    , m_teacher(source.teacher)
+                    , m_rows(source.rows)
+                    , m_row_shape(source.row_shape)
                     , m_keep(keep)
-                    , m_temperature(temperature)
-                    , m_inv_temp(static_cast<V>(1. / temperature))
-                    , m_input(input)
-                    , m_layout(layout)
-                    , m_checks(checks)
-                    , m_func(func)
+                    , m_temperature(settings.temperature)
+                    , m_inv_temp(static_cast<V>(1. / settings.temperature))
+                    , m_input(settings.input)
+                    , m_layout(settings.layout)
+                    , m_checks(settings.checks)
+                    , m_func(settings.func)
                 {
                 }
 
@@ -235,51 +282,36 @@ namespace xloss
                 /// Runs every row; returns the sum of the kept rows' values (T^2 D), in row order.
                 double run(const row_outputs<V>& out, int threads, row_memory memory) const
                 {
+                    row_workspace<V> workspace;
+                    return run(row_range{0, m_rows.rows}, out, threads, memory, workspace);
+                }
+
+                /**
+                 * The row-range entry: runs rows [range.first, range.last) of the source (indices of the
+                 * source's rows, for the outputs, the kept rows and the messages alike), its scratch taken
+                 * from `workspace`, which allocates only when a run needs more than the runs before it;
+                 * returns the sum of those rows' values in row order. Rows go to OpenMP threads in fixed
+                 * groups, so the results do not depend on the thread count.
+                 */
+                double run(row_range range, const row_outputs<V>& out, int threads, row_memory memory,
+                           row_workspace<V>& workspace) const
+                {
                     constexpr std::size_t group = 256;
-                    const std::size_t n = m_rows.rows;
-                    const std::size_t scratch = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
-                    // Two rows for the exponentials of the sums pass, which the later passes read back.
-                    // Only where a later pass reads them: not for a loss-phase policy's loss alone.
-                    const bool later_passes =
-                        !has_loss_phase<Policy, B>::value || out.gradients() || m_layout == loss_layout::per_class;
-                    const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows && later_passes;
-                    const std::size_t exps = spare ? 2 * m_rows.length : 0;
-                    const std::size_t area = scratch + exps;
-                    int team = 1;
-#ifdef _OPENMP
-                    team = threads > 1 ? threads : 1;
-#else
-                    (void)threads;
-#endif
-                    std::vector<V> buf(area * static_cast<std::size_t>(team));
+                    const run_scratch scratch = scratch_for(out, threads, memory);
+                    V* const buf = workspace.take(scratch.area() * static_cast<std::size_t>(scratch.team));
                     double partial[group];
                     row_fault faults[group];
                     double total = 0.;
-                    for (std::size_t first = 0; first < n; first += group)
+                    for (std::size_t first = range.first; first < range.last; first += group)
                     {
-                        const std::ptrdiff_t count = static_cast<std::ptrdiff_t>(std::min(group, n - first));
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
-#endif
-                        for (std::ptrdiff_t j = 0; j < count; ++j)
-                        {
-                            std::size_t thread = 0;
-#ifdef _OPENMP
-                            thread = static_cast<std::size_t>(omp_get_thread_num());
-#endif
-                            faults[j] = row_fault::none;
-                            V* const mine = buf.data() + thread * area;
-                            partial[j] = row(first + static_cast<std::size_t>(j), out, scratch ? mine : nullptr,
-                                             exps ? row_exps<V>{mine + scratch, mine + scratch + m_rows.length}
-                                                  : row_exps<V>{nullptr, nullptr},
-                                             faults[j]);
-                        }
-                        for (std::ptrdiff_t j = 0; j < count; ++j)
+                        const std::size_t count = std::min(group, range.last - first);
+                        run_group(first, count, out, scratch, buf, partial, faults);
+                        for (std::size_t j = 0; j < count; ++j)
                         {
                             if (faults[j] != row_fault::none)
                             {
                                 // The first faulty row in row order, whatever the threads.
-                                raise_fault(faults[j], first + static_cast<std::size_t>(j));
+                                raise_fault(faults[j], first + j);
                             }
                             total += partial[j];
                         }
@@ -288,6 +320,63 @@ namespace xloss
                 }
 
             private:
+
+                /// A run's scratch per thread: rows gathered from an inner axis, and two rows that keep
+                /// the sums pass's exponentials for the later passes.
+                struct run_scratch
+                {
+                    std::size_t gathered;
+                    std::size_t exps;
+                    int team;
+
+                    std::size_t area() const noexcept
+                    {
+                        return gathered + exps;
+                    }
+                };
+
+                run_scratch scratch_for(const row_outputs<V>& out, int threads, row_memory memory) const noexcept
+                {
+                    const std::size_t gathered = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
+                    // The exponentials' rows only where a later pass reads them: not for a loss-phase
+                    // policy's loss alone.
+                    const bool later_passes =
+                        !has_loss_phase<Policy, B>::value || out.gradients() || m_layout == loss_layout::per_class;
+                    const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows && later_passes;
+                    int team = 1;
+#ifdef _OPENMP
+                    team = threads > 1 ? threads : 1;
+#else
+                    (void)threads;
+#endif
+                    return {gathered, spare ? 2 * m_rows.length : 0, team};
+                }
+
+                /// Rows [first, first + count) on the run's threads, each into its own slot of `partial`
+                /// and `faults`.
+                void run_group(std::size_t first, std::size_t count, const row_outputs<V>& out,
+                               const run_scratch& scratch, V* buf, double* partial, row_fault* faults) const
+                {
+                    const std::size_t area = scratch.area();
+                    const auto rows = static_cast<std::ptrdiff_t>(count);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(scratch.team) if (scratch.team > 1)
+#endif
+                    for (std::ptrdiff_t j = 0; j < rows; ++j)
+                    {
+                        std::size_t thread = 0;
+#ifdef _OPENMP
+                        thread = static_cast<std::size_t>(omp_get_thread_num());
+#endif
+                        faults[j] = row_fault::none;
+                        V* const mine = buf + thread * area;
+                        partial[j] = row(
+                            first + static_cast<std::size_t>(j), out, scratch.gathered ? mine : nullptr,
+                            scratch.exps ? row_exps<V>{mine + scratch.gathered, mine + scratch.gathered + m_rows.length}
+                                         : row_exps<V>{nullptr, nullptr},
+                            faults[j]);
+                    }
+                }
 
                 /// What makes a row's softmax undefined: a +inf logit, or -inf everywhere (a row with
                 /// NaN is not a fault: NaN reaches the loss). `m` is the row's max.
@@ -439,14 +528,43 @@ namespace xloss
                     return mul_sub(load_row<B>(p, i, m_rows.length, lowest) - B(m), B(m_inv_temp), log_z);
                 }
 
+                /// A kept row's two arguments and their maxima.
+                struct row_args
+                {
+                    const V* s; ///< the student's row
+                    const V* t; ///< the teacher's row
+                    V ms;       ///< its max
+                    V mt;
+                };
+
+                /// A row's softmax statistics from its sums pass: 1 / Z and log Z of either argument,
+                /// and where its exponentials are kept (null: computed again, the same way).
+                struct row_softmax
+                {
+                    B inv_zs;
+                    B inv_zt;
+                    V log_zs;
+                    V log_zt;
+                    row_exps<V> kept;
+                };
+
+                /// The sums of the pulls over a row's classes.
+                struct pull_totals
+                {
+                    double student;
+                    double teacher;
+                };
+
+                /// The driver of one kept row: its maxima and checks, then the strategy its input and
+                /// policy take (a row of log-probabilities, the loss phase, or the pulls' pass).
                 double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
                                 const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
-                    const V ms = row_max<B>(s, n), mt = row_max<B>(t, n);
+                    const row_args r{s, t, row_max<B>(s, n), row_max<B>(t, n)};
                     if (m_checks == row_checks::while_running)
                     {
-                        fault = row_faults(s, ms, t, mt);
+                        fault = row_faults(s, r.ms, t, r.mt);
                         if (fault != row_fault::none)
                         {
                             return 0.; // the run throws after this group of rows
@@ -456,58 +574,90 @@ namespace xloss
                     {
                         return log_prob_row(s, t, k, out, to);
                     }
-                    row_sum<B> zs, zt;
                     if constexpr (has_loss_phase<Policy, B>::value)
                     {
                         if (!to.grad_output)
                         {
-                            constexpr std::size_t count_sums = shifted_count<Policy, B>;
-                            std::array<row_sum<B>, count_sums> sums;
-                            // The write pass reads the exponentials back: from the gradient rows it
-                            // then overwrites (the teacher's from the student's row, and the other way
-                            // round), or from the spare rows.
-                            const bool write_pass = out.gradients() || to.loss;
-                            const row_exps<V> saved{
-                                write_pass ? (to.grad_student ? to.grad_student : spare.teacher) : nullptr,
-                                write_pass ? (to.grad_teacher ? to.grad_teacher : spare.student) : nullptr};
-                            for_each_batch<B>(n,
-                                              [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
-                                              {
-                                                  const B b = scaled(s, i, ms), a = scaled(t, i, mt);
-                                                  const B eb = exp_nonpositive(b), ea = exp_nonpositive(a);
-                                                  if (saved.teacher)
-                                                  {
-                                                      store_lanes(saved.teacher + i, ea, count);
-                                                  }
-                                                  if (saved.student)
-                                                  {
-                                                      store_lanes(saved.student + i, eb, count);
-                                                  }
-                                                  zs.add(eb);
-                                                  zt.add(ea);
-                                                  const shifted_sums<B, count_sums> f = m_policy.shifted(a, b, ea, eb);
-                                                  for (std::size_t j = 0; j < count_sums; ++j)
-                                                  {
-                                                      sums[j].add(f[j]);
-                                                  }
-                                              });
-                            shifted_totals<count_sums> totals;
-                            for (std::size_t j = 0; j < count_sums; ++j)
-                            {
-                                totals[j] = sums[j].total();
-                            }
-                            const double sum_s = zs.total(), sum_t = zt.total();
-                            const double d = m_policy.row_value(totals, sum_s, sum_t);
-                            if (out.gradients() || to.loss)
-                            {
-                                const row_pull_sums pulls = m_policy.pull_sums(totals, sum_s, sum_t, d);
-                                write_row(s, t, ms, mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to, saved);
-                            }
-                            return m_temperature * m_temperature * d;
+                            return loss_phase_row(r, k, out, to, spare);
                         }
                     }
-                    // The exponentials go to the spare rows, when there are: the later passes take the
-                    // shares from them.
+                    return pulls_row(r, k, out, to, spare);
+                }
+
+                /// A row whose policy has a loss phase: the partition sums and the policy's running sums
+                /// in one pass, then, when anything per class is asked for, one pass that writes it.
+                double loss_phase_row(const row_args& r, std::size_t k, const row_outputs<V>& out,
+                                      const row_targets<V>& to, const row_exps<V>& spare) const
+                {
+                    const std::size_t n = m_rows.length;
+                    row_sum<B> zs, zt;
+                    constexpr std::size_t count_sums = shifted_count<Policy, B>;
+                    std::array<row_sum<B>, count_sums> sums;
+                    // The write pass reads the exponentials back: from the gradient rows it
+                    // then overwrites (the teacher's from the student's row, and the other way
+                    // round), or from the spare rows.
+                    const bool write_pass = out.gradients() || to.loss;
+                    const row_exps<V> saved{write_pass ? (to.grad_student ? to.grad_student : spare.teacher) : nullptr,
+                                            write_pass ? (to.grad_teacher ? to.grad_teacher : spare.student) : nullptr};
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          const B b = scaled(r.s, i, r.ms), a = scaled(r.t, i, r.mt);
+                                          const B eb = exp_nonpositive(b), ea = exp_nonpositive(a);
+                                          if (saved.teacher)
+                                          {
+                                              store_lanes(saved.teacher + i, ea, count);
+                                          }
+                                          if (saved.student)
+                                          {
+                                              store_lanes(saved.student + i, eb, count);
+                                          }
+                                          zs.add(eb);
+                                          zt.add(ea);
+                                          const shifted_sums<B, count_sums> f = m_policy.shifted(a, b, ea, eb);
+                                          for (std::size_t j = 0; j < count_sums; ++j)
+                                          {
+                                              sums[j].add(f[j]);
+                                          }
+                                      });
+                    shifted_totals<count_sums> totals;
+                    for (std::size_t j = 0; j < count_sums; ++j)
+                    {
+                        totals[j] = sums[j].total();
+                    }
+                    const double sum_s = zs.total(), sum_t = zt.total();
+                    const double d = m_policy.row_value(totals, sum_s, sum_t);
+                    if (out.gradients() || to.loss)
+                    {
+                        const row_pull_sums pulls = m_policy.pull_sums(totals, sum_s, sum_t, d);
+                        write_row(r.s, r.t, r.ms, r.mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to, saved);
+                    }
+                    return m_temperature * m_temperature * d;
+                }
+
+                /// A row of any policy: the sums pass, a pass of the terms and the pulls (the pulls kept
+                /// in the gradient rows), and one that turns the pulls into gradients.
+                double pulls_row(const row_args& r, std::size_t k, const row_outputs<V>& out, const row_targets<V>& to,
+                                 const row_exps<V>& spare) const
+                {
+                    const row_softmax sm = softmax_sums(r, spare);
+                    pull_totals pulls{};
+                    const double value = m_temperature * m_temperature * terms_pass(r, sm, to, pulls);
+                    if (out.gradients())
+                    {
+                        gradient_pass(r, sm, row_grad_output(k, out, to), to, pulls);
+                    }
+                    return value;
+                }
+
+                /// The partition sums of a row's two softmaxes; the exponentials go to the spare rows,
+                /// when there are: the later passes take the shares from them.
+                row_softmax softmax_sums(const row_args& r, const row_exps<V>& spare) const
+                {
+                    const std::size_t n = m_rows.length;
+                    const V *s = r.s, *t = r.t;
+                    const V ms = r.ms, mt = r.mt;
+                    row_sum<B> zs, zt;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
@@ -522,15 +672,28 @@ namespace xloss
                                           zt.add(ea);
                                       });
                     const double sum_zs = zs.total(), sum_zt = zt.total();
-                    const V log_zs = static_cast<V>(std::log(sum_zs));
-                    const V log_zt = static_cast<V>(std::log(sum_zt));
-                    const B inv_zs(static_cast<V>(1. / sum_zs)), inv_zt(static_cast<V>(1. / sum_zt));
-                    // q or p of batch i (shifted logits x): from the kept exponential, or the same one
-                    // computed again.
-                    auto share = [&](const V* e, const B& inv_z, const B& x, std::size_t i) XLOSS_INLINE_LAMBDA
-                    {
-                        return counted_share(e ? load_row<B>(e, i, n, V(0)) : exp_nonpositive(x), inv_z);
-                    };
+                    return {B(static_cast<V>(1. / sum_zs)), B(static_cast<V>(1. / sum_zt)),
+                            static_cast<V>(std::log(sum_zs)), static_cast<V>(std::log(sum_zt)), spare};
+                }
+
+                /// q or p of batch i (shifted logits x): from the kept exponential, or the same one computed
+                /// again.
+                XLOSS_INLINE B share(const V* e, const B& inv_z, const B& x, std::size_t i) const noexcept
+                {
+                    return counted_share(e ? load_row<B>(e, i, m_rows.length, V(0)) : exp_nonpositive(x), inv_z);
+                }
+
+                /// The per-class terms and pulls of a row (the pulls into the gradient rows, weighed by a
+                /// per-class grad_output); returns D and sets the pulls' sums.
+                double terms_pass(const row_args& r, const row_softmax& sm, const row_targets<V>& to,
+                                  pull_totals& pulls) const
+                {
+                    const std::size_t n = m_rows.length;
+                    const V *s = r.s, *t = r.t;
+                    const V ms = r.ms, mt = r.mt;
+                    const V log_zs = sm.log_zs, log_zt = sm.log_zt;
+                    const B inv_zs = sm.inv_zs, inv_zt = sm.inv_zt;
+                    const row_exps<V>& spare = sm.kept;
                     const B t2(static_cast<V>(m_temperature * m_temperature));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
@@ -564,17 +727,22 @@ namespace xloss
                                               store_lanes(to.grad_teacher + i, d.pull_teacher, count);
                                           }
                                       });
-                    const double value = m_temperature * m_temperature * terms.total();
-                    if (!out.gradients())
-                    {
-                        return value;
-                    }
-                    // d(T^2 D)/dx = T (pull - prob * sum(pull)), times the row's grad_output.
-                    const double g = to.grad_output    ? 1.
-                                     : out.grad_output ? static_cast<double>(out.grad_output[k])
-                                                       : out.grad_scalar;
+                    pulls = {pull_s.total(), pull_t.total()};
+                    return terms.total();
+                }
+
+                /// The gradients from the pulls the terms pass left in the gradient rows:
+                /// d(T^2 D)/dx = T (pull - prob * sum(pull)), times the row's grad_output g.
+                void gradient_pass(const row_args& r, const row_softmax& sm, double g, const row_targets<V>& to,
+                                   const pull_totals& pulls) const
+                {
+                    const std::size_t n = m_rows.length;
+                    const V *s = r.s, *t = r.t;
+                    const V ms = r.ms, mt = r.mt;
+                    const B inv_zs = sm.inv_zs, inv_zt = sm.inv_zt;
+                    const row_exps<V>& spare = sm.kept;
                     const B scale(static_cast<V>(m_temperature * g));
-                    const B sum_s(static_cast<V>(pull_s.total())), sum_t(static_cast<V>(pull_t.total()));
+                    const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
                     V* const gs = to.grad_student;
                     V* const gt = to.grad_teacher;
                     for_each_batch<B>(n,
@@ -593,7 +761,6 @@ namespace xloss
                                               store_lanes(gt + i, (pull - p * sum_t) * scale, count);
                                           }
                                       });
-                    return value;
                 }
 
                 /// A row of log-probabilities: the terms and the gradients w.r.t. log q and log p (the

@@ -104,11 +104,7 @@ namespace xloss
 
             XLOSS_INLINE constexpr D& input(row_input value)
             {
-                if (value != row_input::logits && value != row_input::log_probs)
-                {
-                    option_setters::reject(D::options_name, "input", "row_input::logits or row_input::log_probs",
-                                           static_cast<double>(static_cast<int>(value)));
-                }
+                option_setters::check_row_input(D::options_name, value);
                 m_input = value;
                 return self();
             }

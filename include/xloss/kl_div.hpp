@@ -12,8 +12,9 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/kl_div/run.hpp"
+#include "detail/kl_div/definition.hpp"
 #include "kl_div_options.hpp"
+#include "pointwise_loss.hpp"
 #include "reduction.hpp"
 
 namespace xloss
@@ -118,9 +119,7 @@ namespace xloss
         inline auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                            const kl_div_options& options, const xt::xexpression<W>& sample_weight)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::general_forward<V>(input.derived_cast(), target.derived_cast(),
-                                              &sample_weight.derived_cast(), options, "kl_div");
+            return pointwise::loss(input, target, options, sample_weight);
         }
 
         template <class G, class E1, class E2, class W>
@@ -128,10 +127,7 @@ namespace xloss
                                     const xt::xexpression<E2>& target, const kl_div_options& options,
                                     const xt::xexpression<W>& sample_weight)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::general_gradient<V, detail::kl_wrt::input>(
-                grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
-                "kl_div_backward");
+            return pointwise::backward(grad_output, input, target, options, sample_weight);
         }
 
         template <class G, class E1, class E2, class W>
@@ -139,18 +135,14 @@ namespace xloss
                                            const xt::xexpression<E2>& target, const kl_div_options& options,
                                            const xt::xexpression<W>& sample_weight)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::general_gradient<V, detail::kl_wrt::target>(
-                grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
-                "kl_div_target_backward");
+            return pointwise::target_backward(grad_output, input, target, options, sample_weight);
         }
 
         template <class E1, class E2>
         inline auto kl_div(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                            const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::loss<V>(input.derived_cast(), target.derived_cast(), options, "kl_div");
+            return pointwise::loss(input, target, options);
         }
 
         template <class E1, class E2>
@@ -164,9 +156,7 @@ namespace xloss
         inline auto kl_div_backward(const G& grad_output, const xt::xexpression<E1>& input,
                                     const xt::xexpression<E2>& target, const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_of<V, detail::kl_wrt::input>(grad_output, input.derived_cast(),
-                                                                 target.derived_cast(), options, "kl_div_backward");
+            return pointwise::backward(grad_output, input, target, options);
         }
 
         template <class G, class E1, class E2>
@@ -180,9 +170,7 @@ namespace xloss
         inline auto kl_div_target_backward(const G& grad_output, const xt::xexpression<E1>& input,
                                            const xt::xexpression<E2>& target, const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_of<V, detail::kl_wrt::target>(
-                grad_output, input.derived_cast(), target.derived_cast(), options, "kl_div_target_backward");
+            return pointwise::target_backward(grad_output, input, target, options);
         }
 
         template <class G, class E1, class E2>

@@ -12,9 +12,10 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/kl_div/run.hpp"
+#include "detail/kl_div/definition.hpp"
 #include "kl_div_options.hpp"
 #include "kl_div_result.hpp"
+#include "pointwise_loss.hpp"
 
 namespace xloss
 {
@@ -56,18 +57,14 @@ namespace xloss
         inline auto kl_div_forward_backward(const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                                             const kl_div_options& options, bool with_target_grad)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::forward_backward<V>(input.derived_cast(), target.derived_cast(), options,
-                                               with_target_grad || options.target_grad(), "kl_div_forward_backward");
+            return pointwise::forward_backward(input, target, options, with_target_grad);
         }
 
         template <class L, class O, class E1, class E2>
         inline void kl_div_forward_backward_out(L& loss, O& grad_input, const xt::xexpression<E1>& input,
                                                 const xt::xexpression<E2>& target, const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            detail::forward_backward_out<V>(loss, grad_input, static_cast<O*>(nullptr), input.derived_cast(),
-                                            target.derived_cast(), options);
+            pointwise::forward_backward_out(loss, grad_input, input, target, options);
         }
 
         template <class L, class O, class P, class E1, class E2>
@@ -75,9 +72,7 @@ namespace xloss
                                                 const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                                                 const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            detail::forward_backward_out<V>(loss, grad_input, &grad_target, input.derived_cast(), target.derived_cast(),
-                                            options);
+            pointwise::forward_backward_out(loss, grad_input, grad_target, input, target, options);
         }
     }
 }

@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "detail/core/error.hpp"
-#include "loss_options.hpp"
+#include "pointwise_options.hpp"
 #include "reduction.hpp"
 #include "row_input.hpp"
 
@@ -44,11 +44,12 @@ namespace xloss
      * @code
      * auto opts = xloss::kl_div_options().reduction(xloss::reduction::batchmean).log_target(true);
      * @endcode
-     * The reduction, its divisor and the threads come from detail::loss_options: `mean` divides the
-     * sum of the pointwise terms by their number, `batchmean` by the input's first dimension;
-     * threads split tensors of more than 65536 elements whose arguments are contiguous.
+     * The reduction, its divisor, the threads and the option path's options (weight, axes, an input of
+     * logits) come from pointwise_options: `mean` divides the sum of the pointwise terms by their
+     * number, `batchmean` by the input's first dimension; threads split tensors of more than 65536
+     * elements whose arguments are contiguous.
      */
-    class kl_div_options : public detail::loss_options<kl_div_options>
+    class kl_div_options : public pointwise_options<kl_div_options>
     {
     public:
 
@@ -56,7 +57,7 @@ namespace xloss
 
         /// Options with the given reduction and target space (defaults: mean, probabilities).
         constexpr kl_div_options(xloss::reduction r = xloss::reduction::mean, bool log_target = false) noexcept
-            : detail::loss_options<kl_div_options>(r)
+            : pointwise_options<kl_div_options>(r)
             , m_log_target(log_target)
         {
         }
@@ -137,176 +138,11 @@ namespace xloss
             return *this;
         }
 
-        /// Whether the input holds logits, to which a log-softmax along class_axis() is applied first
-        /// (input() == row_input::logits: the shared vocabulary's name).
-        constexpr bool input_logits() const noexcept
-        {
-            return m_input_logits;
-        }
-
-        /// Sets whether the input holds logits (MXNet's `from_logits = false`); the input gradient is
-        /// then the gradient w.r.t. the logits.
-        constexpr kl_div_options& input_logits(bool value) noexcept
-        {
-            m_input_logits = value;
-            return *this;
-        }
-
-        /// What the input holds: row_input::log_probs (the default, PyTorch's) or row_input::logits
-        /// (input_logits(true)), the divergences' name for the same choice.
-        constexpr row_input input() const noexcept
-        {
-            return m_input_logits ? row_input::logits : row_input::log_probs;
-        }
-
-        /// Sets what the input holds; throws std::invalid_argument for a value that is not an enumerator.
-        XLOSS_INLINE constexpr kl_div_options& input(row_input value)
-        {
-            if (value != row_input::logits && value != row_input::log_probs)
-            {
-                option_setters::reject(options_name, "input", "row_input::logits or row_input::log_probs",
-                                       static_cast<double>(static_cast<int>(value)));
-            }
-            m_input_logits = value == row_input::logits;
-            return *this;
-        }
-
-        /// The class axis: the axis of the input's log-softmax when it holds logits (default -1, the
-        /// last); the divergences' name for it.
-        constexpr std::ptrdiff_t class_axis() const noexcept
-        {
-            return m_softmax_axis;
-        }
-
-        /// Sets the class axis (negative counts from the end).
-        constexpr kl_div_options& class_axis(std::ptrdiff_t axis) noexcept
-        {
-            m_softmax_axis = axis;
-            return *this;
-        }
-
-        /// class_axis() under its older name.
-        constexpr std::ptrdiff_t softmax_axis() const noexcept
-        {
-            return m_softmax_axis;
-        }
-
-        /// class_axis(axis) under its older name.
-        constexpr kl_div_options& softmax_axis(std::ptrdiff_t axis) noexcept
-        {
-            return class_axis(axis);
-        }
-
-        /// Whether kl_div_forward_backward() and KLDivLoss::forward_backward() also give the target's
-        /// gradient (default false; their `with_target_grad` argument asks for it too).
-        constexpr bool target_grad() const noexcept
-        {
-            return m_target_grad;
-        }
-
-        constexpr kl_div_options& target_grad(bool value) noexcept
-        {
-            m_target_grad = value;
-            return *this;
-        }
-
-        /// The scalar weight every term is multiplied by (default 1; MXNet's `weight`).
-        constexpr double weight() const noexcept
-        {
-            return m_weight;
-        }
-
-        /// Sets the scalar weight.
-        constexpr kl_div_options& weight(double value) noexcept
-        {
-            m_weight = value;
-            return *this;
-        }
-
-        /// At most this many reduction axes.
-        static constexpr std::size_t max_axes = 8;
-
-        /**
-         * Reduces over these axes of the loss only (with `sum` or `mean`): the loss keeps the other
-         * axes, as `reduction='none'` followed by a sum over `axes` would. Negative axes count from
-         * the end. An empty list restores the reduction over every axis.
-         * @throw std::invalid_argument for more than max_axes axes
-         */
-        kl_div_options& axes(std::initializer_list<std::ptrdiff_t> list)
-        {
-            return set_axes(list.begin(), list.end(), false);
-        }
-
-        /// axes() from any container of integers.
-        template <class C>
-        kl_div_options& axes(const C& list)
-        {
-            return set_axes(std::begin(list), std::end(list), false);
-        }
-
-        /**
-         * Reduces over every axis except `batch_axis` (MXNet's per-sample reduction): the loss has
-         * the shape (batch,).
-         */
-        kl_div_options& per_sample(std::ptrdiff_t batch_axis = 0)
-        {
-            return set_axes(&batch_axis, &batch_axis + 1, true);
-        }
-
-        /// Whether the reduction runs over chosen axes (axes() or per_sample()), not over all.
-        constexpr bool has_axes() const noexcept
-        {
-            return m_axis_count > 0 || m_axes_exclude;
-        }
-
-        /// The axes given to axes(), or the batch axis given to per_sample().
-        constexpr const std::ptrdiff_t* axes_begin() const noexcept
-        {
-            return m_axes.data();
-        }
-
-        /// End of the axes.
-        constexpr const std::ptrdiff_t* axes_end() const noexcept
-        {
-            return m_axes.data() + m_axis_count;
-        }
-
-        /// Whether the axes are the ones kept (per_sample()) rather than the ones reduced.
-        constexpr bool axes_exclude() const noexcept
-        {
-            return m_axes_exclude;
-        }
-
     private:
-
-        template <class It>
-        kl_div_options& set_axes(It first, It last, bool exclude)
-        {
-            std::size_t n = 0;
-            for (It it = first; it != last; ++it, ++n)
-            {
-                if (n == max_axes)
-                {
-                    detail::raise(std::invalid_argument("xloss::kl_div_options: axes takes at most "
-                                                        + std::to_string(max_axes) + " axes"));
-                }
-                m_axes[n] = static_cast<std::ptrdiff_t>(*it);
-            }
-            m_axis_count = n;
-            m_axes_exclude = exclude;
-            return *this;
-        }
 
         bool m_log_target;
         xloss::target_policy m_target_policy = xloss::target_policy::pytorch;
         double m_epsilon = 0.;
-        bool m_input_logits = false;
-        std::ptrdiff_t m_softmax_axis = -1;
-        bool m_target_grad = false;
-        double m_weight = 1.;
-        std::array<std::ptrdiff_t, max_axes> m_axes = {};
-        std::size_t m_axis_count = 0;
-        bool m_axes_exclude = false;
     };
 }
 

@@ -16,8 +16,9 @@
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "detail/kl_div/run.hpp"
+#include "detail/kl_div/definition.hpp"
 #include "kl_div_options.hpp"
+#include "pointwise_loss.hpp"
 
 namespace xloss
 {
@@ -66,27 +67,21 @@ namespace xloss
         inline O& kl_div_out(O& out, const xt::xexpression<E1>& input, const xt::xexpression<E2>& target,
                              const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::loss_out<V>(out, input.derived_cast(), target.derived_cast(), options, "kl_div_out");
+            return pointwise::loss_out(out, input, target, options);
         }
 
         template <class O, class G, class E1, class E2>
         inline O& kl_div_backward_out(O& grad_input, const G& grad_output, const xt::xexpression<E1>& input,
                                       const xt::xexpression<E2>& target, const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_out<V, detail::kl_wrt::input>(
-                grad_input, grad_output, input.derived_cast(), target.derived_cast(), options, "kl_div_backward_out");
+            return pointwise::backward_out(grad_input, grad_output, input, target, options);
         }
 
         template <class O, class G, class E1, class E2>
         inline O& kl_div_target_backward_out(O& grad_target, const G& grad_output, const xt::xexpression<E1>& input,
                                              const xt::xexpression<E2>& target, const kl_div_options& options)
         {
-            using V = detail::loss_value_t<E1, E2>;
-            return detail::gradient_out<V, detail::kl_wrt::target>(grad_target, grad_output, input.derived_cast(),
-                                                                   target.derived_cast(), options,
-                                                                   "kl_div_target_backward_out");
+            return pointwise::target_backward_out(grad_target, grad_output, input, target, options);
         }
     }
 }

@@ -9,10 +9,7 @@
 /// @file
 /// What kl_div_forward_backward() and kl_div_with_logits_forward_backward() return.
 
-#include "compat.hpp"
-#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
-
-#include "xloss_config.hpp"
+#include "pointwise_result.hpp"
 
 namespace xloss
 {
@@ -20,15 +17,11 @@ namespace xloss
     {
         /**
          * @ingroup kl_div
-         * @brief The loss and the gradients of a loss that ends the computation (grad_output = 1).
+         * @brief The loss and the gradients of a loss that ends the computation (grad_output = 1):
+         *        loss, grad_input, grad_target (pointwise_result).
          */
         template <class V>
-        struct kl_div_forward_backward_result
-        {
-            xt::xarray<V> loss;        ///< as kl_div() returns it
-            xt::xarray<V> grad_input;  ///< as kl_div_backward(1, ...) returns it
-            xt::xarray<V> grad_target; ///< as kl_div_target_backward(1, ...) returns it; shape (0) unless asked for
-        };
+        using kl_div_forward_backward_result = pointwise_result<V>;
     }
 }
 

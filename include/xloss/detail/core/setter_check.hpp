@@ -14,8 +14,9 @@
 #include <string>
 #include <string_view>
 
-#include "error.hpp"
 #include "../kernels/float_bits.hpp"
+#include "error.hpp"
+#include "vocabulary.hpp"
 
 namespace xloss
 {
@@ -43,6 +44,16 @@ namespace xloss
             {
                 detail::raise(std::invalid_argument(std::string("xloss::") + options + "::" + option + ": " + option
                                                     + " must be " + must + ", got '" + std::string(got) + "'"));
+            }
+
+            /// Rejects a row_input that is not an enumerator (the input() setters).
+            XLOSS_INLINE constexpr void check_row_input(const char* options, row_input value)
+            {
+                if (value != row_input::logits && value != row_input::log_probs)
+                {
+                    reject(options, "input", "row_input::logits or row_input::log_probs",
+                           static_cast<double>(static_cast<int>(value)));
+                }
             }
 
             // The bit tests, which -ffast-math cannot fold as it folds std::isfinite.

@@ -23,6 +23,19 @@ namespace xloss
     {
         namespace detail
         {
+            /**
+             * A pointwise loss's three ops, as objects (some carry parameters): the term, the gradient
+             * w.r.t. the input and w.r.t. the target. Each takes (x, t, g), scalars or xsimd batches of
+             * one type: input, target and the incoming gradient (which the term ignores).
+             */
+            template <class Term, class InputGrad, class TargetGrad>
+            struct op_set
+            {
+                Term term;
+                InputGrad input_grad;
+                TargetGrad target_grad;
+            };
+
             /// Shapes and divisor of one call.
             struct loss_setup
             {

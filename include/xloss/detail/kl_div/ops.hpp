@@ -312,15 +312,6 @@ namespace xloss
                                   (plain_exp_lanes(t) ? exp_normal_range(t) * d : exp_times(t, d, x)) * g);
                 }
             };
-
-            /// The loss's three ops for one target space and policy, as objects (some carry parameters).
-            template <class Term, class InputGrad, class TargetGrad>
-            struct op_set
-            {
-                Term term;
-                InputGrad input_grad;
-                TargetGrad target_grad;
-            };
         }
     }
 }

@@ -3,10 +3,10 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_KL_DIV_GENERAL_HPP
-#define XLOSS_DETAIL_KL_DIV_GENERAL_HPP
+#ifndef XLOSS_DETAIL_ENGINE_POINTWISE_GENERAL_HPP
+#define XLOSS_DETAIL_ENGINE_POINTWISE_GENERAL_HPP
 
-// The loss with the options that change its shape or its input (MXNet Gluon's
+// A pointwise loss with the options that change its shape or its input (MXNet Gluon's
 // semantics and more): a log-softmax of logits, a scalar and a sample weight,
 // a reduction over chosen axes. It runs the same pointwise kernels, a run along
 // the last axis at a time, with the weights and the reduction folded in (no array
@@ -27,16 +27,15 @@
 #include XLOSS_XTENSOR_HEADER(core, xnoalias.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xoperation.hpp)
 
-#include "../../kl_div_options.hpp"
 #include "../core/allocate.hpp"
 #include "../core/axis_sum.hpp"
 #include "../core/error.hpp"
 #include "../core/rows.hpp"
-#include "../engine/walk.hpp"
 #include "../kernels/batch_loops.hpp"
 #include "../kernels/classify.hpp"
 #include "../kernels/softmax.hpp"
-#include "call.hpp"
+#include "pointwise_call.hpp"
+#include "walk.hpp"
 
 namespace xloss
 {
@@ -49,7 +48,8 @@ namespace xloss
             constexpr const xt::xarray<V>* no_weight = nullptr;
 
             /// Whether the options need the general path.
-            inline bool needs_general(const kl_div_options& options) noexcept
+            template <class Options>
+            inline bool needs_general(const Options& options) noexcept
             {
                 return options.input_logits() || options.has_axes() || options.weight() != 1.;
             }
@@ -64,7 +64,8 @@ namespace xloss
                 double divisor;                ///< the sum is divided by this
             };
 
-            inline reduce_plan make_plan(const loss_setup& s, const kl_div_options& options, const char* func)
+            template <class Options>
+            inline reduce_plan make_plan(const loss_setup& s, const Options& options, const char* func)
             {
                 reduce_plan p;
                 const reduction r = options.reduction();
@@ -196,8 +197,8 @@ namespace xloss
                 V k;                  ///< the scalar weight
                 bool has_sample;
 
-                template <class W>
-                weights(const W* w, const loss_setup& s, const kl_div_options& options)
+                template <class W, class Options>
+                weights(const W* w, const loss_setup& s, const Options& options)
                     : k(static_cast<V>(options.weight()))
                     , has_sample(w != nullptr)
                 {
@@ -343,24 +344,23 @@ namespace xloss
              * Calls f(ops, x, t) with the selected op set and x and t as contiguous_refs of the broadcast
              * shape: the pointwise passes of the general path walk pointers only, whatever the expressions.
              */
-            template <class V, class E1, class E2, class F>
-            inline void with_contiguous(const E1& x, const E2& t, const loss_setup& s, const kl_div_options& options,
-                                        F&& f)
+            template <class V, class E1, class E2, class F, class Options>
+            inline void with_contiguous(const E1& x, const E2& t, const loss_setup& s, const Options& options, F&& f)
             {
                 xt::xarray<V> xbuf, tbuf;
                 const contiguous_ref<V> xr = as_contiguous<V>(x, s.shape, xbuf);
                 const contiguous_ref<V> tr = as_contiguous<V>(t, s.shape, tbuf);
-                with_ops(options,
-                         [&](const auto& ops)
-                         {
-                             f(ops, xr, tr);
-                         });
+                pointwise_definition_t<Options>::with_ops(options,
+                                                          [&](const auto& ops)
+                                                          {
+                                                              f(ops, xr, tr);
+                                                          });
             }
 
             /// The loss with weights, axes and logits; `w` is the sample weight or null.
-            template <class V, class E1, class E2, class W>
-            inline xt::xarray<V> general_forward(const E1& input, const E2& t, const W* w,
-                                                 const kl_div_options& options, const char* func)
+            template <class V, class E1, class E2, class W, class Options>
+            inline xt::xarray<V> general_forward(const E1& input, const E2& t, const W* w, const Options& options,
+                                                 const char* func)
             {
                 const loss_setup s = make_setup(input, t, options, func);
                 const reduce_plan plan = make_plan(s, options, func);
@@ -449,9 +449,9 @@ namespace xloss
             }
 
             /// The gradient w.r.t. the input (its logits, with input_logits) or the target.
-            template <class V, kl_wrt A, class G, class E1, class E2, class W>
+            template <class V, pointwise_wrt A, class G, class E1, class E2, class W, class Options>
             inline xt::xarray<V> general_gradient(const G& grad_output, const E1& input, const E2& t, const W* w,
-                                                  const kl_div_options& options, const char* func)
+                                                  const Options& options, const char* func)
             {
                 const loss_setup s = make_setup(input, t, options, func);
                 const reduce_plan plan = make_plan(s, options, func);
@@ -486,7 +486,7 @@ namespace xloss
                 const xt::xarray<V> x = log_softmax<V>(input, options.softmax_axis(), func, "input", "softmax_axis");
                 with_contiguous<V>(x, t, s, options, pass);
                 xt::xarray<V> grad = sum_to_shape(std::move(full), arg_shape<A>(s));
-                if constexpr (A == kl_wrt::input)
+                if constexpr (A == pointwise_wrt::input)
                 {
                     // Through the log-softmax: dz = dx - softmax(z) * sum(dx) along the axis.
                     const std::size_t axis =

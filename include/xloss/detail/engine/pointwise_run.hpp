@@ -3,11 +3,11 @@
  * Distributed under the terms of the BSD 3-Clause License.                 *
  ****************************************************************************/
 
-#ifndef XLOSS_DETAIL_KL_DIV_RUN_HPP
-#define XLOSS_DETAIL_KL_DIV_RUN_HPP
+#ifndef XLOSS_DETAIL_ENGINE_POINTWISE_RUN_HPP
+#define XLOSS_DETAIL_ENGINE_POINTWISE_RUN_HPP
 
-// The KL functions' bodies: each chooses the option path (weights, axes, logits input) or the
-// fused pass, into new arrays or the caller's outputs.
+// The bodies of a pointwise loss's calls: each chooses the option path (weights, axes, logits
+// input) or the fused pass, into new arrays or the caller's outputs.
 
 #include <stdexcept>
 #include <string>
@@ -16,15 +16,14 @@
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
-#include "../../kl_div_options.hpp"
-#include "../../kl_div_result.hpp"
+#include "../../pointwise_result.hpp"
 #include "../../reduction.hpp"
 #include "../core/allocate.hpp"
 #include "../core/error.hpp"
 #include "../core/output.hpp"
 #include "../core/overlap.hpp"
-#include "call.hpp"
-#include "general.hpp"
+#include "pointwise_call.hpp"
+#include "pointwise_general.hpp"
 
 namespace xloss
 {
@@ -33,8 +32,8 @@ namespace xloss
         namespace detail
         {
             /// kl_div(): the option path when the options need it, else one pass.
-            template <class V, class E1, class E2>
-            inline xt::xarray<V> loss(const E1& x, const E2& t, const kl_div_options& options, const char* func)
+            template <class V, class E1, class E2, class Options>
+            inline xt::xarray<V> loss(const E1& x, const E2& t, const Options& options, const char* func)
             {
                 if (needs_general(options))
                 {
@@ -43,11 +42,12 @@ namespace xloss
                 const loss_setup s = make_setup(x, t, options, func);
                 const bool reduce = options.reduction() != reduction::none;
                 xt::xarray<V> out = new_array<V>(reduce ? shape_type{} : s.shape);
-                const double value = with_ops(options,
-                                              [&](const auto& ops)
-                                              {
-                                                  return loss_pass<V>(ops, x, t, s, reduce, out.data());
-                                              });
+                const double value =
+                    pointwise_definition_t<Options>::with_ops(options,
+                                                              [&](const auto& ops)
+                                                              {
+                                                                  return loss_pass<V>(ops, x, t, s, reduce, out.data());
+                                                              });
                 if (reduce)
                 {
                     out() = static_cast<V>(value);
@@ -55,10 +55,10 @@ namespace xloss
                 return out;
             }
 
-            /// kl_div_backward() (A = kl_wrt::input) or kl_div_target_backward() (kl_wrt::target).
-            template <class V, kl_wrt A, class G, class E1, class E2>
-            inline xt::xarray<V> gradient_of(const G& grad_output, const E1& x, const E2& t,
-                                             const kl_div_options& options, const char* func)
+            /// kl_div_backward() (A = pointwise_wrt::input) or kl_div_target_backward() (pointwise_wrt::target).
+            template <class V, pointwise_wrt A, class G, class E1, class E2, class Options>
+            inline xt::xarray<V> gradient_of(const G& grad_output, const E1& x, const E2& t, const Options& options,
+                                             const char* func)
             {
                 if (needs_general(options))
                 {
@@ -68,8 +68,8 @@ namespace xloss
             }
 
             /// kl_div() into a caller's output; out stays untouched if anything throws.
-            template <class V, class O, class E1, class E2>
-            inline O& loss_out(O& out, const E1& x, const E2& t, const kl_div_options& options, const char* func)
+            template <class V, class O, class E1, class E2, class Options>
+            inline O& loss_out(O& out, const E1& x, const E2& t, const Options& options, const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
                 const shape_type loss_shape = make_plan(s, options, func).out_shape;
@@ -87,11 +87,12 @@ namespace xloss
                     return out;
                 }
                 const bool reduce = loss_shape.empty();
-                const double value = with_ops(options,
-                                              [&](const auto& ops)
-                                              {
-                                                  return loss_pass<V>(ops, x, t, s, reduce, data);
-                                              });
+                const double value =
+                    pointwise_definition_t<Options>::with_ops(options,
+                                                              [&](const auto& ops)
+                                                              {
+                                                                  return loss_pass<V>(ops, x, t, s, reduce, data);
+                                                              });
                 if (reduce)
                 {
                     store_loss(out, value);
@@ -99,12 +100,12 @@ namespace xloss
                 return out;
             }
 
-            template <class V, kl_wrt A, class O, class G, class E1, class E2>
-            inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t,
-                                   const kl_div_options& options, const char* func)
+            template <class V, pointwise_wrt A, class O, class G, class E1, class E2, class Options>
+            inline O& gradient_out(O& out, const G& grad_output, const E1& x, const E2& t, const Options& options,
+                                   const char* func)
             {
                 const loss_setup s = make_setup(x, t, options, func);
-                constexpr bool of_target = A == kl_wrt::target;
+                constexpr bool of_target = A == pointwise_wrt::target;
                 const shape_type& shape = arg_shape<A>(s);
                 const bool same_shape = check_out_shape(out, shape, func, of_target ? "grad_target" : "grad_input",
                                                         of_target ? "the target's shape" : "the input's shape");
@@ -123,19 +124,19 @@ namespace xloss
                 return out;
             }
 
-            template <class V, class E1, class E2>
-            inline kl_div_forward_backward_result<V> forward_backward(const E1& x, const E2& t,
-                                                                      const kl_div_options& options,
-                                                                      bool with_target_grad, const char* func)
+            template <class V, class E1, class E2, class Options>
+            inline pointwise_result<V> forward_backward(const E1& x, const E2& t, const Options& options,
+                                                        bool with_target_grad, const char* func)
             {
-                kl_div_forward_backward_result<V> r;
+                pointwise_result<V> r;
                 if (needs_general(options))
                 {
                     r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
-                    r.grad_input = general_gradient<V, kl_wrt::input>(1.0, x, t, no_weight<V>, options, func);
-                    r.grad_target = with_target_grad
-                                        ? general_gradient<V, kl_wrt::target>(1.0, x, t, no_weight<V>, options, func)
-                                        : new_array<V>({0});
+                    r.grad_input = general_gradient<V, pointwise_wrt::input>(1.0, x, t, no_weight<V>, options, func);
+                    r.grad_target =
+                        with_target_grad
+                            ? general_gradient<V, pointwise_wrt::target>(1.0, x, t, no_weight<V>, options, func)
+                            : new_array<V>({0});
                     return r;
                 }
                 const loss_setup s = make_setup(x, t, options, func);
@@ -148,11 +149,12 @@ namespace xloss
                 out.grad_input = gx.data();
                 out.grad_target = with_target_grad ? gt.data() : nullptr;
                 out.grad_scale = static_cast<V>(1. / s.divisor);
-                const double value = with_ops(options,
-                                              [&](const auto& ops)
-                                              {
-                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
-                                              });
+                const double value =
+                    pointwise_definition_t<Options>::with_ops(options,
+                                                              [&](const auto& ops)
+                                                              {
+                                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
+                                                              });
                 if (reduce)
                 {
                     r.loss() = static_cast<V>(value);
@@ -163,11 +165,10 @@ namespace xloss
             }
 
             /// The fused pass straight into the caller's outputs, or through forward_backward().
-            template <class V, class L, class O, class P, class E1, class E2>
+            template <class V, class L, class O, class P, class E1, class E2, class Options>
             inline void forward_backward_out(L& loss, O& grad_input, P* grad_target, const E1& x, const E2& t,
-                                             const kl_div_options& options)
+                                             const Options& options, const char* func)
             {
-                constexpr const char* func = "kl_div_forward_backward_out";
                 const loss_setup s = make_setup(x, t, options, func);
                 const shape_type loss_shape = make_plan(s, options, func).out_shape;
                 const bool reduce = options.reduction() != reduction::none;
@@ -207,11 +208,12 @@ namespace xloss
                 out.grad_input = gx;
                 out.grad_target = gt;
                 out.grad_scale = static_cast<V>(1. / s.divisor);
-                const double value = with_ops(options,
-                                              [&](const auto& ops)
-                                              {
-                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
-                                              });
+                const double value =
+                    pointwise_definition_t<Options>::with_ops(options,
+                                                              [&](const auto& ops)
+                                                              {
+                                                                  return fused_pass<V>(ops, x, t, s, reduce, out);
+                                                              });
                 if (reduce)
                 {
                     store_loss(loss, value);

@@ -838,3 +838,41 @@ TEST_CASE("The row engine's row-range entry: rows in chunks with one workspace g
         check_row_ranges(xloss::detail::jsd_policy(0.3), s, t, axis, splits);
     }
 }
+
+TEST_CASE("A divergence call is a plan: checked once, then run over row ranges with one workspace, reused without "
+          "allocating",
+          "[divergence][engine]")
+{
+    xt::random::seed(29);
+    const xt::xarray<float> s = xt::random::randn<float>({9, 37});
+    const xt::xarray<float> t = xt::random::randn<float>({9, 37});
+    const xt::xarray<long long> labels = {0, -100, 2, 3, -100, 5, 6, 7, 8};
+    const auto options = xloss::distill_options().temperature(2.);
+    const auto expected = xloss::ForwardKLLoss(options).forward_backward(s, t, labels);
+    const xloss::detail::divergence_call<float, long long> plan(s, t, labels, options, "plan");
+    CHECK(plan.kept() == 7);
+    CHECK(plan.divisor() == 7.);
+    xloss::detail::row_workspace<float> workspace;
+    const float* scratch = nullptr;
+    for (int pass = 0; pass < 2; ++pass)
+    {
+        INFO("pass " << pass);
+        xt::xarray<float> grad = xt::zeros<float>(s.shape());
+        xloss::detail::row_outputs<float> out;
+        out.grad_student = grad.data();
+        out.grad_scalar = 1. / plan.divisor();
+        double total = 0.;
+        for (auto range : {xloss::detail::row_range{0, 4}, xloss::detail::row_range{4, 5},
+                           xloss::detail::row_range{5, plan.rows()}})
+        {
+            total += plan.run(xloss::detail::forward_kl_policy{}, range, out, workspace);
+        }
+        CHECK(std::abs(total - expected.loss()) <= 1e-6 * expected.loss());
+        CHECK(xloss_test::same_across_loops(grad, expected.grad_student) == "");
+        if (scratch)
+        {
+            CHECK(workspace.take(0) == scratch); // the second pass reuses the first pass's scratch
+        }
+        scratch = workspace.take(0);
+    }
+}

@@ -96,7 +96,7 @@ namespace xloss
                 using V = detail::loss_value_t<E1, E2>;
                 constexpr auto name = detail::entry_name<Options, detail::pointwise_entry::loss>;
                 return detail::general_forward<V>(input.derived_cast(), target.derived_cast(),
-                                                  &sample_weight.derived_cast(), options, name());
+                                                  sample_weight.derived_cast(), options, name());
             }
 
             /// The gradient w.r.t. the input (its logits, with input(row_input::logits)), in its shape.
@@ -119,7 +119,7 @@ namespace xloss
                 using V = detail::loss_value_t<E1, E2>;
                 constexpr auto name = detail::entry_name<Options, detail::pointwise_entry::backward>;
                 return detail::general_gradient<V, detail::pointwise_wrt::input>(
-                    grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
+                    grad_output, input.derived_cast(), target.derived_cast(), sample_weight.derived_cast(), options,
                     name());
             }
 
@@ -143,7 +143,7 @@ namespace xloss
                 using V = detail::loss_value_t<E1, E2>;
                 constexpr auto name = detail::entry_name<Options, detail::pointwise_entry::target_backward>;
                 return detail::general_gradient<V, detail::pointwise_wrt::target>(
-                    grad_output, input.derived_cast(), target.derived_cast(), &sample_weight.derived_cast(), options,
+                    grad_output, input.derived_cast(), target.derived_cast(), sample_weight.derived_cast(), options,
                     name());
             }
 
@@ -200,7 +200,8 @@ namespace xloss
             {
                 using V = detail::loss_value_t<E1, E2>;
                 constexpr auto name = detail::entry_name<Options, detail::pointwise_entry::forward_backward_out>;
-                detail::forward_backward_out<V>(loss, grad_input, static_cast<O*>(nullptr), input.derived_cast(),
+                detail::no_output no_target;
+                detail::forward_backward_out<V>(loss, grad_input, no_target, input.derived_cast(),
                                                 target.derived_cast(), options, name());
             }
 
@@ -211,7 +212,7 @@ namespace xloss
             {
                 using V = detail::loss_value_t<E1, E2>;
                 constexpr auto name = detail::entry_name<Options, detail::pointwise_entry::forward_backward_out>;
-                detail::forward_backward_out<V>(loss, grad_input, &grad_target, input.derived_cast(),
+                detail::forward_backward_out<V>(loss, grad_input, grad_target, input.derived_cast(),
                                                 target.derived_cast(), options, name());
             }
         }

@@ -233,6 +233,22 @@ namespace xloss
                            row_checks checks = row_checks::while_running,
                            row_memory memory = row_memory::spare_rows) const
                 {
+                    row_workspace<V> workspace;
+                    return run(policy, row_range{0, m_rows.rows}, out, workspace, checks, memory);
+                }
+
+                /**
+                 * The call as a plan: its checks, kept-row count and divisor were made once, by the
+                 * constructor; this runs rows [range.first, range.last) into `out` (indexed as the whole
+                 * call's) with the caller's workspace, which allocates only when a run needs more than
+                 * the ones before it, and returns those rows' sum / divisor. The ranges' results add up
+                 * to run()'s, row for row.
+                 */
+                template <class Policy>
+                double run(const Policy& policy, row_range range, const row_outputs<V>& out,
+                           row_workspace<V>& workspace, row_checks checks = row_checks::while_running,
+                           row_memory memory = row_memory::spare_rows) const
+                {
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
@@ -241,7 +257,13 @@ namespace xloss
                     {
                         engine.check_rows();
                     }
-                    return engine.run(out, m_threads, memory) / m_divisor;
+                    return engine.run(range, out, m_threads, memory, workspace) / m_divisor;
+                }
+
+                /// The number of rows.
+                std::size_t rows() const noexcept
+                {
+                    return m_rows.rows;
                 }
 
                 /**

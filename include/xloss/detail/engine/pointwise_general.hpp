@@ -43,9 +43,27 @@ namespace xloss
     {
         namespace detail
         {
-            /// No sample weight, for the general path.
+            /// No sample weight: every term of the option path weighs the scalar weight alone.
+            struct no_sample_weight
+            {
+            };
+
+            /// Where the option path's terms go: written (the `none` loss), summed into one total, or
+            /// summed into the sums of the plan's kept axes.
             template <class V>
-            constexpr const xt::xarray<V>* no_weight = nullptr;
+            struct term_destination
+            {
+                enum class kind
+                {
+                    write,
+                    total,
+                    axis_sums
+                };
+
+                kind what = kind::total;
+                V* loss = nullptr;                        ///< kind::write: the loss, of the broadcast shape
+                std::vector<double>* axis_sums = nullptr; ///< kind::axis_sums: of the plan's keep_shape
+            };
 
             /// Whether the options need the general path.
             template <class Options>
@@ -161,16 +179,20 @@ namespace xloss
                 return z;
             }
 
-            /// Checks that the sample weight (when given) broadcasts to the loss's broadcast shape.
+            /// Checks that the sample weight broadcasts to the loss's broadcast shape.
             template <class W>
-            inline void check_sample_weight(const W* w, const loss_setup& s, const char* func)
+            inline void check_sample_weight(const W& w, const loss_setup& s, const char* func)
             {
-                if (w && !broadcasts_to(to_shape(w->shape()), s.shape))
+                if (!broadcasts_to(to_shape(w.shape()), s.shape))
                 {
                     detail::raise(std::invalid_argument(
-                        std::string("xloss::") + func + ": sample_weight of shape " + shape_to_string(w->shape())
+                        std::string("xloss::") + func + ": sample_weight of shape " + shape_to_string(w.shape())
                         + " does not broadcast to the shape " + shape_to_string(s.shape) + " of input and target"));
                 }
+            }
+
+            inline void check_sample_weight(no_sample_weight, const loss_setup&, const char*) noexcept
+            {
             }
 
             /// An op times a per-element weight (taken as its g) and the scalar weight k: MXNet's order.
@@ -198,19 +220,20 @@ namespace xloss
                 bool has_sample;
 
                 template <class W, class Options>
-                weights(const W* w, const loss_setup& s, const Options& options)
-                    : k(static_cast<V>(options.weight()))
-                    , has_sample(w != nullptr)
+                weights(const W& w, const loss_setup& s, const Options& options)
+                    : sample(xt::cast<V>(w))
+                    , strides(broadcast_strides(aligned_shape(to_shape(sample.shape()), s.shape.size())))
+                    , k(static_cast<V>(options.weight()))
+                    , has_sample(true)
                 {
-                    if (w)
-                    {
-                        sample = xt::cast<V>(*w);
-                        strides = broadcast_strides(aligned_shape(to_shape(sample.shape()), s.shape.size()));
-                    }
-                    else
-                    {
-                        strides = shape_type(s.shape.size(), 0);
-                    }
+                }
+
+                template <class Options>
+                weights(no_sample_weight, const loss_setup& s, const Options& options)
+                    : strides(s.shape.size(), 0)
+                    , k(static_cast<V>(options.weight()))
+                    , has_sample(false)
+                {
                 }
 
                 /// Calls f with the sample weight of a run: a pointer, or one value (also without one).
@@ -265,15 +288,16 @@ namespace xloss
             /// One run of weighted_pass: its terms written, summed into acc, or summed into the axis sums.
             template <class B, class Op, class W>
             XLOSS_INLINE void run_terms(const Op& op, const value_type_t<B>* x, const value_type_t<B>* t, W w,
-                                        std::size_t m, const broadcast_run<2>& run, value_type_t<B>* out,
-                                        std::vector<double>* axis_sums, block_sum<B>& acc)
+                                        std::size_t m, const broadcast_run<2>& run, std::size_t i,
+                                        const term_destination<value_type_t<B>>& to, block_sum<B>& acc)
             {
                 using V = value_type_t<B>;
-                if (out)
+                using kind = typename term_destination<V>::kind;
+                if (to.what == kind::write)
                 {
-                    map<B>(op, x, t, w, out, m);
+                    map<B>(op, x, t, w, to.loss + i, m);
                 }
-                else if (!axis_sums)
+                else if (to.what == kind::total)
                 {
                     acc.add(op, x, t, w, m);
                 }
@@ -281,7 +305,7 @@ namespace xloss
                 {
                     block_sum<B> row;
                     row.add(op, x, t, w, m);
-                    (*axis_sums)[run.first[1]] += row.total();
+                    (*to.axis_sums)[run.first[1]] += row.total();
                 }
                 else
                 {
@@ -293,21 +317,20 @@ namespace xloss
                         map<B>(op, x + c, t + c, offset_arg(w, c), buf, len);
                         for (std::size_t j = 0; j < len; ++j)
                         {
-                            (*axis_sums)[run.first[1] + c + j] += static_cast<double>(buf[j]);
+                            (*to.axis_sums)[run.first[1] + c + j] += static_cast<double>(buf[j]);
                         }
                     }
                 }
             }
 
             /**
-             * The weighted terms over the broadcast shape, a run at a time: written to `loss_out` (the
-             * `none` loss), or summed over all elements (returned), or over the plan's axes into
-             * `axis_sums` (of the plan's keep_shape). Nothing of the broadcast shape is allocated.
+             * The weighted terms over the broadcast shape, a run at a time, to their destination: written
+             * (the `none` loss), summed over all elements (returned), or summed over the plan's axes.
+             * Nothing of the broadcast shape is allocated.
              */
             template <class V, class Term>
             inline double weighted_pass(const Term& term, const V* x, const V* t, const weights<V>& w,
-                                        const loss_setup& s, const reduce_plan& plan, V* loss_out,
-                                        std::vector<double>* axis_sums)
+                                        const loss_setup& s, const reduce_plan& plan, const term_destination<V>& to)
             {
                 using batch = default_batch<V>;
                 const weighted_term<Term, V> op{term, w.k};
@@ -315,7 +338,7 @@ namespace xloss
                 const shape_type out_strides = broadcast_strides(plan.keep_shape);
                 const shape_type* const parts[2] = {&w.strides, &out_strides};
                 std::vector<double> totals((n + partition_size - 1) / partition_size, 0.);
-                for_each_piece(n, s.threads, !axis_sums,
+                for_each_piece(n, s.threads, to.what != term_destination<V>::kind::axis_sums,
                                [&](std::size_t begin, std::size_t end)
                                {
                                    block_sum<batch> acc;
@@ -325,9 +348,8 @@ namespace xloss
                                                     w.with_run(run.first[0], run.step[0],
                                                                [&](auto wr)
                                                                {
-                                                                   run_terms<batch>(op, x + i, t + i, wr, m, run,
-                                                                                    loss_out ? loss_out + i : nullptr,
-                                                                                    axis_sums, acc);
+                                                                   run_terms<batch>(op, x + i, t + i, wr, m, run, i, to,
+                                                                                    acc);
                                                                });
                                                 });
                                    totals[begin / partition_size] = acc.total();
@@ -357,9 +379,9 @@ namespace xloss
                                                           });
             }
 
-            /// The loss with weights, axes and logits; `w` is the sample weight or null.
+            /// The loss with weights, axes and logits; `w` is the sample weight or no_sample_weight.
             template <class V, class E1, class E2, class W, class Options>
-            inline xt::xarray<V> general_forward(const E1& input, const E2& t, const W* w, const Options& options,
+            inline xt::xarray<V> general_forward(const E1& input, const E2& t, const W& w, const Options& options,
                                                  const char* func)
             {
                 const loss_setup s = make_setup(input, t, options, func);
@@ -369,11 +391,13 @@ namespace xloss
                 const bool none = options.reduction() == reduction::none;
                 xt::xarray<V> r = new_array<V>(none ? s.shape : plan.out_shape);
                 std::vector<double> axis_sums(none || plan.all ? 0 : size_of(plan.keep_shape), 0.);
+                using kind = typename term_destination<V>::kind;
+                const term_destination<V> to{none ? kind::write : (plan.all ? kind::total : kind::axis_sums), r.data(),
+                                             &axis_sums};
                 double total = 0.;
                 auto pass = [&](const auto& ops, auto xr, auto tr)
                 {
-                    total = weighted_pass<V>(ops.term, xr.data, tr.data, wt, s, plan, none ? r.data() : nullptr,
-                                             none || plan.all ? nullptr : &axis_sums);
+                    total = weighted_pass<V>(ops.term, xr.data, tr.data, wt, s, plan, to);
                 };
                 if (options.input_logits())
                 {
@@ -450,7 +474,7 @@ namespace xloss
 
             /// The gradient w.r.t. the input (its logits, with input_logits) or the target.
             template <class V, pointwise_wrt A, class G, class E1, class E2, class W, class Options>
-            inline xt::xarray<V> general_gradient(const G& grad_output, const E1& input, const E2& t, const W* w,
+            inline xt::xarray<V> general_gradient(const G& grad_output, const E1& input, const E2& t, const W& w,
                                                   const Options& options, const char* func)
             {
                 const loss_setup s = make_setup(input, t, options, func);

@@ -37,7 +37,7 @@ namespace xloss
             {
                 if (needs_general(options))
                 {
-                    return general_forward<V>(x, t, no_weight<V>, options, func);
+                    return general_forward<V>(x, t, no_sample_weight{}, options, func);
                 }
                 const loss_setup s = make_setup(x, t, options, func);
                 const bool reduce = options.reduction() != reduction::none;
@@ -62,7 +62,7 @@ namespace xloss
             {
                 if (needs_general(options))
                 {
-                    return general_gradient<V, A>(grad_output, x, t, no_weight<V>, options, func);
+                    return general_gradient<V, A>(grad_output, x, t, no_sample_weight{}, options, func);
                 }
                 return gradient<V, A>(grad_output, x, t, options, func);
             }
@@ -111,7 +111,7 @@ namespace xloss
                                                         of_target ? "the target's shape" : "the input's shape");
                 if (needs_general(options))
                 {
-                    assign_out(out, general_gradient<V, A>(grad_output, x, t, no_weight<V>, options, func));
+                    assign_out(out, general_gradient<V, A>(grad_output, x, t, no_sample_weight{}, options, func));
                     return out;
                 }
                 V* data = same_shape && shape == s.shape ? writable_data<V>(out) : nullptr;
@@ -131,11 +131,12 @@ namespace xloss
                 pointwise_result<V> r;
                 if (needs_general(options))
                 {
-                    r.loss = general_forward<V>(x, t, no_weight<V>, options, func);
-                    r.grad_input = general_gradient<V, pointwise_wrt::input>(1.0, x, t, no_weight<V>, options, func);
+                    r.loss = general_forward<V>(x, t, no_sample_weight{}, options, func);
+                    r.grad_input =
+                        general_gradient<V, pointwise_wrt::input>(1.0, x, t, no_sample_weight{}, options, func);
                     r.grad_target =
                         with_target_grad
-                            ? general_gradient<V, pointwise_wrt::target>(1.0, x, t, no_weight<V>, options, func)
+                            ? general_gradient<V, pointwise_wrt::target>(1.0, x, t, no_sample_weight{}, options, func)
                             : new_array<V>({0});
                     return r;
                 }
@@ -164,50 +165,76 @@ namespace xloss
                 return r;
             }
 
-            /// The fused pass straight into the caller's outputs, or through forward_backward().
+            /// The target's gradient not asked for (forward_backward_out with two outputs).
+            struct no_output
+            {
+            };
+
+            /**
+             * The caller's outputs as the fused pass writes them in place (pointers of the broadcast
+             * shape), with `in_place` false where it cannot: an output of another shape than the
+             * broadcast one, one xtensor would resize, one not contiguous, one overlapping an input.
+             */
+            template <class V, class L, class O, class P, class E1, class E2>
+            inline pointwise_outputs<V> in_place_outputs(L& loss, O& grad_input, P& grad_target, const E1& x,
+                                                         const E2& t, const loss_setup& s, const shape_type& loss_shape,
+                                                         bool reduce, const char* func, bool& in_place)
+            {
+                constexpr bool target = !std::is_same<P, no_output>::value;
+                bool fit = check_loss_out(loss, loss_shape, func, "loss");
+                fit = check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape") && fit;
+                pointwise_outputs<V> out;
+                if constexpr (target)
+                {
+                    fit =
+                        check_out_shape(grad_target, s.target_shape, func, "grad_target", "the target's shape") && fit;
+                }
+                const bool same_shapes = fit && s.input_shape == s.shape && s.target_shape == s.shape;
+                if (same_shapes)
+                {
+                    out.grad_input = writable_data<V>(grad_input);
+                    if constexpr (target)
+                    {
+                        out.grad_target = writable_data<V>(grad_target);
+                    }
+                }
+                if constexpr (!std::is_arithmetic<L>::value)
+                {
+                    out.loss = reduce ? nullptr : writable_data<V>(loss);
+                }
+                const std::size_t n = size_of(s.shape);
+                const bool overlap = overlaps_inputs(out.grad_input, n, x, t)
+                                     || overlaps_inputs(out.grad_target, n, x, t)
+                                     || overlaps_inputs(out.loss, reduce ? 0 : n, x, t);
+                in_place = out.grad_input && (!target || out.grad_target) && (reduce || out.loss) && !overlap;
+                out.grad_scale = static_cast<V>(1. / s.divisor);
+                return out;
+            }
+
+            /// The fused pass straight into the caller's outputs, or through forward_backward(); P is
+            /// no_output when the target's gradient is not asked for.
             template <class V, class L, class O, class P, class E1, class E2, class Options>
-            inline void forward_backward_out(L& loss, O& grad_input, P* grad_target, const E1& x, const E2& t,
+            inline void forward_backward_out(L& loss, O& grad_input, P& grad_target, const E1& x, const E2& t,
                                              const Options& options, const char* func)
             {
+                constexpr bool target = !std::is_same<P, no_output>::value;
                 const loss_setup s = make_setup(x, t, options, func);
                 const shape_type loss_shape = make_plan(s, options, func).out_shape;
                 const bool reduce = options.reduction() != reduction::none;
-                // Outputs that xtensor would resize (check_out_shape returns false) go through the aside path.
-                bool outs_fit = check_loss_out(loss, loss_shape, func, "loss");
-                outs_fit =
-                    check_out_shape(grad_input, s.input_shape, func, "grad_input", "the input's shape") && outs_fit;
-                if (grad_target)
+                bool in_place = false;
+                const pointwise_outputs<V> out =
+                    in_place_outputs<V>(loss, grad_input, grad_target, x, t, s, loss_shape, reduce, func, in_place);
+                if (!in_place || needs_general(options))
                 {
-                    outs_fit = check_out_shape(*grad_target, s.target_shape, func, "grad_target", "the target's shape")
-                               && outs_fit;
-                }
-                const bool same_shapes = outs_fit && s.input_shape == s.shape && s.target_shape == s.shape;
-                V* gx = same_shapes ? writable_data<V>(grad_input) : nullptr;
-                V* gt = same_shapes && grad_target ? writable_data<V>(*grad_target) : nullptr;
-                V* lo = nullptr;
-                if constexpr (!std::is_arithmetic<L>::value)
-                {
-                    lo = reduce ? nullptr : writable_data<V>(loss);
-                }
-                const std::size_t n = size_of(s.shape);
-                const bool overlap = overlaps_inputs(gx, n, x, t) || overlaps_inputs(gt, n, x, t)
-                                     || overlaps_inputs(lo, reduce ? 0 : n, x, t);
-                if (!gx || (grad_target && !gt) || (!reduce && !lo) || needs_general(options) || overlap)
-                {
-                    auto r = forward_backward<V>(x, t, options, grad_target != nullptr, func);
+                    auto r = forward_backward<V>(x, t, options, target, func);
                     assign_loss(loss, r.loss);
                     assign_out(grad_input, r.grad_input);
-                    if (grad_target)
+                    if constexpr (target)
                     {
-                        assign_out(*grad_target, r.grad_target);
+                        assign_out(grad_target, r.grad_target);
                     }
                     return;
                 }
-                pointwise_outputs<V> out;
-                out.loss = lo;
-                out.grad_input = gx;
-                out.grad_target = gt;
-                out.grad_scale = static_cast<V>(1. / s.divisor);
                 const double value =
                     pointwise_definition_t<Options>::with_ops(options,
                                                               [&](const auto& ops)

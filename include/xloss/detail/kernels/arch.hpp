@@ -19,6 +19,8 @@
 // | opaque_barrier<B>     | false: opaque(v) is v             | GCC/clang: an empty asm holds v         |
 // | exp_per_lane<B>       | false: xsimd's exp                | -ffast-math without SSE4.1: the C       |
 // |                       |                                   | library's exp per lane                  |
+// | log_per_lane<B>       | false: xsimd's log                | clang -ffast-math, double: the C        |
+// |                       |                                   | library's log per lane                  |
 // | table_log<B>          | false                             | AVX-512DQ: log_normal (a table log of   |
 // |                       |                                   | positive normal numbers) and            |
 // |                       |                                   | finite_and_normal_or_zero(x, t)         |
@@ -76,6 +78,26 @@ namespace xloss
             struct exp_per_lane : std::false_type
             {
             };
+
+            /// Whether xsimd's double log is unsafe under the translation unit's flags, so that log takes
+            /// the C library's per lane.
+            template <class B, class = void>
+            struct log_per_lane : std::false_type
+            {
+            };
+
+            /// f applied to each lane of x (a batch): the C library's functions where xsimd's are unsafe.
+            template <class B, class F>
+            inline B per_lane(const B& x, F f) noexcept
+            {
+                alignas(64) typename B::value_type lanes[B::size];
+                x.store_aligned(lanes);
+                for (auto& v : lanes)
+                {
+                    v = f(v);
+                }
+                return B::load_aligned(lanes);
+            }
 
             /// Whether `log_normal(x)` (a table log of positive, normal, finite x) and
             /// `finite_and_normal_or_zero(x, t)` (every lane of x finite, every lane of t a positive

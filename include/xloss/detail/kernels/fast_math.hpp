@@ -220,13 +220,11 @@ namespace xloss
             {
                 if constexpr (exp_per_lane<xsimd::batch<T, A>>::value)
                 {
-                    alignas(64) T lanes[xsimd::batch<T, A>::size];
-                    x.store_aligned(lanes);
-                    for (T& v : lanes)
-                    {
-                        v = std::exp(v);
-                    }
-                    return xsimd::batch<T, A>::load_aligned(lanes);
+                    return per_lane(x,
+                                    [](T v)
+                                    {
+                                        return std::exp(v);
+                                    });
                 }
                 else
                 {
@@ -307,17 +305,14 @@ namespace xloss
             inline xsimd::batch<double, A> log_ieee(const xsimd::batch<double, A>& x) noexcept
             {
                 using F = xsimd::batch<double, A>;
-#if defined(__FAST_MATH__) && defined(__clang__)
-                // clang's -ffast-math build of xsimd 8.1's double log is wrong on AVX2 (log(0.128) gives
-                // 0.0247): the C library's per lane there.
-                alignas(64) double lanes[F::size];
-                x.store_aligned(lanes);
-                for (double& v : lanes)
+                if constexpr (log_per_lane<F>::value)
                 {
-                    v = std::log(v);
+                    return log_special_values(x, per_lane(x,
+                                                          [](double v)
+                                                          {
+                                                              return std::log(v);
+                                                          }));
                 }
-                return log_special_values(x, F::load_aligned(lanes));
-#endif
                 const auto subnormal = (x < F(std::numeric_limits<double>::min())) & (x > F(0.));
                 const F y = xsimd::log(xsimd::select(subnormal, x * F(0x1p52), x));
                 return log_special_values(x, xsimd::select(subnormal, y - F(0x1.205966f2b4f12p+5), y));

@@ -58,6 +58,39 @@ namespace xloss
             };
 
             /**
+             * One block of a reduced fused pass: the terms summed into acc and the gradients asked for
+             * in `out` written, each batch of x and t loaded once, the gradients to write known at
+             * compile time.
+             */
+            template <class V, class Ops, class PX, class PT, class PG, class Acc>
+            XLOSS_INLINE void summed_block_with_gradients(const Ops& ops, PX px, PT pt, PG pg, std::size_t m,
+                                                          std::size_t offset, const pointwise_outputs<V>& out, Acc& acc)
+            {
+                using batch = default_batch<V>;
+                // (A gradient not asked for stays null: no offset on a null pointer.)
+                V* const grad_input = out.grad_input ? out.grad_input + offset : nullptr;
+                V* const grad_target = out.grad_target ? out.grad_target + offset : nullptr;
+                auto fused = [&](auto input, auto target) XLOSS_INLINE_LAMBDA
+                {
+                    acc.add(ops.term, px, pt, pg, m,
+                            [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i, std::size_t count)
+                            {
+                                if constexpr (decltype(input)::value)
+                                {
+                                    store_lanes(grad_input + i, ops.input_grad(xb, tb, gb), count);
+                                }
+                                if constexpr (decltype(target)::value)
+                                {
+                                    store_lanes(grad_target + i, ops.target_grad(xb, tb, gb), count);
+                                }
+                            });
+                };
+                using yes = std::true_type;
+                using no = std::false_type;
+                out.grad_input ? (out.grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{})) : fused(no{}, yes{});
+            }
+
+            /**
              * One pass over input and target: returns the reduced loss (sum / divisor) when `reduce`,
              * else writes the `none` loss; writes the gradients asked for in `out`.
              */
@@ -65,66 +98,38 @@ namespace xloss
             inline double fused_pass(const Ops& ops, const E1& x, const E2& t, const loss_setup& s, bool reduce,
                                      const pointwise_outputs<V>& out)
             {
-                V* const loss_out = out.loss;
-                V* const grad_input = out.grad_input;
-                V* const grad_target = out.grad_target;
-                const V grad_scale = out.grad_scale;
                 using batch = default_batch<V>;
-                const auto& term = ops.term;
-                const scalar_source<V> g{grad_scale};
+                const scalar_source<V> g{out.grad_scale};
                 const double total = walk<block_sum<batch>, V>(
                     x, t, g, s.shape, s.threads,
                     [&](auto px, auto pt, auto pg, std::size_t m, std::size_t offset, auto& acc)
                     {
-                        if (reduce && !grad_input && !grad_target)
+                        if (reduce && !out.grad_input && !out.grad_target)
                         {
-                            acc.add(term, px, pt, pg, m);
+                            acc.add(ops.term, px, pt, pg, m);
                             return;
                         }
                         if constexpr (gradients)
                         {
                             if (reduce)
                             {
-                                // One loop: each batch of x and t is loaded once for the term and the
-                                // gradients, with the gradients to write known at compile time.
-                                auto fused = [&](auto input, auto target)
-                                {
-                                    acc.add(term, px, pt, pg, m,
-                                            [&](const batch& xb, const batch& tb, const batch& gb, std::size_t i,
-                                                std::size_t count)
-                                            {
-                                                if constexpr (decltype(input)::value)
-                                                {
-                                                    store_lanes(grad_input + offset + i, ops.input_grad(xb, tb, gb),
-                                                                count);
-                                                }
-                                                if constexpr (decltype(target)::value)
-                                                {
-                                                    store_lanes(grad_target + offset + i, ops.target_grad(xb, tb, gb),
-                                                                count);
-                                                }
-                                            });
-                                };
-                                using yes = std::true_type;
-                                using no = std::false_type;
-                                grad_input ? (grad_target ? fused(yes{}, yes{}) : fused(yes{}, no{}))
-                                           : fused(no{}, yes{});
+                                summed_block_with_gradients<V>(ops, px, pt, pg, m, offset, out, acc);
                                 return;
                             }
                         }
-                        if (loss_out)
+                        if (out.loss)
                         {
-                            map<batch>(term, px, pt, pg, loss_out + offset, m);
+                            map<batch>(ops.term, px, pt, pg, out.loss + offset, m);
                         }
                         if constexpr (gradients)
                         {
-                            if (grad_input)
+                            if (out.grad_input)
                             {
-                                map<batch>(ops.input_grad, px, pt, pg, grad_input + offset, m);
+                                map<batch>(ops.input_grad, px, pt, pg, out.grad_input + offset, m);
                             }
-                            if (grad_target)
+                            if (out.grad_target)
                             {
-                                map<batch>(ops.target_grad, px, pt, pg, grad_target + offset, m);
+                                map<batch>(ops.target_grad, px, pt, pg, out.grad_target + offset, m);
                             }
                         }
                     });

@@ -193,6 +193,8 @@ TEST_CASE("A new pointwise loss: the option path (weights, axes, logits input)",
     CHECK(compare(pw::backward(1.0, x, t, logits), through, 1e-10, 1e-12) == "");
 }
 
+// Bit-identical for any thread count; under -ffast-math (same_values), to 64 ulp: the compiler may
+// reassociate the threaded region, compiled as a function of its own, differently (seen in double).
 TEST_CASE("A new pointwise loss: threads give bit-identical results", "[pointwise][threads]")
 {
     const auto [x, t] = make_inputs({3 * 65536 + 77}, 5);
@@ -202,9 +204,9 @@ TEST_CASE("A new pointwise loss: threads give bit-identical results", "[pointwis
     {
         INFO("threads " << threads);
         const auto fused = pw::forward_backward(x, t, options(one).num_threads(threads), true);
-        CHECK(xloss_test::identical(fused.loss, fused1.loss));
-        CHECK(xloss_test::identical(fused.grad_input, fused1.grad_input));
-        CHECK(xloss_test::identical(fused.grad_target, fused1.grad_target));
-        CHECK(xloss_test::identical(pw::loss(x, t, options(one).num_threads(threads)), fused1.loss));
+        CHECK(same_values(fused.loss, fused1.loss) == "");
+        CHECK(same_values(fused.grad_input, fused1.grad_input) == "");
+        CHECK(same_values(fused.grad_target, fused1.grad_target) == "");
+        CHECK(same_values(pw::loss(x, t, options(one).num_threads(threads)), fused1.loss) == "");
     }
 }

@@ -154,7 +154,7 @@ TEST_CASE("A new pointwise loss: _out calls and the fused forward and backward",
 TEST_CASE("A new pointwise loss: the module, in its own value type and in float", "[pointwise][module]")
 {
     const auto [x, t] = make_inputs({3, 8}, 3);
-    const squared_error::MSELoss<> loss(options(xloss::reduction::sum));
+    const squared_error::MSELoss<> loss{options(xloss::reduction::sum)};
     CHECK(loss.reduction() == xloss::reduction::sum);
     CHECK(same_values(loss(x, t), pw::loss(x, t, loss.options())) == "");
     CHECK(same_values(loss.forward(x, t), loss(x, t)) == "");
@@ -162,7 +162,7 @@ TEST_CASE("A new pointwise loss: the module, in its own value type and in float"
     CHECK(same_values(loss.backward(x, t, 3.0), pw::backward(3.0, x, t, loss.options())) == "");
     CHECK(same_values(loss.target_backward(x, t), pw::target_backward(1.0, x, t, loss.options())) == "");
     CHECK(compare(loss.forward_backward(x, t).grad_input, loss.backward(x, t), tol, 0) == "");
-    const squared_error::MSELoss<float> in_float(options(xloss::reduction::sum));
+    const squared_error::MSELoss<float> in_float{options(xloss::reduction::sum)};
     const xt::xarray<float> xf = xt::cast<float>(x), tf = xt::cast<float>(t);
     CHECK(compare(in_float(x, t), pw::loss(xf, tf, loss.options()), 1e-6, 0) == "");
 }

@@ -853,6 +853,9 @@ TEST_CASE("A divergence call is a plan: checked once, then run over row ranges w
     CHECK(plan.kept() == 7);
     CHECK(plan.divisor() == 7.);
     xloss::detail::row_workspace<float> workspace;
+    CHECK_THROWS_WITH(plan.run(xloss::detail::forward_kl_policy{}, xloss::detail::row_range{4, 10},
+                               xloss::detail::row_outputs<float>{}, workspace),
+                      "xloss::plan: rows [4, 10) of a call of 9 rows");
     const float* scratch = nullptr;
     for (int pass = 0; pass < 2; ++pass)
     {
@@ -862,8 +865,8 @@ TEST_CASE("A divergence call is a plan: checked once, then run over row ranges w
         out.grad_student = grad.data();
         out.grad_scalar = 1. / plan.divisor();
         double total = 0.;
-        for (auto range : {xloss::detail::row_range{0, 4}, xloss::detail::row_range{4, 5},
-                           xloss::detail::row_range{5, plan.rows()}})
+        for (auto range :
+             {xloss::detail::row_range{0, 4}, xloss::detail::row_range{4, 5}, xloss::detail::row_range{5, plan.rows()}})
         {
             total += plan.run(xloss::detail::forward_kl_policy{}, range, out, workspace);
         }

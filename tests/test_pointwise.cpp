@@ -117,8 +117,11 @@ TEST_CASE("A new pointwise loss: the allocating calls against its formula, every
     // The errors name the loss's own entry points and options.
     CHECK_THROWS_WITH(pw::loss(x, t, options().weight(std::nan(""))),
                       "xloss::mse_loss: weight must be finite, got nan");
-    xt::xarray<double> out = x;
-    CHECK_THROWS_WITH(pw::loss_out(out, x, t, options().divisor(-1.)), xloss_test::contains("mse_options::divisor"));
+    CHECK_THROWS_WITH(options().divisor(-1.), xloss_test::contains("xloss::mse_options::divisor"));
+    double out = 7.;
+    CHECK_THROWS_WITH(pw::loss_out(out, x, t, options(xloss::reduction::none)),
+                      "xloss::mse_loss_out: out is a scalar, but the loss has shape (4, 5, 3)");
+    CHECK(out == 7.); // untouched
 }
 
 TEST_CASE("A new pointwise loss: _out calls and the fused forward and backward", "[pointwise]")

@@ -366,7 +366,7 @@ namespace
             peak = ref.peak;
             return m;
         };
-        xloss::detail::with_ops(
+        xloss::detail::kl_div_definition::with_ops(
             opts,
             [&](const auto& ops)
             {

@@ -238,17 +238,25 @@ namespace xloss
                 }
 
                 /**
-                 * The call as a plan: its checks, kept-row count and divisor were made once, by the
-                 * constructor; this runs rows [range.first, range.last) into `out` (indexed as the whole
-                 * call's) with the caller's workspace, which allocates only when a run needs more than
-                 * the ones before it, and returns those rows' sum / divisor. The ranges' results add up
-                 * to run()'s, row for row.
+                 * The call as a plan: its checks of the options, shapes and labels, kept-row count and
+                 * divisor were made once, by the constructor; this runs rows [range.first, range.last)
+                 * into `out` (indexed as the whole call's) with the caller's workspace, which allocates
+                 * only when a run needs more than the ones before it, and returns those rows' sum /
+                 * divisor. The ranges' results add up to run()'s, row for row. (row_checks::before_writing
+                 * checks every row of the call first, and may allocate a buffer for rows along an inner
+                 * axis: the `_out` calls' mode, not a chunked run's.)
                  */
                 template <class Policy>
                 double run(const Policy& policy, row_range range, const row_outputs<V>& out,
                            row_workspace<V>& workspace, row_checks checks = row_checks::while_running,
                            row_memory memory = row_memory::spare_rows) const
                 {
+                    if (range.first > range.last || range.last > m_rows.rows)
+                    {
+                        detail::raise(std::out_of_range(
+                            std::string("xloss::") + m_func + ": rows [" + std::to_string(range.first) + ", "
+                            + std::to_string(range.last) + ") of a call of " + std::to_string(m_rows.rows) + " rows"));
+                    }
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,

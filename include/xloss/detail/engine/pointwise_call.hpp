@@ -24,7 +24,7 @@
 #include XLOSS_XTENSOR_HEADER(generators, xbuilder.hpp)
 #include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
-#include "../../reduction.hpp"
+#include "../core/vocabulary.hpp"
 #include "../core/allocate.hpp"
 #include "../core/axis_sum.hpp"
 #include "../core/divisor.hpp"

@@ -17,7 +17,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "../../pointwise_result.hpp"
-#include "../../reduction.hpp"
+#include "../core/vocabulary.hpp"
 #include "../core/allocate.hpp"
 #include "../core/error.hpp"
 #include "../core/output.hpp"

@@ -86,6 +86,15 @@ namespace xloss
             {
             };
 
+#if XLOSS_USE_SIMD && defined(__FAST_MATH__) && defined(__clang__)
+            // clang's -ffast-math build of xsimd 8.1's double log is wrong on AVX2 (log(0.128) gave
+            // 0.0247); every instruction set, as xsimd's double log is the same generic code on each.
+            template <class A>
+            struct log_per_lane<xsimd::batch<double, A>> : std::true_type
+            {
+            };
+#endif
+
             /// f applied to each lane of x (a batch): the C library's functions where xsimd's are unsafe.
             template <class B, class F>
             inline B per_lane(const B& x, F f) noexcept

@@ -94,14 +94,6 @@ namespace xloss
             };
 #endif
 
-#if defined(__FAST_MATH__) && defined(__clang__)
-            // clang's -ffast-math build of xsimd 8.1's double log is wrong on AVX2 (log(0.128) gave
-            // 0.0247).
-            template <class A>
-            struct log_per_lane<xsimd::batch<double, A>> : std::true_type
-            {
-            };
-#endif
         }
     }
 }

@@ -311,7 +311,7 @@ TEST_CASE("Divergence errors name the argument, the value and the row", "[diverg
     CHECK_THROWS_WITH(
         (void)xloss::forward_kl(s, t, xt::xarray<int>{0, 0}),
         "xloss::forward_kl: labels of shape (2) do not match the rows of the logits, of shape (2, 3) (the "
-        "logits' shape (2, 3, 4) without the class axis)");
+        "logits' shape (2, 3, 4) without the class axis), nor have as many elements");
     // Options are checked where they are set.
     CHECK_THROWS_WITH(xloss::jsd_options().beta(1.5), "xloss::jsd_options::beta: beta must be in [0, 1], got 1.5");
     CHECK_THROWS_WITH(xloss::distill_options().temperature(0),
@@ -786,7 +786,7 @@ namespace
         row_shape.erase(row_shape.begin() + static_cast<std::ptrdiff_t>(axis));
         const xloss::detail::row_engine<B, Policy, xloss::detail::keep_all> engine(
             policy, xloss::detail::row_source<V>{s.data(), t.data(), rows, row_shape}, xloss::detail::keep_all{},
-            xloss::detail::row_settings{1.5, xloss::row_input::logits, xloss::detail::loss_layout::per_row,
+            xloss::detail::row_settings{1.5, xloss::temperature_scale::squared, xloss::row_input::logits, xloss::detail::loss_layout::per_row,
                                         xloss::detail::row_checks::while_running, "check_row_ranges"});
         auto outputs = [&](xt::xarray<V>& loss, xt::xarray<V>& grad)
         {
@@ -878,4 +878,55 @@ TEST_CASE("A divergence call is a plan: checked once, then run over row ranges w
         }
         scratch = workspace.take(0);
     }
+}
+
+TEST_CASE("Divergences without the T^2 factor (TRL's and Liger-Kernel's convention)", "[divergence]")
+{
+    const xt::xarray<double> s = {{0.3, -1.2, 2.0, 0.1}, {1.5, 0.2, -0.7, 0.9}, {-0.4, 0.8, 0.05, -2.1}};
+    const xt::xarray<double> t = {{1.1, -0.2, 0.4, 0.9}, {-1.0, 2.2, 0.3, 0.0}, {0.7, -1.5, 1.9, 0.2}};
+    const double temperature = 2.5, t2 = temperature * temperature;
+    const auto squared = xloss::jsd_options().beta(0.3).temperature(temperature);
+    const auto plain = xloss::jsd_options(squared).temperature_scale(xloss::temperature_scale::none);
+    CHECK(squared.temperature_scale() == xloss::temperature_scale::squared);
+    const auto a = xloss::GeneralizedJSDLoss(squared).forward_backward(s, t);
+    const auto b = xloss::GeneralizedJSDLoss(plain).forward_backward(s, t);
+    CHECK(b.loss() == Approx(a.loss() / t2).epsilon(1e-14));
+    CHECK(xloss_test::compare(b.grad_student, a.grad_student / t2, 1e-13, 1e-15) == "");
+    // The loss-only phase (forward KL) and the per-row loss too.
+    const auto none = xloss::distill_options().temperature(temperature).reduction(xloss::reduction::none);
+    const xt::xarray<double> rows = xloss::ForwardKLLoss(none)(s, t);
+    const xt::xarray<double> plain_rows =
+        xloss::ForwardKLLoss(xloss::distill_options(none).temperature_scale(xloss::temperature_scale::none))(s, t);
+    CHECK(xloss_test::compare(plain_rows, rows / t2, 1e-14, 0) == "");
+    const xt::xarray<double> g = xloss::ForwardKLLoss(none).backward(s, t, xloss::all_rows, 1.0);
+    const xt::xarray<double> plain_g = xloss::ForwardKLLoss(xloss::distill_options(none).temperature_scale(
+                                                                xloss::temperature_scale::none))
+                                           .backward(s, t, xloss::all_rows, 1.0);
+    CHECK(xloss_test::compare(plain_g, g / t2, 1e-13, 1e-15) == "");
+    CHECK_THROWS_WITH(xloss::distill_options().temperature_scale(static_cast<xloss::temperature_scale>(5)),
+                      "xloss::distill_options::temperature_scale: temperature_scale must be squared or none, got 5");
+}
+
+TEST_CASE("Divergences take flattened labels and reject all -inf rows of log-probabilities", "[divergence]")
+{
+    xt::xarray<float> s = xt::zeros<float>({6, 5}), t = xt::zeros<float>({6, 5});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = std::sin(static_cast<float>(i));
+        t.flat(i) = std::cos(static_cast<float>(i) * 0.7f);
+    }
+    // torchtune's call: (B*S, V) logits with (B, S) labels.
+    const xt::xarray<int> labels = {{1, -100, 3}, {4, 0, -100}};
+    const xt::xarray<int> flat = xt::flatten(labels);
+    CHECK(xloss_test::same_values(xloss::forward_kl(s, t, labels), xloss::forward_kl(s, t, flat)) == "");
+    const float inf = std::numeric_limits<float>::infinity();
+    const auto log_probs = xloss::distill_options().input(xloss::row_input::log_probs);
+    xt::xarray<float> ls = s - 3.f, lt = t - 3.f;
+    xt::view(lt, 2, xt::all()) = -inf;
+    CHECK_THROWS_WITH((void)xloss::generalized_jsd(ls, lt, xloss::jsd_options().input(xloss::row_input::log_probs)),
+                      "xloss::generalized_jsd: teacher_logits row (2) is all -inf: its softmax is undefined");
+    CHECK_THROWS_WITH((void)xloss::forward_kl(ls, lt, log_probs),
+                      "xloss::forward_kl: teacher_logits row (2) is all -inf: its softmax is undefined");
+    // An ignored row may be anything.
+    CHECK(std::isfinite(xloss::forward_kl(ls, lt, xt::xarray<int>{0, 0, -100, 0, 0, 0}, log_probs)()));
 }

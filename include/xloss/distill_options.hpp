@@ -40,7 +40,8 @@ namespace xloss
         {
         public:
 
-            /// The softmax temperature T > 0; the loss is T^2 times the divergence (default 1).
+            /// The softmax temperature T > 0; the loss is T^2 times the divergence (default 1; see
+            /// temperature_scale()).
             constexpr double temperature() const noexcept
             {
                 return m_temperature;
@@ -55,6 +56,26 @@ namespace xloss
                                            "positive and at most xloss::max_temperature (100)", t);
                 }
                 m_temperature = t;
+                return self();
+            }
+
+            /// Whether the loss is T^2 D (temperature_scale::squared, the default) or D
+            /// (temperature_scale::none: TRL's and Liger-Kernel's convention).
+            constexpr xloss::temperature_scale temperature_scale() const noexcept
+            {
+                return m_scale;
+            }
+
+            /// Sets the temperature scaling; throws std::invalid_argument for a value that is not an
+            /// enumerator.
+            XLOSS_INLINE constexpr D& temperature_scale(xloss::temperature_scale value)
+            {
+                if (value != xloss::temperature_scale::squared && value != xloss::temperature_scale::none)
+                {
+                    option_setters::reject(D::options_name, "temperature_scale", "squared or none",
+                                           static_cast<double>(static_cast<int>(value)));
+                }
+                m_scale = value;
                 return self();
             }
 
@@ -142,6 +163,7 @@ namespace xloss
             }
 
             double m_temperature = 1.;
+            xloss::temperature_scale m_scale = xloss::temperature_scale::squared;
             std::ptrdiff_t m_axis = -1;
             long long m_ignore_index = -100;
             row_input m_input = row_input::logits;

@@ -9,6 +9,8 @@
 /// @file
 /// Umbrella header: everything xloss offers.
 
+#include "cross_entropy.hpp"
+#include "cross_entropy_options.hpp"
 #include "distill_options.hpp"
 #include "divergence_loss.hpp"
 #include "divergence_result.hpp"

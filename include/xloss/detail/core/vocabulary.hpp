@@ -33,6 +33,14 @@ namespace xloss
         log_probs ///< log-probabilities log p and log q, used as they are (no softmax; temperature 1)
     };
 
+    /// @brief Whether a divergence computed at temperature T is scaled by T^2.
+    enum class temperature_scale
+    {
+        squared, ///< T^2 D: Hinton's scaling, which keeps the gradients' size as T changes (torchtune's
+                 ///< recipes multiply by it; xloss's default)
+        none     ///< D itself: TRL's generalized_jsd_loss and Liger-Kernel's distillation losses
+    };
+
     inline namespace XLOSS_ARCH_NAMESPACE
     {
         /**

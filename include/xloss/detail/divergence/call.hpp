@@ -28,6 +28,7 @@
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
 #include "../core/grad_output.hpp"
+#include "../core/labels.hpp"
 #include "../core/options_check.hpp"
 #include "../core/rows.hpp"
 #include "../engine/row_engine.hpp"
@@ -47,11 +48,6 @@ namespace xloss
             {
                 student,
                 teacher
-            };
-
-            /// No labels: every row counts.
-            struct no_labels
-            {
             };
 
             /// Checks a temperature: in (0, max_temperature].
@@ -91,49 +87,6 @@ namespace xloss
                 }
             }
 
-            /// The labels of a call as contiguous data (LV: their value type, void without labels).
-            template <class LV>
-            struct label_store
-            {
-                contiguous_array<LV> values;
-
-                template <class E>
-                explicit label_store(const E& e)
-                    : values(e)
-                {
-                }
-
-                keep_labels<LV> keep(long long ignore_index) const noexcept
-                {
-                    return {values.data, ignore_index};
-                }
-            };
-
-            template <>
-            struct label_store<void>
-            {
-                explicit label_store(const no_labels&) noexcept
-                {
-                }
-
-                keep_all keep(long long) const noexcept
-                {
-                    return {};
-                }
-            };
-
-            template <class L>
-            struct label_value
-            {
-                using type = typename L::value_type;
-            };
-
-            template <>
-            struct label_value<no_labels>
-            {
-                using type = void;
-            };
-
             /**
              * The arguments of one call, checked: the logits as contiguous data of V, their rows
              * along the axis, the labels' rows to keep, the divisor and the threads.
@@ -154,26 +107,14 @@ namespace xloss
                     , m_teacher(teacher)
                     , m_reduction(options.reduction())
                     , m_temperature(options.temperature())
+                    , m_scale(options.temperature_scale())
                     , m_input(options.input())
                     , m_threads(resolve_threads(options.num_threads(), func))
                     , m_ignore_index(options.ignore_index())
                     , m_labels(labels)
                 {
                     check_row_options<V>(options, func);
-                    if constexpr (!std::is_same<L, no_labels>::value)
-                    {
-                        using label_type = typename L::value_type;
-                        static_assert(std::is_integral<label_type>::value,
-                                      "xloss: labels must hold integers (or bool)");
-                        const shape_type got = to_shape(labels.shape());
-                        if (got != m_row_shape)
-                        {
-                            detail::raise(std::invalid_argument(
-                                std::string("xloss::") + func + ": labels of shape " + shape_to_string(got)
-                                + " do not match the rows of the logits, of shape " + shape_to_string(m_row_shape)
-                                + " (the logits' shape " + shape_to_string(m_shape) + " without the class axis)"));
-                        }
-                    }
+                    check_labels(labels, m_row_shape, m_shape, func);
                     const auto keep = m_labels.keep(m_ignore_index);
                     for (std::size_t k = 0; k < m_rows.rows; ++k)
                     {
@@ -260,7 +201,7 @@ namespace xloss
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
-                        row_settings{m_temperature, m_input, m_layout, checks, m_func});
+                        row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func});
                     if (checks == row_checks::before_writing)
                     {
                         engine.check_rows();
@@ -389,6 +330,7 @@ namespace xloss
                 contiguous_array<V> m_teacher;
                 reduction m_reduction;
                 double m_temperature;
+                xloss::temperature_scale m_scale;
                 row_input m_input;
                 int m_threads;
                 long long m_ignore_index;

@@ -27,18 +27,16 @@
 #include <type_traits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
+#include "../core/labels.hpp"
 #include "../core/rows.hpp"
 #include "../core/vocabulary.hpp"
 #include "../kernels/batch_loops.hpp"
 #include "../kernels/classify.hpp"
 #include "../kernels/simd.hpp"
 #include "../kernels/softmax.hpp"
+#include "row_groups.hpp"
 #include "row_policy.hpp"
 
 XLOSS_SIMD_DIAGNOSTICS_BEGIN
@@ -101,43 +99,6 @@ namespace xloss
                 }
             };
 
-            /// Every row counts.
-            struct keep_all
-            {
-                bool operator()(std::size_t) const noexcept
-                {
-                    return true;
-                }
-            };
-
-            /// Rows whose label is not `ignore_index` count (a bool mask: rows marked true).
-            template <class L>
-            struct keep_labels
-            {
-                const L* labels;
-                long long ignore_index;
-
-                bool operator()(std::size_t k) const noexcept
-                {
-                    if constexpr (std::is_same<L, bool>::value)
-                    {
-                        return labels[k];
-                    }
-                    else if constexpr (std::is_unsigned<L>::value)
-                    {
-                        // Compared by value, for every label type: an unsigned label never equals a
-                        // negative ignore_index (a uint32 or uint64 holding the bits of -100 is kept).
-                        return ignore_index < 0
-                               || static_cast<unsigned long long>(labels[k])
-                                      != static_cast<unsigned long long>(ignore_index);
-                    }
-                    else
-                    {
-                        return static_cast<long long>(labels[k]) != ignore_index;
-                    }
-                }
-            };
-
             /// When the rows' logits are checked: all before any row is written (outputs the caller
             /// provided stay untouched on an error), or each as it is read (new outputs: one read less).
             enum class row_checks
@@ -154,17 +115,6 @@ namespace xloss
                 spare_rows,
                 none
             };
-
-            /// Why a row's softmax is undefined; teacher_bit marks the teacher's row.
-            enum class row_fault : int
-            {
-                none = 0,
-                pos_inf = 1,
-                all_neg_inf = 2,
-                spread = 3 ///< (max - min) / T of its finite logits beyond the value type's range
-            };
-
-            constexpr int teacher_bit = 4;
 
             /// Rows that keep a row's exponentials e^a (teacher) and e^b (student) from its sums pass
             /// for the later passes, which then need not compute them again: the gradient rows of the
@@ -186,34 +136,6 @@ namespace xloss
                 const V* grad_output = nullptr; ///< the per-class grad_output
             };
 
-            /// Rows [first, last) of a run.
-            struct row_range
-            {
-                std::size_t first;
-                std::size_t last;
-            };
-
-            /// Scratch kept between runs: a run takes what it needs, and the workspace allocates only
-            /// when a run needs more than any before it (runs fed chunk by chunk allocate once).
-            template <class V>
-            class row_workspace
-            {
-            public:
-
-                V* take(std::size_t values)
-                {
-                    if (m_values.size() < values)
-                    {
-                        m_values.resize(values);
-                    }
-                    return m_values.data();
-                }
-
-            private:
-
-                std::vector<V> m_values;
-            };
-
             /// The rows a run reads: both arguments' data in the logits' layout, that layout, and the
             /// rows' shape (the logits' without the class axis, for messages).
             template <class V>
@@ -229,6 +151,7 @@ namespace xloss
             struct row_settings
             {
                 double temperature;
+                xloss::temperature_scale scale; ///< whether the loss is T^2 D or D
                 row_input input;
                 loss_layout layout;
                 row_checks checks;
@@ -251,6 +174,11 @@ namespace xloss
                     , m_keep(keep)
                     , m_temperature(settings.temperature)
                     , m_inv_temp(static_cast<V>(1. / settings.temperature))
+                    , m_loss_factor(settings.scale == xloss::temperature_scale::squared
+                                        ? settings.temperature * settings.temperature
+                                        : 1.)
+                    , m_grad_factor(settings.scale == xloss::temperature_scale::squared ? settings.temperature
+                                                                                        : 1. / settings.temperature)
                     , m_input(settings.input)
                     , m_layout(settings.layout)
                     , m_checks(settings.checks)
@@ -296,27 +224,20 @@ namespace xloss
                 double run(row_range range, const row_outputs<V>& out, int threads, row_memory memory,
                            row_workspace<V>& workspace) const
                 {
-                    constexpr std::size_t group = 256;
                     const run_scratch scratch = scratch_for(out, threads, memory);
-                    V* const buf = workspace.take(scratch.area() * static_cast<std::size_t>(scratch.team));
-                    double partial[group];
-                    row_fault faults[group];
-                    double total = 0.;
-                    for (std::size_t first = range.first; first < range.last; first += group)
-                    {
-                        const std::size_t count = std::min(group, range.last - first);
-                        run_group(first, count, out, scratch, buf, partial, faults);
-                        for (std::size_t j = 0; j < count; ++j)
+                    return run_row_groups(
+                        range, row_team{scratch.team, scratch.area()}, workspace,
+                        [&](std::size_t k, V* mine, row_fault& fault)
                         {
-                            if (faults[j] != row_fault::none)
-                            {
-                                // The first faulty row in row order, whatever the threads.
-                                raise_fault(faults[j], first + j);
-                            }
-                            total += partial[j];
-                        }
-                    }
-                    return total;
+                            const row_exps<V> spare =
+                                scratch.exps ? row_exps<V>{mine + scratch.gathered, mine + scratch.gathered + m_rows.length}
+                                             : row_exps<V>{nullptr, nullptr};
+                            return row(k, out, scratch.gathered ? mine : nullptr, spare, fault);
+                        },
+                        [&](row_fault f, std::size_t k)
+                        {
+                            raise_fault(f, k);
+                        });
                 }
 
             private:
@@ -343,39 +264,7 @@ namespace xloss
                     const bool later_passes =
                         !has_loss_phase<Policy, B>::value || out.gradients() || m_layout == loss_layout::per_class;
                     const bool spare = m_input == row_input::logits && memory == row_memory::spare_rows && later_passes;
-                    int team = 1;
-#ifdef _OPENMP
-                    team = threads > 1 ? threads : 1;
-#else
-                    (void)threads;
-#endif
-                    return {gathered, spare ? 2 * m_rows.length : 0, team};
-                }
-
-                /// Rows [first, first + count) on the run's threads, each into its own slot of `partial`
-                /// and `faults`.
-                void run_group(std::size_t first, std::size_t count, const row_outputs<V>& out,
-                               const run_scratch& scratch, V* buf, double* partial, row_fault* faults) const
-                {
-                    const std::size_t area = scratch.area();
-                    const auto rows = static_cast<std::ptrdiff_t>(count);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(scratch.team) if (scratch.team > 1)
-#endif
-                    for (std::ptrdiff_t j = 0; j < rows; ++j)
-                    {
-                        std::size_t thread = 0;
-#ifdef _OPENMP
-                        thread = static_cast<std::size_t>(omp_get_thread_num());
-#endif
-                        faults[j] = row_fault::none;
-                        V* const mine = buf + thread * area;
-                        partial[j] = row(
-                            first + static_cast<std::size_t>(j), out, scratch.gathered ? mine : nullptr,
-                            scratch.exps ? row_exps<V>{mine + scratch.gathered, mine + scratch.gathered + m_rows.length}
-                                         : row_exps<V>{nullptr, nullptr},
-                            faults[j]);
-                    }
+                    return {gathered, spare ? 2 * m_rows.length : 0, team_size(threads)};
                 }
 
                 /// What makes a row's softmax undefined: a +inf logit, or -inf everywhere (a row with
@@ -390,7 +279,7 @@ namespace xloss
                     {
                         return row_fault::spread;
                     }
-                    if (is_neg_inf(m) && m_input == row_input::logits)
+                    if (is_neg_inf(m))
                     {
                         for (std::size_t j = 0; j < m_rows.length; ++j)
                         {
@@ -638,7 +527,7 @@ namespace xloss
                         const row_pull_sums pulls = m_policy.pull_sums(totals, sum_s, sum_t, d);
                         write_row(r.s, r.t, r.ms, r.mt, sum_s, sum_t, pulls, row_grad_output(k, out, to), to, saved);
                     }
-                    return m_temperature * m_temperature * d;
+                    return m_loss_factor * d;
                 }
 
                 /// A row of any policy: the sums pass, a pass of the terms and the pulls (the pulls kept
@@ -648,7 +537,7 @@ namespace xloss
                 {
                     const row_softmax sm = softmax_sums(r, spare);
                     pull_totals pulls{};
-                    const double value = m_temperature * m_temperature * terms_pass(r, sm, to, pulls);
+                    const double value = m_loss_factor * terms_pass(r, sm, to, pulls);
                     if (out.gradients())
                     {
                         gradient_pass(r, sm, row_grad_output(k, out, to), to, pulls);
@@ -700,7 +589,7 @@ namespace xloss
                     const V log_zs = sm.log_zs, log_zt = sm.log_zt;
                     const B inv_zs = sm.inv_zs, inv_zt = sm.inv_zt;
                     const row_exps<V>& spare = sm.kept;
-                    const B t2(static_cast<V>(m_temperature * m_temperature));
+                    const B t2(static_cast<V>(m_loss_factor));
                     row_sum<B> terms, pull_s, pull_t;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
@@ -747,7 +636,7 @@ namespace xloss
                     const V ms = r.ms, mt = r.mt;
                     const B inv_zs = sm.inv_zs, inv_zt = sm.inv_zt;
                     const row_exps<V>& spare = sm.kept;
-                    const B scale(static_cast<V>(m_temperature * g));
+                    const B scale(static_cast<V>(m_grad_factor * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
                     V* const gs = to.grad_student;
                     V* const gt = to.grad_teacher;
@@ -837,9 +726,9 @@ namespace xloss
                     // p = e^a / Zp as the loss phase saw it: a p that e^(a - log Zp) would flush to 0
                     // stays a class of the row, so terms, pulls and the row's value agree.
                     const B inv_zs(static_cast<V>(1. / zs)), inv_zt(static_cast<V>(1. / zt));
-                    const B scale(static_cast<V>(m_temperature * g));
+                    const B scale(static_cast<V>(m_grad_factor * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
-                    const B t2(static_cast<V>(m_temperature * m_temperature));
+                    const B t2(static_cast<V>(m_loss_factor));
                     // One loop per set of outputs: with the student's gradient alone, the compiler
                     // drops the terms and the teacher's pulls.
                     auto pass = [&](auto only_student)
@@ -891,6 +780,8 @@ namespace xloss
                 Keep m_keep;
                 double m_temperature;
                 V m_inv_temp;
+                double m_loss_factor; ///< T^2, or 1 (temperature_scale::none)
+                double m_grad_factor; ///< the loss factor / T
                 row_input m_input;
                 loss_layout m_layout;
                 row_checks m_checks;

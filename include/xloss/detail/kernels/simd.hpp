@@ -126,12 +126,13 @@ namespace xloss
             }
 #endif
 
-            // Scalars take these; batches find xsimd's abs, exp, log, max, min and select by argument-dependent
+            // Scalars take these; batches find xsimd's abs, exp, log, tanh, max, min and select by argument-dependent
             // lookup (xsimd 13 and later also have scalar overloads, which a using-declaration would make
             // ambiguous with detail::select and detail::max).
             using std::abs;
             using std::exp;
             using std::log;
+            using std::tanh;
         }
     }
 }

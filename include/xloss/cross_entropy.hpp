@@ -1,0 +1,193 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_CROSS_ENTROPY_HPP
+#define XLOSS_CROSS_ENTROPY_HPP
+
+/// @file
+/// The cross-entropy from logits and class labels: PyTorch's F.cross_entropy, with LM training's
+/// z-loss and logit soft-capping.
+
+#include <optional>
+#include <type_traits>
+
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "cross_entropy_options.hpp"
+#include "detail/core/output.hpp"
+#include "detail/cross_entropy/call.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        /// @brief The loss and the gradient w.r.t. the logits of a cross-entropy (grad_output 1).
+        template <class V>
+        struct cross_entropy_result
+        {
+            xt::xarray<V> loss;        ///< as CrossEntropyLoss's call returns it
+            xt::xarray<V> grad_logits; ///< of the logits' shape
+        };
+
+        /**
+         * @brief The cross-entropy between softmax(x) along the class axis and each row's label:
+         *        PyTorch's `torch.nn.CrossEntropyLoss` with class indices.
+         *
+         * A kept row (its label not `ignore_index`) with label y, class weights w (1 without), label
+         * smoothing eps over C classes, z-loss coefficient z and soft-capped logits x' = c tanh(x / c)
+         * (x' = x without a cap) has the loss
+         * `(1 - eps) w_y (lse - x'_y) + (eps / C) sum_j w_j (lse - x'_j) + z lse^2`, lse = log sum_j e^x'_j;
+         * an ignored row has 0 and a zero gradient. `mean` divides the sum by the kept labels' weights
+         * (PyTorch's weighted mean; the kept rows without weights) or by the options' `divisor`; when
+         * that is 0, the loss is NaN (PyTorch) or 0 (empty_mean::zero), and the gradient 0. Labels are
+         * integers over the rows' shape (the logits' shape without the class axis), or any shape with
+         * as many elements (read in row-major order); a label that is neither a class nor ignore_index
+         * is an error naming its row, as is a kept row of -inf logits or with a +inf logit. Ignored rows
+         * are never read.
+         *
+         * @code
+         * xt::xarray<float> x = {{2.f, 0.5f, -1.f}, {0.f, 1.f, 2.f}};
+         * xt::xarray<int> y = {0, 2};
+         * float loss = xloss::cross_entropy(x, y)();  // mean over the rows, as F.cross_entropy(x, y)
+         * @endcode
+         */
+        class CrossEntropyLoss
+        {
+        public:
+
+            using options_type = cross_entropy_options;
+
+            explicit CrossEntropyLoss(const cross_entropy_options& options = cross_entropy_options())
+                : m_options(options)
+            {
+            }
+
+            const cross_entropy_options& options() const noexcept
+            {
+                return m_options;
+            }
+
+            /// The loss: a 0-d array, or for `none` one value per row.
+            template <class X, class L>
+            auto operator()(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels) const
+            {
+                return make_call(logits, labels, "cross_entropy").loss();
+            }
+
+            /// The gradient w.r.t. the logits for grad_output 1.
+            template <class X, class L>
+            auto backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels) const
+            {
+                return backward(logits, labels, 1.0);
+            }
+
+            /**
+             * The gradient w.r.t. the logits for `grad_output`: a scalar or 0-d expression for a reduced
+             * loss; for `none`, an expression broadcastable to the rows' shape, or a scalar.
+             */
+            template <class X, class L, class G>
+            auto backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels,
+                          const G& grad_output) const
+            {
+                return make_call(logits, labels, "cross_entropy_backward").gradient(grad_output);
+            }
+
+            /// The loss and the gradient for grad_output 1, in one set of passes.
+            template <class X, class L>
+            auto forward_backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels) const
+            {
+                using V = detail::loss_value_t<X>;
+                const auto call = make_call(logits, labels, "cross_entropy");
+                cross_entropy_result<V> r;
+                r.loss = detail::new_array<V>(call.loss_shape());
+                r.grad_logits = detail::new_array<V>(call.shape());
+                std::optional<xt::xarray<V>> spread;
+                detail::row_outputs<V> out = call.grad_output(1.0, spread);
+                out.loss = call.reduced() ? nullptr : r.loss.data();
+                out.grad_student = r.grad_logits.data();
+                const double value = call.run(out);
+                if (call.reduced())
+                {
+                    r.loss() = static_cast<V>(value);
+                }
+                return r;
+            }
+
+            /**
+             * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
+             * loss's shape) and `grad_logits` (of the logits' shape). With contiguous logits and
+             * outputs of the right shape it allocates nothing (rows along the last axis); on an error
+             * nothing is written; outputs that share memory with the logits are computed aside first.
+             */
+            template <class LO, class GO, class X, class L>
+            void forward_backward_out(LO& loss, GO& grad_logits, const xt::xexpression<X>& logits,
+                                      const xt::xexpression<L>& labels) const
+            {
+                using V = detail::loss_value_t<X>;
+                constexpr const char* func = "CrossEntropyLoss::forward_backward_out";
+                const auto call = make_call(logits, labels, func);
+                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
+                const bool grad_fits =
+                    detail::check_out_shape(grad_logits, call.shape(), func, "grad_logits", "the logits' shape");
+                V* g = grad_fits ? detail::writable_data<V>(grad_logits) : nullptr;
+                V* lo = nullptr;
+                if constexpr (!std::is_arithmetic<LO>::value)
+                {
+                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
+                }
+                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
+                if (!g || (!call.reduced() && !lo) || call.overlaps_logits(g, detail::size_of(call.shape()))
+                    || (lo && call.overlaps_logits(lo, loss_size)))
+                {
+                    const cross_entropy_result<V> r = forward_backward(logits, labels);
+                    detail::assign_loss(loss, r.loss);
+                    detail::assign_out(grad_logits, r.grad_logits);
+                    return;
+                }
+                std::optional<xt::xarray<V>> rows;
+                detail::row_outputs<V> out = call.grad_output(1.0, rows);
+                out.loss = lo;
+                out.grad_student = g;
+                const double value = call.run(out, detail::row_checks::before_writing);
+                if (call.reduced())
+                {
+                    detail::store_loss(loss, value);
+                }
+            }
+
+        private:
+
+            template <class X, class L>
+            auto make_call(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels, const char* func) const
+            {
+                using V = detail::loss_value_t<X>;
+                using LV = typename L::value_type;
+                return detail::cross_entropy_call<V, LV>(logits.derived_cast(), labels.derived_cast(), m_options, func);
+            }
+
+            cross_entropy_options m_options;
+        };
+
+        /// @brief The cross-entropy of the logits' rows against class labels (see CrossEntropyLoss).
+        template <class X, class L>
+        inline auto cross_entropy(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels,
+                                  const cross_entropy_options& options = cross_entropy_options())
+        {
+            return CrossEntropyLoss(options)(logits, labels);
+        }
+
+        /// @brief The gradient of cross_entropy() w.r.t. the logits for `grad_output`.
+        template <class X, class L, class G>
+        inline auto cross_entropy_backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels,
+                                           const G& grad_output,
+                                           const cross_entropy_options& options = cross_entropy_options())
+        {
+            return CrossEntropyLoss(options).backward(logits, labels, grad_output);
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,138 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_CORE_LABELS_HPP
+#define XLOSS_DETAIL_CORE_LABELS_HPP
+
+// Token labels of the row losses: one integer per row, in the rows' row-major order; a row whose
+// label is ignore_index is left out.
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "error.hpp"
+#include "expression.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// No labels: every row counts.
+            struct no_labels
+            {
+            };
+
+            /// Every row counts.
+            struct keep_all
+            {
+                bool operator()(std::size_t) const noexcept
+                {
+                    return true;
+                }
+            };
+
+            /// Rows whose label is not `ignore_index` count (a bool mask: rows marked true).
+            template <class L>
+            struct keep_labels
+            {
+                const L* labels;
+                long long ignore_index;
+
+                bool operator()(std::size_t k) const noexcept
+                {
+                    if constexpr (std::is_same<L, bool>::value)
+                    {
+                        return labels[k];
+                    }
+                    else if constexpr (std::is_unsigned<L>::value)
+                    {
+                        // Compared by value, for every label type: an unsigned label never equals a
+                        // negative ignore_index (a uint32 or uint64 holding the bits of -100 is kept).
+                        return ignore_index < 0
+                               || static_cast<unsigned long long>(labels[k])
+                                      != static_cast<unsigned long long>(ignore_index);
+                    }
+                    else
+                    {
+                        return static_cast<long long>(labels[k]) != ignore_index;
+                    }
+                }
+            };
+
+            /// The labels of a call as contiguous data (LV: their value type, void without labels).
+            template <class LV>
+            struct label_store
+            {
+                contiguous_array<LV> values;
+
+                template <class E>
+                explicit label_store(const E& e)
+                    : values(e)
+                {
+                }
+
+                keep_labels<LV> keep(long long ignore_index) const noexcept
+                {
+                    return {values.data, ignore_index};
+                }
+            };
+
+            template <>
+            struct label_store<void>
+            {
+                explicit label_store(const no_labels&) noexcept
+                {
+                }
+
+                keep_all keep(long long) const noexcept
+                {
+                    return {};
+                }
+            };
+
+            template <class L>
+            struct label_value
+            {
+                using type = typename L::value_type;
+            };
+
+            template <>
+            struct label_value<no_labels>
+            {
+                using type = void;
+            };
+
+            /**
+             * Checks labels against the rows' shape (the logits' shape `shape` without the class axis):
+             * that shape, or any shape of as many elements, read in row-major order (torchtune's
+             * flattened (B*S, V) logits with (B, S) labels).
+             */
+            template <class L>
+            inline void check_labels(const L& labels, const shape_type& row_shape, const shape_type& shape,
+                                     const char* func)
+            {
+                if constexpr (!std::is_same<L, no_labels>::value)
+                {
+                    static_assert(std::is_integral<typename L::value_type>::value,
+                                  "xloss: labels must hold integers (or bool)");
+                    const shape_type got = to_shape(labels.shape());
+                    if (got != row_shape && size_of(got) != size_of(row_shape))
+                    {
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func + ": labels of shape " + shape_to_string(got)
+                            + " do not match the rows of the logits, of shape " + shape_to_string(row_shape)
+                            + " (the logits' shape " + shape_to_string(shape)
+                            + " without the class axis), nor have as many elements"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#endif

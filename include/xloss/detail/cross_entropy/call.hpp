@@ -1,0 +1,276 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_CROSS_ENTROPY_CALL_HPP
+#define XLOSS_DETAIL_CROSS_ENTROPY_CALL_HPP
+
+// One call of the cross-entropy: its checks (options, shapes, labels and their range), the rows,
+// the divisor of `mean` (the kept labels' weights); it runs the rows into given outputs.
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "../../compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "../../cross_entropy_options.hpp"
+#include "../../reduction.hpp"
+#include "../core/allocate.hpp"
+#include "../core/error.hpp"
+#include "../core/expression.hpp"
+#include "../core/grad_output.hpp"
+#include "../core/labels.hpp"
+#include "../core/options_check.hpp"
+#include "../core/rows.hpp"
+#include "rows.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            template <class V, class LV>
+            class cross_entropy_call
+            {
+            public:
+
+                template <class X, class L>
+                cross_entropy_call(const X& logits, const L& labels, const cross_entropy_options& options,
+                                   const char* func)
+                    : m_func(func)
+                    , m_shape(to_shape(logits.shape()))
+                    , m_rows(checked_rows(options))
+                    , m_logits(logits)
+                    , m_labels(labels)
+                    , m_options(options)
+                    , m_threads(resolve_threads(options.num_threads(), func))
+                {
+                    static_assert(!std::is_same<LV, bool>::value, "xloss::cross_entropy: labels are class indices, not a mask");
+                    check_loss_options(options, func, "from the labels' weights");
+                    if (options.reduction() == reduction::batchmean)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                            + ": reduction batchmean is not one of none, mean, sum"));
+                    }
+                    check_labels(labels, m_row_shape, m_shape, func);
+                    if (options.has_weight() && options.weight().size() != m_rows.length)
+                    {
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func + ": weight of " + std::to_string(options.weight().size())
+                            + " classes for logits of " + std::to_string(m_rows.length) + " classes"));
+                    }
+                    count_kept(options);
+                }
+
+                const shape_type& shape() const noexcept
+                {
+                    return m_shape;
+                }
+
+                /// The loss's shape: the rows' for `none`, else ().
+                shape_type loss_shape() const
+                {
+                    return reduced() ? shape_type{} : m_row_shape;
+                }
+
+                bool reduced() const noexcept
+                {
+                    return m_options.reduction() != reduction::none;
+                }
+
+                /// Whether n elements from p share memory with the logits.
+                bool overlaps_logits(const V* p, std::size_t n) const noexcept
+                {
+                    return overlap_bytes(p, n * sizeof(V), m_logits.data, size_of(m_shape) * sizeof(V));
+                }
+
+                /// Runs rows [range.first, range.last) into `out`; returns their sum / divisor (checks
+                /// every kept row first with row_checks::before_writing).
+                double run(row_range range, const row_outputs<V>& out, row_workspace<V>& workspace,
+                           row_checks checks = row_checks::while_running) const
+                {
+                    if (range.first > range.last || range.last > m_rows.rows)
+                    {
+                        detail::raise(std::out_of_range(
+                            std::string("xloss::") + m_func + ": rows [" + std::to_string(range.first) + ", "
+                            + std::to_string(range.last) + ") of a call of " + std::to_string(m_rows.rows) + " rows"));
+                    }
+                    const cross_entropy_rows<default_batch<V>, LV> rows(
+                        cross_entropy_source<V, LV>{m_logits.data, m_rows, m_row_shape, m_labels.values.data,
+                                                    m_options.ignore_index(), m_func},
+                        terms());
+                    if (checks == row_checks::before_writing)
+                    {
+                        rows.check_rows();
+                    }
+                    const double sum = rows.run(range, out, m_threads, workspace);
+                    return empty() ? empty_value(sum) : sum / m_divisor;
+                }
+
+                double run(const row_outputs<V>& out, row_checks checks = row_checks::while_running) const
+                {
+                    row_workspace<V> workspace;
+                    return run(row_range{0, m_rows.rows}, out, workspace, checks);
+                }
+
+                /// The engine's grad_output: a scalar for a reduced loss, or for `none` an expression
+                /// broadcastable to the rows' shape (evaluated into `rows`).
+                template <class G>
+                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
+                {
+                    row_outputs<V> out;
+                    visit_grad_output(
+                        g, loss_shape(), m_func,
+                        [&](double v)
+                        {
+                            // A mean over nothing has no gradient to give: its rows' gradients are 0.
+                            out.grad_scalar = empty() ? 0. : v / m_divisor;
+                        },
+                        [&](const auto& e)
+                        {
+                            rows.emplace(xt::broadcast(xt::cast<V>(e), loss_shape()));
+                            out.grad_output = rows->data();
+                        });
+                    return out;
+                }
+
+                xt::xarray<V> loss() const
+                {
+                    xt::xarray<V> loss = new_array<V>(loss_shape());
+                    row_outputs<V> out;
+                    out.loss = reduced() ? nullptr : loss.data();
+                    const double value = run(out);
+                    if (reduced())
+                    {
+                        loss() = static_cast<V>(value);
+                    }
+                    return loss;
+                }
+
+                template <class G>
+                xt::xarray<V> gradient(const G& grad_output) const
+                {
+                    std::optional<xt::xarray<V>> spread;
+                    row_outputs<V> out = this->grad_output(grad_output, spread);
+                    xt::xarray<V> grad = new_array<V>(m_shape);
+                    out.grad_student = grad.data();
+                    run(out);
+                    return grad;
+                }
+
+            private:
+
+                /// Whether `mean` divides by 0 (no kept row, or kept rows whose weights sum to 0).
+                bool empty() const noexcept
+                {
+                    return m_options.reduction() == reduction::mean && !(m_divisor != 0.);
+                }
+
+                double empty_value(double sum) const noexcept
+                {
+                    (void)sum;
+                    return m_options.empty_mean() == xloss::empty_mean::zero ? 0. : std::numeric_limits<double>::quiet_NaN();
+                }
+
+                cross_entropy_terms<V> terms() const noexcept
+                {
+                    cross_entropy_terms<V> t;
+                    t.smoothing = m_options.label_smoothing();
+                    t.z_loss = m_options.z_loss();
+                    t.softcap = m_options.softcap();
+                    const class_weights* w = m_options.class_weights();
+                    t.weight = w ? w->template data<V>() : nullptr;
+                    t.weight_total = w ? w->total : static_cast<double>(m_rows.length);
+                    return t;
+                }
+
+                static bool overlap_bytes(const void* a, std::size_t n, const void* b, std::size_t m) noexcept
+                {
+                    const auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
+                    return a && b && n && m && x < y + m && y < x + n;
+                }
+
+                row_layout checked_rows(const cross_entropy_options& options)
+                {
+                    if (m_shape.empty())
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func
+                                                            + ": the logits need at least one axis (the classes)"));
+                    }
+                    const std::ptrdiff_t wanted = m_shape.size() == 1 && !options.class_axis_given() ? 0 : options.class_axis();
+                    const std::size_t axis = normalize_axis(wanted, m_shape.size(), m_func, "class_axis");
+                    for (std::size_t d = 0; d < m_shape.size(); ++d)
+                    {
+                        if (d != axis)
+                        {
+                            m_row_shape.push_back(m_shape[d]);
+                        }
+                    }
+                    return row_layout(m_shape, axis);
+                }
+
+                static constexpr bool is_negative_label(LV y) noexcept
+                {
+                    if constexpr (std::is_signed<LV>::value)
+                    {
+                        return y < LV(0);
+                    }
+                    else
+                    {
+                        (void)y;
+                        return false;
+                    }
+                }
+
+                /// Checks each label (ignore_index, or a class) and sums the kept labels' weights.
+                void count_kept(const cross_entropy_options& options)
+                {
+                    const LV* labels = m_labels.values.data;
+                    const keep_labels<LV> keep{labels, options.ignore_index()};
+                    const class_weights* w = options.class_weights();
+                    double total = 0.;
+                    for (std::size_t k = 0; k < m_rows.rows; ++k)
+                    {
+                        if (!keep(k))
+                        {
+                            continue;
+                        }
+                        const LV y = labels[k];
+                        if (is_negative_label(y) || static_cast<unsigned long long>(y) >= m_rows.length)
+                        {
+                            detail::raise(std::invalid_argument(
+                                std::string("xloss::") + m_func + ": label " + std::to_string(static_cast<long long>(y))
+                                + " of row " + row_index(k, m_row_shape) + " is not a class of "
+                                + std::to_string(m_rows.length) + " nor ignore_index ("
+                                + std::to_string(options.ignore_index()) + ")"));
+                        }
+                        total += w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
+                    }
+                    m_divisor = options.reduction() != reduction::mean ? 1.
+                                : options.divisor() > 0.              ? options.divisor()
+                                                                      : total;
+                }
+
+                const char* m_func;
+                shape_type m_shape;
+                shape_type m_row_shape;
+                row_layout m_rows;
+                contiguous_array<V> m_logits;
+                label_store<LV> m_labels;
+                const cross_entropy_options& m_options;
+                int m_threads;
+                double m_divisor = 1.;
+            };
+        }
+    }
+}
+
+#endif

@@ -1,0 +1,316 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_CROSS_ENTROPY_ROWS_HPP
+#define XLOSS_DETAIL_CROSS_ENTROPY_ROWS_HPP
+
+// The rows of a cross-entropy from logits and class labels. With x' the (soft-capped) logits of a
+// row, m' their max, Z = sum e^(x' - m'), lse = m' + log Z, y the label, w the class weights (1
+// without), W their sum, eps the label smoothing and C the classes, a kept row's loss is
+//   (1 - eps) w_y (lse - x'_y) + (eps / C) sum_j w_j (lse - x'_j) + z lse^2
+// and its gradient w.r.t. x'_j is A q_j - (eps / C) w_j - (1 - eps) w_y [j = y], with q = softmax(x')
+// and A = (1 - eps) w_y + (eps / C) W + 2 z lse; through the cap, times 1 - (x'_j / c)^2.
+// Three reads of a row with gradients (max; sums, keeping e^(x' - m') in the gradient row; gradient),
+// two for the loss alone. Rows run in groups on threads (row_groups.hpp).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/labels.hpp"
+#include "../core/rows.hpp"
+#include "../engine/row_engine.hpp"
+#include "../engine/row_groups.hpp"
+#include "../kernels/batch_loops.hpp"
+#include "../kernels/classify.hpp"
+#include "../kernels/fast_math.hpp"
+#include "../kernels/simd.hpp"
+#include "../kernels/softmax.hpp"
+
+XLOSS_SIMD_DIAGNOSTICS_BEGIN
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            /// What a cross-entropy run computes besides the plain negative log-likelihood.
+            template <class V>
+            struct cross_entropy_terms
+            {
+                double smoothing = 0.;     ///< eps
+                double z_loss = 0.;        ///< z
+                double softcap = 0.;       ///< c (0: none)
+                const V* weight = nullptr; ///< one per class, or null
+                double weight_total = 0.;  ///< W (the number of classes without weights)
+            };
+
+            /// The logits and labels a run reads.
+            template <class V, class L>
+            struct cross_entropy_source
+            {
+                const V* logits;
+                const row_layout& rows;
+                const shape_type& row_shape;
+                const L* labels;
+                long long ignore_index;
+                const char* func;
+            };
+
+            template <class B, class L>
+            class cross_entropy_rows
+            {
+            public:
+
+                using V = value_type_t<B>;
+
+                cross_entropy_rows(const cross_entropy_source<V, L>& source, const cross_entropy_terms<V>& terms)
+                    : m_src(source)
+                    , m_terms(terms)
+                    , m_keep{source.labels, source.ignore_index}
+                    , m_inv_cap(terms.softcap > 0. ? static_cast<V>(1. / terms.softcap) : V(0))
+                    , m_cap(static_cast<V>(terms.softcap))
+                    , m_share(static_cast<V>(terms.smoothing / static_cast<double>(source.rows.length)))
+                {
+                }
+
+                /// Throws for a kept row whose softmax is undefined, before anything is written.
+                void check_rows() const
+                {
+                    std::vector<V> buf(m_src.rows.inner == 1 ? 0 : m_src.rows.length);
+                    for (std::size_t k = 0; k < m_src.rows.rows; ++k)
+                    {
+                        if (m_keep(k))
+                        {
+                            const V* x = m_src.rows.read(m_src.logits, k, buf.data());
+                            const row_fault f = fault(x, row_max<B>(x, m_src.rows.length));
+                            if (f != row_fault::none)
+                            {
+                                raise_fault(f, k);
+                            }
+                        }
+                    }
+                }
+
+                /// Runs rows [range.first, range.last) into `out`; returns the sum of their losses.
+                double run(row_range range, const row_outputs<V>& out, int threads, row_workspace<V>& workspace) const
+                {
+                    // Rows along an inner axis are gathered, and their gradients written aside first.
+                    const std::size_t area = m_src.rows.inner == 1 ? 0 : 2 * m_src.rows.length;
+                    return run_row_groups(
+                        range, row_team{team_size(threads), area}, workspace,
+                        [&](std::size_t k, V* mine, row_fault& f)
+                        {
+                            return row(k, out, mine, f);
+                        },
+                        [&](row_fault f, std::size_t k)
+                        {
+                            raise_fault(f, k);
+                        });
+                }
+
+            private:
+
+                /// A +inf logit, or a row of -inf (without NaN): no softmax.
+                row_fault fault(const V* x, V m) const noexcept
+                {
+                    if (is_inf(m) && !is_neg_inf(m))
+                    {
+                        return row_fault::pos_inf;
+                    }
+                    if (is_neg_inf(m)
+                        && std::none_of(x, x + m_src.rows.length,
+                                        [](V v)
+                                        {
+                                            return is_nan(v);
+                                        }))
+                    {
+                        return row_fault::all_neg_inf;
+                    }
+                    return row_fault::none;
+                }
+
+                [[noreturn]] void raise_fault(row_fault f, std::size_t k) const
+                {
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + m_src.func + ": input row " + row_index(k, m_src.row_shape)
+                        + (f == row_fault::pos_inf ? " holds +inf" : " is all -inf") + ": its softmax is undefined"));
+                }
+
+                /// The logits as the loss sees them: c tanh(x / c), or x.
+                XLOSS_INLINE B capped(const B& x) const noexcept
+                {
+                    return m_cap == V(0) ? x : B(m_cap) * tanh(x * B(m_inv_cap));
+                }
+
+                /// capped() of one value, through the batch function, so that the row's max stays its
+                /// largest capped logit bit for bit.
+                V capped_value(V x) const noexcept
+                {
+                    alignas(64) V lanes[batch_traits<B>::size];
+                    batch_traits<B>::store(lanes, capped(B(x)));
+                    return lanes[0];
+                }
+
+                /// Lanes [0, count) of a batch kept, the others v.
+                static XLOSS_INLINE B first_lanes(const B& x, std::size_t count, V v) noexcept
+                {
+                    if (count == batch_traits<B>::size)
+                    {
+                        return x;
+                    }
+                    alignas(64) V lanes[batch_traits<B>::size];
+                    batch_traits<B>::store(lanes, x);
+                    std::fill(lanes + count, lanes + batch_traits<B>::size, v);
+                    return batch_traits<B>::load(lanes);
+                }
+
+                /// One row: its loss (0 when ignored), its gradient row and its `none` loss.
+                double row(std::size_t k, const row_outputs<V>& out, V* scratch, row_fault& fault) const
+                {
+                    const std::size_t n = m_src.rows.length;
+                    V* grad = out.grad_student ? m_src.rows.write(out.grad_student, k, scratch ? scratch + n : nullptr)
+                                               : nullptr;
+                    double value = 0.;
+                    if (m_keep(k) && n > 0)
+                    {
+                        value = kept_row(m_src.rows.read(m_src.logits, k, scratch), k, out, grad, fault);
+                    }
+                    else if (grad)
+                    {
+                        std::fill(grad, grad + n, V(0));
+                    }
+                    if (out.loss)
+                    {
+                        out.loss[k] = static_cast<V>(value);
+                    }
+                    if (grad)
+                    {
+                        m_src.rows.scatter(out.grad_student, k, grad);
+                    }
+                    return value;
+                }
+
+                /// The sums pass's totals: Z, and sum_j w_j (m' - x'_j) for the smoothing.
+                struct row_sums
+                {
+                    double z;
+                    double spread;
+                };
+
+                double kept_row(const V* x, std::size_t k, const row_outputs<V>& out, V* grad, row_fault& f) const
+                {
+                    const std::size_t n = m_src.rows.length;
+                    const V raw_max = row_max<B>(x, n);
+                    f = fault(x, raw_max);
+                    if (f != row_fault::none)
+                    {
+                        return 0.; // the run throws after this group of rows
+                    }
+                    const V m = capped_value(raw_max);
+                    const row_sums sums = m_terms.smoothing > 0. ? sums_pass<true>(x, m, grad) : sums_pass<false>(x, m, grad);
+                    const auto y = static_cast<std::size_t>(m_src.labels[k]);
+                    const double log_z = std::log(sums.z), lse = static_cast<double>(m) + log_z;
+                    const double w_y = m_terms.weight ? static_cast<double>(m_terms.weight[y]) : 1.;
+                    const double eps = m_terms.smoothing;
+                    const double nll = (static_cast<double>(m) - static_cast<double>(capped_value(x[y]))) + log_z;
+                    double value = (1. - eps) * w_y * nll + m_terms.z_loss * lse * lse;
+                    if (eps > 0.)
+                    {
+                        value += eps / static_cast<double>(n) * (sums.spread + m_terms.weight_total * log_z);
+                    }
+                    if (grad)
+                    {
+                        const double g = out.grad_output ? static_cast<double>(out.grad_output[k]) : out.grad_scalar;
+                        const double a = (1. - eps) * w_y + eps / static_cast<double>(n) * m_terms.weight_total
+                                         + 2. * m_terms.z_loss * lse;
+                        gradient_pass(x, 1. / sums.z, a, (1. - eps) * w_y, y, g, grad);
+                    }
+                    return value;
+                }
+
+                /// Z and, with smoothing, sum_j w_j (m' - x'_j); keeps e^(x' - m') in `keep` when given.
+                template <bool Smoothing>
+                row_sums sums_pass(const V* x, V m, V* keep) const
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
+                    const std::size_t n = m_src.rows.length;
+                    const V* const w = m_terms.weight;
+                    row_sum<B> z, spread;
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          // min: a capped logit at most its row's max, whatever tanh's rounding.
+                                          const B b = min(capped(load_row<B>(x, i, n, lowest)) - B(m), B(0));
+                                          const B e = first_lanes(exp_nonpositive(b), count, V(0));
+                                          if (keep)
+                                          {
+                                              store_lanes(keep + i, e, count);
+                                          }
+                                          z.add(e);
+                                          if constexpr (Smoothing)
+                                          {
+                                              const B d = w ? load_row<B>(w, i, n, V(0)) * -b : -b;
+                                              spread.add(first_lanes(d, count, V(0)));
+                                          }
+                                      });
+                    return {z.total(), Smoothing ? spread.total() : 0.};
+                }
+
+                /// grad_j = g (a q_j - (eps / C) w_j - hot [j = y]) (times the cap's derivative).
+                void gradient_pass(const V* x, double inv_z, double a, double hot, std::size_t y, double g,
+                                   V* grad) const
+                {
+                    const std::size_t n = m_src.rows.length;
+                    constexpr std::size_t lanes = batch_traits<B>::size;
+                    const V* const w = m_terms.weight;
+                    const B scale(static_cast<V>(g)), coef(static_cast<V>(a)), inv(static_cast<V>(inv_z));
+                    const B share(m_share), inv_cap(m_inv_cap);
+                    const bool smoothing = m_terms.smoothing > 0., soft = m_cap != V(0);
+                    // The label's batch subtracts `hot` in the label's lane.
+                    const std::size_t label_batch = y - y % lanes;
+                    alignas(64) V hot_lanes[lanes] = {};
+                    hot_lanes[y % lanes] = static_cast<V>(hot);
+                    const B hot_batch = batch_traits<B>::load(hot_lanes);
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          B d = coef * (load_row<B>(grad, i, n, V(0)) * inv);
+                                          if (smoothing)
+                                          {
+                                              d -= w ? share * load_row<B>(w, i, n, V(0)) : share;
+                                          }
+                                          if (i == label_batch)
+                                          {
+                                              d -= hot_batch;
+                                          }
+                                          if (soft)
+                                          {
+                                              const B th = tanh(load_row<B>(x, i, n, V(0)) * inv_cap);
+                                              d *= B(1) - th * th;
+                                          }
+                                          store_lanes(grad + i, d * scale, count);
+                                      });
+                }
+
+                cross_entropy_source<V, L> m_src;
+                cross_entropy_terms<V> m_terms;
+                keep_labels<L> m_keep;
+                V m_inv_cap;
+                V m_cap;
+                V m_share; ///< eps / C
+            };
+        }
+    }
+}
+
+XLOSS_SIMD_DIAGNOSTICS_END
+
+#endif

@@ -179,3 +179,51 @@ TEST_CASE("The divergences' _out call allocates nothing, with labels too", "[all
     CHECK(per_row(0, 0) == 0.f);
     CHECK(per_row(0, 1) > 0.f);
 }
+
+TEST_CASE("cross_entropy's _out call allocates nothing", "[allocations]")
+{
+    const std::size_t rows = 48, classes = 777;
+    xt::xtensor<float, 2> x = xt::xtensor<float, 2>::from_shape({rows, classes});
+    std::mt19937 gen(4);
+    std::normal_distribution<float> z(0.f, 2.f);
+    for (auto& v : x)
+    {
+        v = z(gen);
+    }
+    xt::xtensor<long, 1> labels = xt::xtensor<long, 1>::from_shape({rows});
+    for (std::size_t i = 0; i < rows; ++i)
+    {
+        labels(i) = i % 5 == 0 ? -100 : static_cast<long>(i * 13);
+    }
+    xt::xtensor<float, 2> grad = xt::zeros_like(x);
+    xt::xtensor<float, 1> per_row = xt::zeros<float>({rows});
+    float value = 0.f;
+    std::vector<double> weight(classes, 1.0);
+    weight[13] = 2.0;
+    for (auto r : {xloss::reduction::sum, xloss::reduction::mean})
+    {
+        const xloss::CrossEntropyLoss loss(xloss::cross_entropy_options()
+                                               .reduction(r)
+                                               .label_smoothing(0.1)
+                                               .z_loss(1e-4)
+                                               .softcap(30)
+                                               .weight(weight)
+                                               .class_axis(-1));
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      loss.forward_backward_out(value, grad, x, labels);
+                  })
+              == 0);
+        CHECK(value > 0.f);
+    }
+    const xloss::CrossEntropyLoss none(xloss::cross_entropy_options().reduction(xloss::reduction::none));
+    CHECK(count_allocations(
+              [&]
+              {
+                  none.forward_backward_out(per_row, grad, x, labels);
+              })
+          == 0);
+    CHECK(per_row(0) == 0.f);
+    CHECK(per_row(1) > 0.f);
+}

@@ -144,18 +144,27 @@ namespace xloss
                         + (f == row_fault::pos_inf ? " holds +inf" : " is all -inf") + ": its softmax is undefined"));
                 }
 
-                /// The logits as the loss sees them: c tanh(x / c), or x.
+                /// The logits as the loss sees them: c tanh(x / c) (Capped), or x.
+                template <bool Capped>
                 XLOSS_INLINE B capped(const B& x) const noexcept
                 {
-                    return m_cap == V(0) ? x : B(m_cap) * tanh(x * B(m_inv_cap));
+                    if constexpr (Capped)
+                    {
+                        return B(m_cap) * tanh(x * B(m_inv_cap));
+                    }
+                    else
+                    {
+                        return x;
+                    }
                 }
 
                 /// capped() of one value, through the batch function, so that the row's max stays its
                 /// largest capped logit bit for bit.
+                template <bool Capped>
                 V capped_value(V x) const noexcept
                 {
                     alignas(64) V lanes[batch_traits<B>::size];
-                    batch_traits<B>::store(lanes, capped(B(x)));
+                    batch_traits<B>::store(lanes, capped<Capped>(B(x)));
                     return lanes[0];
                 }
 
@@ -207,22 +216,33 @@ namespace xloss
 
                 double kept_row(const V* x, std::size_t k, const row_outputs<V>& out, V* grad, row_fault& f) const
                 {
-                    const std::size_t n = m_src.rows.length;
-                    const V raw_max = row_max<B>(x, n);
+                    const V raw_max = row_max<B>(x, m_src.rows.length);
                     f = fault(x, raw_max);
                     if (f != row_fault::none)
                     {
                         return 0.; // the run throws after this group of rows
                     }
-                    const V m = capped_value(raw_max);
-                    const row_sums sums = m_terms.smoothing > 0. ? sums_pass<true>(x, m, grad) : sums_pass<false>(x, m, grad);
+                    // One loop per set of options: no option's branch inside a loop.
+                    const bool smoothing = m_terms.smoothing > 0., capped = m_cap != V(0);
+                    return smoothing ? (capped ? kept_row<true, true>(x, raw_max, k, out, grad)
+                                               : kept_row<true, false>(x, raw_max, k, out, grad))
+                                     : (capped ? kept_row<false, true>(x, raw_max, k, out, grad)
+                                               : kept_row<false, false>(x, raw_max, k, out, grad));
+                }
+
+                template <bool Smoothing, bool Capped>
+                double kept_row(const V* x, V raw_max, std::size_t k, const row_outputs<V>& out, V* grad) const
+                {
+                    const std::size_t n = m_src.rows.length;
+                    const V m = capped_value<Capped>(raw_max);
+                    const row_sums sums = sums_pass<Smoothing, Capped>(x, m, grad);
                     const auto y = static_cast<std::size_t>(m_src.labels[k]);
                     const double log_z = std::log(sums.z), lse = static_cast<double>(m) + log_z;
                     const double w_y = m_terms.weight ? static_cast<double>(m_terms.weight[y]) : 1.;
                     const double eps = m_terms.smoothing;
-                    const double nll = (static_cast<double>(m) - static_cast<double>(capped_value(x[y]))) + log_z;
+                    const double nll = (static_cast<double>(m) - static_cast<double>(capped_value<Capped>(x[y]))) + log_z;
                     double value = (1. - eps) * w_y * nll + m_terms.z_loss * lse * lse;
-                    if (eps > 0.)
+                    if (Smoothing)
                     {
                         value += eps / static_cast<double>(n) * (sums.spread + m_terms.weight_total * log_z);
                     }
@@ -231,13 +251,13 @@ namespace xloss
                         const double g = out.grad_output ? static_cast<double>(out.grad_output[k]) : out.grad_scalar;
                         const double a = (1. - eps) * w_y + eps / static_cast<double>(n) * m_terms.weight_total
                                          + 2. * m_terms.z_loss * lse;
-                        gradient_pass(x, 1. / sums.z, a, (1. - eps) * w_y, y, g, grad);
+                        gradient_pass<Smoothing, Capped>(x, 1. / sums.z, a, (1. - eps) * w_y, y, g, grad);
                     }
                     return value;
                 }
 
                 /// Z and, with smoothing, sum_j w_j (m' - x'_j); keeps e^(x' - m') in `keep` when given.
-                template <bool Smoothing>
+                template <bool Smoothing, bool Capped>
                 row_sums sums_pass(const V* x, V m, V* keep) const
                 {
                     constexpr V lowest = -std::numeric_limits<V>::infinity();
@@ -248,7 +268,7 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           // min: a capped logit at most its row's max, whatever tanh's rounding.
-                                          const B b = min(capped(load_row<B>(x, i, n, lowest)) - B(m), B(0));
+                                          const B b = min(capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m), B(0));
                                           const B e = first_lanes(exp_nonpositive(b), count, V(0));
                                           if (keep)
                                           {
@@ -265,6 +285,7 @@ namespace xloss
                 }
 
                 /// grad_j = g (a q_j - (eps / C) w_j - hot [j = y]) (times the cap's derivative).
+                template <bool Smoothing, bool Capped>
                 void gradient_pass(const V* x, double inv_z, double a, double hot, std::size_t y, double g,
                                    V* grad) const
                 {
@@ -273,7 +294,6 @@ namespace xloss
                     const V* const w = m_terms.weight;
                     const B scale(static_cast<V>(g)), coef(static_cast<V>(a)), inv(static_cast<V>(inv_z));
                     const B share(m_share), inv_cap(m_inv_cap);
-                    const bool smoothing = m_terms.smoothing > 0., soft = m_cap != V(0);
                     // The label's batch subtracts `hot` in the label's lane.
                     const std::size_t label_batch = y - y % lanes;
                     alignas(64) V hot_lanes[lanes] = {};
@@ -283,7 +303,7 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           B d = coef * (load_row<B>(grad, i, n, V(0)) * inv);
-                                          if (smoothing)
+                                          if constexpr (Smoothing)
                                           {
                                               d -= w ? share * load_row<B>(w, i, n, V(0)) : share;
                                           }
@@ -291,7 +311,7 @@ namespace xloss
                                           {
                                               d -= hot_batch;
                                           }
-                                          if (soft)
+                                          if constexpr (Capped)
                                           {
                                               const B th = tanh(load_row<B>(x, i, n, V(0)) * inv_cap);
                                               d *= B(1) - th * th;

@@ -16,38 +16,42 @@
 
 namespace
 {
+    /// The options every record sets, and the mix of hard and soft parts when it has one.
+    template <class O>
+    O golden_row_options(const xloss_test::golden_case& c, O o)
+    {
+        o.reduction(xloss::parse_reduction(c.reduction))
+            .temperature(std::stod(c.options.at("temperature")))
+            .axis(static_cast<std::ptrdiff_t>(std::stol(c.options.at("axis"))))
+            .teacher_grad(true);
+        if (c.options.count("weight_hard"))
+        {
+            o.weight_hard(std::stod(c.options.at("weight_hard"))).weight_soft(std::stod(c.options.at("weight_soft")));
+            o.temperature_scale(c.options.at("scale") == "none" ? xloss::temperature_scale::none
+                                                                : xloss::temperature_scale::squared);
+        }
+        return o;
+    }
+
     template <class F>
     decltype(auto) with_loss(const xloss_test::golden_case& c, F&& f)
     {
         const std::string name = c.options.at("loss");
-        const double temperature = std::stod(c.options.at("temperature"));
-        const auto axis = static_cast<std::ptrdiff_t>(std::stol(c.options.at("axis")));
-        const auto r = xloss::parse_reduction(c.reduction);
         if (name == "forward_kl")
         {
-            return f(xloss::ForwardKLLoss(
-                xloss::distill_options().reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+            return f(xloss::ForwardKLLoss(golden_row_options(c, xloss::distill_options())));
         }
         if (name == "reverse_kl")
         {
-            return f(xloss::ReverseKLLoss(
-                xloss::distill_options().reduction(r).temperature(temperature).axis(axis).teacher_grad(true)));
+            return f(xloss::ReverseKLLoss(golden_row_options(c, xloss::distill_options())));
         }
         if (name == "symmetric_kl")
         {
-            return f(xloss::SymmetricKLLoss(xloss::symmetric_kl_options()
-                                                .ratio(std::stod(c.options.at("ratio")))
-                                                .reduction(r)
-                                                .temperature(temperature)
-                                                .axis(axis)
-                                                .teacher_grad(true)));
+            return f(xloss::SymmetricKLLoss(
+                golden_row_options(c, xloss::symmetric_kl_options().ratio(std::stod(c.options.at("ratio"))))));
         }
-        return f(xloss::GeneralizedJSDLoss(xloss::jsd_options()
-                                               .beta(std::stod(c.options.at("beta")))
-                                               .reduction(r)
-                                               .temperature(temperature)
-                                               .axis(axis)
-                                               .teacher_grad(true)));
+        return f(xloss::GeneralizedJSDLoss(
+            golden_row_options(c, xloss::jsd_options().beta(std::stod(c.options.at("beta"))))));
     }
 
     template <class T>
@@ -68,6 +72,15 @@ namespace
                       // forward_backward is for grad_output 1: the golden gradients scaled back.
                       const auto r = loss.forward_backward(s, t, labels);
                       CHECK(xloss_test::compare(r.loss, c.tensors.at("output").as<T>(), rtol, atol) == "");
+                      if (c.tensors.count("hard"))
+                      {
+                          CHECK(xloss_test::compare(r.soft_loss, c.tensors.at("soft").as<T>(), rtol, atol) == "");
+                          CHECK(xloss_test::compare(r.hard_loss, c.tensors.at("hard").as<T>(), rtol, atol) == "");
+                      }
+                      else
+                      {
+                          CHECK(r.hard_loss.size() == 0);
+                      }
                       if (c.reduction != "none")
                       {
                           const xt::xarray<T> gs = c.tensors.at("grad_student").as<T>() / T(0.75);
@@ -137,7 +150,7 @@ namespace
 TEST_CASE("Divergences from logits match PyTorch compositions of torchtune's and TRL's formulas", "[golden]")
 {
     const auto cases = xloss_test::read_golden(XLOSS_DIVERGENCE_GOLDEN_FILE);
-    REQUIRE(cases.size() >= 200);
+    REQUIRE(cases.size() >= 490);
     for (const auto& c : cases)
     {
         if (c.dtype == "float")
@@ -929,4 +942,61 @@ TEST_CASE("Divergences take flattened labels and reject all -inf rows of log-pro
                       "xloss::forward_kl: teacher_logits row (2) is all -inf: its softmax is undefined");
     // An ignored row may be anything.
     CHECK(xloss_test::is_finite(xloss::forward_kl(ls, lt, xt::xarray<int>{0, 0, -100, 0, 0, 0}, log_probs)()));
+}
+
+TEST_CASE("Hard and soft losses mixed in the divergences' passes", "[divergence]")
+{
+    xt::xarray<float> s = xt::zeros<float>({40, 300}), t = xt::zeros<float>({40, 300});
+    for (std::size_t i = 0; i < s.size(); ++i)
+    {
+        s.flat(i) = 3.f * std::sin(static_cast<float>(i) * 0.37f);
+        t.flat(i) = 3.f * std::cos(static_cast<float>(i) * 0.11f);
+    }
+    xt::xarray<int> labels = xt::xarray<int>::from_shape({40});
+    for (std::size_t i = 0; i < labels.size(); ++i)
+    {
+        labels(i) = i % 9 == 4 ? -100 : static_cast<int>((i * 31) % 300);
+    }
+    for (const double temperature : {1.0, 2.0})
+    {
+        INFO("temperature " << temperature);
+        const auto o = xloss::jsd_options().beta(0.4).temperature(temperature).weight_hard(0.25).weight_soft(0.75);
+        const xloss::GeneralizedJSDLoss mixed(o);
+        const auto r = mixed.forward_backward(s, t, labels);
+        // The parts: the soft loss alone and cross_entropy over the same rows (last axis).
+        const auto soft = xloss::GeneralizedJSDLoss(xloss::jsd_options(o).weight_hard(0).weight_soft(1))
+                              .forward_backward(s, t, labels);
+        const auto hard = xloss::CrossEntropyLoss(xloss::cross_entropy_options().class_axis(-1)).forward_backward(s, labels);
+        CHECK(r.soft_loss() == Approx(soft.loss()).epsilon(1e-6));
+        CHECK(r.hard_loss() == Approx(hard.loss()).epsilon(1e-6));
+        CHECK(r.loss() == Approx(0.75 * soft.loss() + 0.25 * hard.loss()).epsilon(1e-6));
+        const xt::xarray<float> sum = 0.75f * soft.grad_student + 0.25f * hard.grad_logits;
+        CHECK(xloss_test::compare(r.grad_student, sum, 1e-4, 1e-7) == "");
+        // Threads, the _out call and the separate calls give the same values.
+        const auto two = xloss::GeneralizedJSDLoss(xloss::jsd_options(o).num_threads(2)).forward_backward(s, t, labels);
+        CHECK(xloss_test::same_values(two.grad_student, r.grad_student) == "");
+        CHECK(xloss_test::same_values(two.loss, r.loss) == "");
+        xt::xarray<float> grad = xt::zeros_like(s);
+        float value = 0.f;
+        mixed.forward_backward_out(value, grad, s, t, labels);
+        CHECK(value == Approx(r.loss()).epsilon(1e-6));
+        CHECK(xloss_test::compare(grad, r.grad_student, 1e-5, 1e-8) == "");
+        CHECK(xloss_test::compare(mixed.backward(s, t, labels), r.grad_student, 1e-5, 1e-8) == "");
+    }
+    // Rows of log-probabilities: the hard part is -log q_y, its gradient -1 at y.
+    const xt::xarray<double> lq = {{std::log(0.2), std::log(0.5), std::log(0.3)}, {std::log(0.6), std::log(0.1), std::log(0.3)}};
+    const xt::xarray<double> lp = {{std::log(0.3), std::log(0.3), std::log(0.4)}, {std::log(0.5), std::log(0.25), std::log(0.25)}};
+    const auto lo = xloss::distill_options().input(xloss::row_input::log_probs).weight_hard(1).weight_soft(0).reduction("none");
+    const auto lr = xloss::ForwardKLLoss(lo).forward_backward(lq, lp, xt::xarray<int>{1, 2});
+    CHECK(lr.loss(0) == Approx(-std::log(0.5)).epsilon(1e-12));
+    CHECK(lr.loss(1) == Approx(-std::log(0.3)).epsilon(1e-12));
+    CHECK(xloss_test::compare(lr.grad_student, xt::xarray<double>{{0., -1., 0.}, {0., 0., -1.}}, 0, 1e-15) == "");
+    // Errors: labels needed, and class indices.
+    CHECK_THROWS_WITH((void)xloss::ForwardKLLoss(xloss::distill_options().weight_hard(0.5))(s, t),
+                      "xloss::forward_kl: weight_hard 0.5 needs labels that are class indices");
+    labels(3) = 300;
+    CHECK_THROWS_WITH((void)xloss::ForwardKLLoss(xloss::distill_options().weight_hard(0.5))(s, t, labels),
+                      "xloss::forward_kl: label 300 of row (3) is not a class of 300 nor ignore_index (-100)");
+    CHECK_THROWS_WITH(xloss::distill_options().weight_hard(-1),
+                      "xloss::distill_options::weight_hard: weight_hard must be positive or 0, got -1");
 }

@@ -130,6 +130,46 @@ namespace xloss
                 return self();
             }
 
+            /**
+             * The weight of the hard loss (default 0: none): with weight_hard > 0 the loss of a kept row is
+             * weight_soft T^2 D + weight_hard CE, CE = -log softmax(s)_y the cross-entropy of the student's
+             * logits (at T = 1) with the row's label y, computed in the divergence's passes (Liger-Kernel's
+             * `weight_hard_loss * hard + weight_soft_loss * soft`; torchtune's KD recipe is weight_hard =
+             * 1 - kd_ratio, weight_soft = kd_ratio). The labels are then class indices (or ignore_index).
+             */
+            constexpr double weight_hard() const noexcept
+            {
+                return m_weight_hard;
+            }
+
+            /// Sets weight_hard; throws std::invalid_argument for a negative or non-finite value.
+            XLOSS_INLINE constexpr D& weight_hard(double w)
+            {
+                if (!option_setters::is_nonnegative_finite(w))
+                {
+                    option_setters::reject(D::options_name, "weight_hard", "positive or 0", w);
+                }
+                m_weight_hard = w;
+                return self();
+            }
+
+            /// The weight of the divergence (default 1).
+            constexpr double weight_soft() const noexcept
+            {
+                return m_weight_soft;
+            }
+
+            /// Sets weight_soft; throws std::invalid_argument for a negative or non-finite value.
+            XLOSS_INLINE constexpr D& weight_soft(double w)
+            {
+                if (!option_setters::is_nonnegative_finite(w))
+                {
+                    option_setters::reject(D::options_name, "weight_soft", "positive or 0", w);
+                }
+                m_weight_soft = w;
+                return self();
+            }
+
             /// Whether forward_backward() also gives the gradient w.r.t. the target (the teacher's
             /// logits: divergence_result::grad_teacher; default false).
             constexpr bool target_grad() const noexcept
@@ -163,6 +203,8 @@ namespace xloss
             }
 
             double m_temperature = 1.;
+            double m_weight_hard = 0.;
+            double m_weight_soft = 1.;
             xloss::temperature_scale m_scale = xloss::temperature_scale::squared;
             std::ptrdiff_t m_axis = -1;
             long long m_ignore_index = -100;

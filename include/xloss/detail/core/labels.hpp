@@ -15,6 +15,7 @@
 
 #include "error.hpp"
 #include "expression.hpp"
+#include "rows.hpp"
 
 namespace xloss
 {
@@ -34,6 +35,12 @@ namespace xloss
                 {
                     return true;
                 }
+
+                /// No labels: never asked for (a loss that needs them rejects the call first).
+                long long label(std::size_t) const noexcept
+                {
+                    return 0;
+                }
             };
 
             /// Rows whose label is not `ignore_index` count (a bool mask: rows marked true).
@@ -42,6 +49,12 @@ namespace xloss
             {
                 const L* labels;
                 long long ignore_index;
+
+                /// Row k's label, as a class index.
+                long long label(std::size_t k) const noexcept
+                {
+                    return static_cast<long long>(labels[k]);
+                }
 
                 bool operator()(std::size_t k) const noexcept
                 {
@@ -106,6 +119,50 @@ namespace xloss
             {
                 using type = void;
             };
+
+            /// Whether a label is below 0 (never, for an unsigned type).
+            template <class LV>
+            constexpr bool is_negative_label(LV y) noexcept
+            {
+                if constexpr (std::is_signed<LV>::value)
+                {
+                    return y < LV(0);
+                }
+                else
+                {
+                    (void)y;
+                    return false;
+                }
+            }
+
+            /**
+             * Checks that each of `rows` labels is ignore_index or a class in [0, classes); throws
+             * std::invalid_argument naming the first other one and its row. Calls f(label) for each
+             * kept row's label.
+             */
+            template <class LV, class F>
+            inline void check_label_classes(const LV* labels, std::size_t rows, std::size_t classes,
+                                            long long ignore_index, const shape_type& row_shape, const char* func,
+                                            F&& f)
+            {
+                const keep_labels<LV> keep{labels, ignore_index};
+                for (std::size_t k = 0; k < rows; ++k)
+                {
+                    if (!keep(k))
+                    {
+                        continue;
+                    }
+                    const LV y = labels[k];
+                    if (is_negative_label(y) || static_cast<unsigned long long>(y) >= classes)
+                    {
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func + ": label " + std::to_string(static_cast<long long>(y))
+                            + " of row " + row_index(k, row_shape) + " is not a class of " + std::to_string(classes)
+                            + " nor ignore_index (" + std::to_string(ignore_index) + ")"));
+                    }
+                    f(y);
+                }
+            }
 
             /**
              * Checks labels against the rows' shape (the logits' shape `shape` without the class axis):

@@ -217,43 +217,17 @@ namespace xloss
                     return row_layout(m_shape, axis);
                 }
 
-                static constexpr bool is_negative_label(LV y) noexcept
-                {
-                    if constexpr (std::is_signed<LV>::value)
-                    {
-                        return y < LV(0);
-                    }
-                    else
-                    {
-                        (void)y;
-                        return false;
-                    }
-                }
-
                 /// Checks each label (ignore_index, or a class) and sums the kept labels' weights.
                 void count_kept(const cross_entropy_options& options)
                 {
-                    const LV* labels = m_labels.values.data;
-                    const keep_labels<LV> keep{labels, options.ignore_index()};
                     const class_weights* w = options.class_weights();
                     double total = 0.;
-                    for (std::size_t k = 0; k < m_rows.rows; ++k)
-                    {
-                        if (!keep(k))
-                        {
-                            continue;
-                        }
-                        const LV y = labels[k];
-                        if (is_negative_label(y) || static_cast<unsigned long long>(y) >= m_rows.length)
-                        {
-                            detail::raise(std::invalid_argument(
-                                std::string("xloss::") + m_func + ": label " + std::to_string(static_cast<long long>(y))
-                                + " of row " + row_index(k, m_row_shape) + " is not a class of "
-                                + std::to_string(m_rows.length) + " nor ignore_index ("
-                                + std::to_string(options.ignore_index()) + ")"));
-                        }
-                        total += w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
-                    }
+                    check_label_classes(m_labels.values.data, m_rows.rows, m_rows.length, options.ignore_index(),
+                                        m_row_shape, m_func,
+                                        [&](LV y)
+                                        {
+                                            total += w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
+                                        });
                     m_divisor = options.reduction() != reduction::mean ? 1.
                                 : options.divisor() > 0.              ? options.divisor()
                                                                       : total;

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
@@ -111,10 +112,13 @@ namespace xloss
                     , m_input(options.input())
                     , m_threads(resolve_threads(options.num_threads(), func))
                     , m_ignore_index(options.ignore_index())
+                    , m_weight_soft(options.weight_soft())
+                    , m_weight_hard(options.weight_hard())
                     , m_labels(labels)
                 {
                     check_row_options<V>(options, func);
                     check_labels(labels, m_row_shape, m_shape, func);
+                    check_hard_labels(labels, options);
                     const auto keep = m_labels.keep(m_ignore_index);
                     for (std::size_t k = 0; k < m_rows.rows; ++k)
                     {
@@ -201,7 +205,7 @@ namespace xloss
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
-                        row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func});
+                        row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func, m_weight_soft, m_weight_hard});
                     if (checks == row_checks::before_writing)
                     {
                         engine.check_rows();
@@ -278,15 +282,72 @@ namespace xloss
                     out.loss = reduced() ? nullptr : r.loss.data();
                     out.grad_student = r.grad_student.data();
                     out.grad_teacher = teacher_grad ? r.grad_teacher.data() : nullptr;
+                    std::vector<double> parts(mixed() ? 2 * m_rows.rows : 0);
+                    out.parts = mixed() ? parts.data() : nullptr;
                     const double value = run(policy, out);
                     if (reduced())
                     {
                         r.loss() = static_cast<V>(value);
                     }
+                    r.soft_loss = mixed() ? reduce_part(parts, 0) : new_array<V>(shape_type{0});
+                    r.hard_loss = mixed() ? reduce_part(parts, 1) : new_array<V>(shape_type{0});
                     return r;
                 }
 
+                /// Part p (0 soft, 1 hard) of each row, reduced as the loss (summed in row order).
+                xt::xarray<V> reduce_part(const std::vector<double>& parts, std::size_t p) const
+                {
+                    xt::xarray<V> r = new_array<V>(loss_shape());
+                    double total = 0.;
+                    for (std::size_t k = 0; k < m_rows.rows; ++k)
+                    {
+                        if (!reduced())
+                        {
+                            r.data()[k] = static_cast<V>(parts[2 * k + p]);
+                        }
+                        total += parts[2 * k + p];
+                    }
+                    if (reduced())
+                    {
+                        r() = static_cast<V>(total / m_divisor);
+                    }
+                    return r;
+                }
+
+                /// Whether the loss mixes in the hard cross-entropy (weight_hard > 0).
+                bool mixed() const noexcept
+                {
+                    return m_weight_hard > 0.;
+                }
+
             private:
+
+                /// With weight_hard > 0 the labels are class indices: each kept one a class of the row.
+                template <class L, class Options>
+                void check_hard_labels(const L& labels, const Options& options) const
+                {
+                    if (options.weight_hard() == 0.)
+                    {
+                        return;
+                    }
+                    if (m_layout == loss_layout::per_class)
+                    {
+                        detail::raise(option_error(m_func, "weight_hard", "0 for a loss without labels",
+                                                   options.weight_hard()));
+                    }
+                    if constexpr (std::is_same<L, no_labels>::value || std::is_same<LV, bool>::value)
+                    {
+                        (void)labels;
+                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": weight_hard "
+                                                            + number_to_string(options.weight_hard())
+                                                            + " needs labels that are class indices"));
+                    }
+                    else
+                    {
+                        check_label_classes(m_labels.values.data, m_rows.rows, m_rows.length, m_ignore_index,
+                                            m_row_shape, m_func, [](LV) {});
+                    }
+                }
 
                 static bool overlap(const V* a, std::size_t n, const V* b, std::size_t m) noexcept
                 {
@@ -334,6 +395,8 @@ namespace xloss
                 row_input m_input;
                 int m_threads;
                 long long m_ignore_index;
+                double m_weight_soft;
+                double m_weight_hard;
                 label_store<LV> m_labels;
                 std::size_t m_kept = 0;
                 double m_divisor = 1.;

@@ -65,6 +65,7 @@ namespace xloss
                 const V* grad_output = nullptr; ///< grad_output of the `none` loss, in its layout
                 double grad_scalar = 0.;        ///< the grad_output of every element when grad_output is null,
                                                 ///< already divided by the divisor
+                double* parts = nullptr;        ///< per row, its soft and hard parts (unweighted), when mixed
 
                 bool gradients() const noexcept
                 {
@@ -156,6 +157,8 @@ namespace xloss
                 loss_layout layout;
                 row_checks checks;
                 const char* func; ///< the public function, for messages
+                double weight_soft = 1.; ///< the weight of the divergence
+                double weight_hard = 0.; ///< the weight of the cross-entropy with the rows' labels (0: none)
             };
 
             template <class B, class Policy, class Keep>
@@ -183,6 +186,10 @@ namespace xloss
                     , m_layout(settings.layout)
                     , m_checks(settings.checks)
                     , m_func(settings.func)
+                    , m_weight_soft(settings.weight_soft)
+                    , m_weight_hard(settings.weight_hard)
+                    , m_hard_shared(settings.weight_hard > 0. && settings.temperature == 1.
+                                    && settings.input == row_input::logits)
                 {
                 }
 
@@ -358,6 +365,10 @@ namespace xloss
                         fill_row(to.grad_student, V(0));
                         fill_row(to.grad_teacher, V(0));
                         fill_row(to.loss, V(0));
+                        if (out.parts)
+                        {
+                            out.parts[2 * k] = out.parts[2 * k + 1] = 0.;
+                        }
                     }
                     else
                     {
@@ -365,8 +376,9 @@ namespace xloss
                         {
                             to.grad_output = m_rows.read(out.grad_output, k, buf.grad_output);
                         }
-                        value = kept_row(m_rows.read(m_student, k, buf.student), m_rows.read(m_teacher, k, buf.teacher),
-                                         k, out, to, spare, fault);
+                        const V* s = m_rows.read(m_student, k, buf.student);
+                        double zs = 0.;
+                        value = kept_row(s, m_rows.read(m_teacher, k, buf.teacher), k, out, to, spare, fault, zs);
                         // A policy that is a divergence (Policy::nonnegative) never gives a row of logits
                         // below 0: a row's sum that rounds below it is 0 (NaN stays, read from the bits: a
                         // compare may not keep it under -ffast-math). Rows of log-probabilities are not
@@ -375,6 +387,10 @@ namespace xloss
                         if (Policy::nonnegative && !per_class && m_input == row_input::logits && is_negative(value))
                         {
                             value = 0.;
+                        }
+                        if (m_weight_hard > 0. && fault == row_fault::none)
+                        {
+                            value = mix(value, hard_row(s, k, zs, row_grad_output(k, out, to), to.grad_student), k, out);
                         }
                     }
                     if (out.loss && !per_class)
@@ -391,6 +407,64 @@ namespace xloss
                         }
                     }
                     return value;
+                }
+
+                /// weight_soft D + weight_hard CE, the parts kept when asked for.
+                double mix(double soft, double hard, std::size_t k, const row_outputs<V>& out) const noexcept
+                {
+                    if (out.parts)
+                    {
+                        out.parts[2 * k] = soft;
+                        out.parts[2 * k + 1] = hard;
+                    }
+                    return m_weight_soft * soft + m_weight_hard * hard;
+                }
+
+                /**
+                 * The cross-entropy of the student's row (at T = 1) with its label, and its gradient added
+                 * to the student's: where the row's softmax is the one the divergence took (T = 1), its
+                 * passes added weight_hard g q already and `zs` is its partition sum; else two passes
+                 * here. Rows of log-probabilities: -log q_y, whose gradient is -1 at y.
+                 */
+                double hard_row(const V* s, std::size_t k, double zs, double g, V* grad) const
+                {
+                    const std::size_t n = m_rows.length;
+                    const auto y = static_cast<std::size_t>(m_keep.label(k));
+                    const double hs = m_weight_hard * g;
+                    if (m_input == row_input::log_probs)
+                    {
+                        if (grad)
+                        {
+                            grad[y] = static_cast<V>(static_cast<double>(grad[y]) - hs);
+                        }
+                        return -static_cast<double>(s[y]);
+                    }
+                    const V ms = row_max<B>(s, n);
+                    if (!m_hard_shared)
+                    {
+                        row_sum<B> z;
+                        for_each_batch<B>(n,
+                                          [&](std::size_t i, std::size_t) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                          {
+                                              z.add(exp_nonpositive(load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms)));
+                                          });
+                        zs = z.total();
+                        if (grad)
+                        {
+                            const B scale(static_cast<V>(hs / zs));
+                            for_each_batch<B>(n,
+                                              [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                              {
+                                                  const B e = exp_nonpositive(load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms));
+                                                  store_lanes(grad + i, load_row<B>(grad, i, n, V(0)) + e * scale, count);
+                                              });
+                        }
+                    }
+                    if (grad)
+                    {
+                        grad[y] = static_cast<V>(static_cast<double>(grad[y]) - hs);
+                    }
+                    return std::log(zs) - (static_cast<double>(s[y]) - static_cast<double>(ms));
                 }
 
                 void fill_row(V* p, V v) const noexcept
@@ -435,6 +509,7 @@ namespace xloss
                     V log_zs;
                     V log_zt;
                     row_exps<V> kept;
+                    double zs; ///< the student's partition sum
                 };
 
                 /// The sums of the pulls over a row's classes.
@@ -447,7 +522,7 @@ namespace xloss
                 /// The driver of one kept row: its maxima and checks, then the strategy its input and
                 /// policy take (a row of log-probabilities, the loss phase, or the pulls' pass).
                 double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
-                                const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault) const
+                                const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault, double& zs) const
                 {
                     const std::size_t n = m_rows.length;
                     const row_args r{s, t, row_max<B>(s, n), row_max<B>(t, n)};
@@ -467,16 +542,16 @@ namespace xloss
                     {
                         if (!to.grad_output)
                         {
-                            return loss_phase_row(r, k, out, to, spare);
+                            return loss_phase_row(r, k, out, to, spare, zs);
                         }
                     }
-                    return pulls_row(r, k, out, to, spare);
+                    return pulls_row(r, k, out, to, spare, zs);
                 }
 
                 /// A row whose policy has a loss phase: the partition sums and the policy's running sums
                 /// in one pass, then, when anything per class is asked for, one pass that writes it.
                 double loss_phase_row(const row_args& r, std::size_t k, const row_outputs<V>& out,
-                                      const row_targets<V>& to, const row_exps<V>& spare) const
+                                      const row_targets<V>& to, const row_exps<V>& spare, double& z_student) const
                 {
                     const std::size_t n = m_rows.length;
                     // Locals, not r's fields: the loop's stores of V could alias r.ms and r.mt, which the
@@ -521,6 +596,7 @@ namespace xloss
                         totals[j] = sums[j].total();
                     }
                     const double sum_s = zs.total(), sum_t = zt.total();
+                    z_student = sum_s;
                     const double d = m_policy.row_value(totals, sum_s, sum_t);
                     if (out.gradients() || to.loss)
                     {
@@ -533,9 +609,10 @@ namespace xloss
                 /// A row of any policy: the sums pass, a pass of the terms and the pulls (the pulls kept
                 /// in the gradient rows), and one that turns the pulls into gradients.
                 double pulls_row(const row_args& r, std::size_t k, const row_outputs<V>& out, const row_targets<V>& to,
-                                 const row_exps<V>& spare) const
+                                 const row_exps<V>& spare, double& z_student) const
                 {
                     const row_softmax sm = softmax_sums(r, spare);
+                    z_student = sm.zs;
                     pull_totals pulls{};
                     const double value = m_loss_factor * terms_pass(r, sm, to, pulls);
                     if (out.gradients())
@@ -568,7 +645,7 @@ namespace xloss
                                       });
                     const double sum_zs = zs.total(), sum_zt = zt.total();
                     return {B(static_cast<V>(1. / sum_zs)), B(static_cast<V>(1. / sum_zt)),
-                            static_cast<V>(std::log(sum_zs)), static_cast<V>(std::log(sum_zt)), spare};
+                            static_cast<V>(std::log(sum_zs)), static_cast<V>(std::log(sum_zt)), spare, sum_zs};
                 }
 
                 /// q or p of batch i (shifted logits x): from the kept exponential, or the same one computed
@@ -636,26 +713,64 @@ namespace xloss
                     const V ms = r.ms, mt = r.mt;
                     const B inv_zs = sm.inv_zs, inv_zt = sm.inv_zt;
                     const row_exps<V>& spare = sm.kept;
-                    const B scale(static_cast<V>(m_grad_factor * g));
+                    const B scale(static_cast<V>(m_grad_factor * m_weight_soft * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
+                    const B hard(static_cast<V>(m_weight_hard * g));
                     V* const gs = to.grad_student;
                     V* const gt = to.grad_teacher;
-                    for_each_batch<B>(n,
-                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
-                                      {
-                                          if (gs)
-                                          {
-                                              const B q = share(spare.student, inv_zs, scaled(s, i, ms), i);
-                                              const B pull = load_row<B>(gs, i, n, V(0));
-                                              store_lanes(gs + i, (pull - q * sum_s) * scale, count);
-                                          }
-                                          if (gt)
-                                          {
-                                              const B p = share(spare.teacher, inv_zt, scaled(t, i, mt), i);
-                                              const B pull = load_row<B>(gt, i, n, V(0));
-                                              store_lanes(gt + i, (pull - p * sum_t) * scale, count);
-                                          }
-                                      });
+                    with_hard_flag(
+                        [&](auto shared)
+                        {
+                            for_each_batch<B>(
+                                n,
+                                [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                {
+                                    if (gs)
+                                    {
+                                        const B q = share(spare.student, inv_zs, scaled(s, i, ms), i);
+                                        const B pull = load_row<B>(gs, i, n, V(0));
+                                        store_lanes(gs + i, student_gradient<decltype(shared)::value>(pull, q, sum_s, scale, hard),
+                                                    count);
+                                    }
+                                    if (gt)
+                                    {
+                                        const B p = share(spare.teacher, inv_zt, scaled(t, i, mt), i);
+                                        const B pull = load_row<B>(gt, i, n, V(0));
+                                        store_lanes(gt + i, (pull - p * sum_t) * scale, count);
+                                    }
+                                });
+                        });
+                }
+
+                /// f(std::true_type) where the cross-entropy shares the divergence's softmax, else
+                /// f(std::false_type): one loop each, no branch inside.
+                template <class F>
+                void with_hard_flag(F&& f) const
+                {
+                    if (m_hard_shared)
+                    {
+                        f(std::true_type{});
+                    }
+                    else
+                    {
+                        f(std::false_type{});
+                    }
+                }
+
+                /// The student's gradient of a batch: (pull - q sum) scale, plus weight_hard g q where the
+                /// cross-entropy shares the softmax (Shared; hard_row subtracts weight_hard g at the label).
+                template <bool Shared>
+                static XLOSS_INLINE B student_gradient(const B& pull, const B& q, const B& sum, const B& scale,
+                                                       const B& hard) noexcept
+                {
+                    if constexpr (Shared)
+                    {
+                        return (pull - q * sum) * scale + q * hard;
+                    }
+                    else
+                    {
+                        return (pull - q * sum) * scale;
+                    }
                 }
 
                 /// A row of log-probabilities: the terms and the gradients w.r.t. log q and log p (the
@@ -665,7 +780,7 @@ namespace xloss
                 {
                     constexpr V lowest = -std::numeric_limits<V>::infinity();
                     const std::size_t n = m_rows.length;
-                    const B scale(static_cast<V>(row_grad_output(k, out, to)));
+                    const B scale(static_cast<V>(m_weight_soft * row_grad_output(k, out, to)));
                     row_sum<B> terms;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
@@ -726,12 +841,13 @@ namespace xloss
                     // p = e^a / Zp as the loss phase saw it: a p that e^(a - log Zp) would flush to 0
                     // stays a class of the row, so terms, pulls and the row's value agree.
                     const B inv_zs(static_cast<V>(1. / zs)), inv_zt(static_cast<V>(1. / zt));
-                    const B scale(static_cast<V>(m_grad_factor * g));
+                    const B scale(static_cast<V>(m_grad_factor * m_weight_soft * g));
                     const B sum_s(static_cast<V>(pulls.student)), sum_t(static_cast<V>(pulls.teacher));
                     const B t2(static_cast<V>(m_loss_factor));
+                    const B hard(static_cast<V>(m_weight_hard * g));
                     // One loop per set of outputs: with the student's gradient alone, the compiler
                     // drops the terms and the teacher's pulls.
-                    auto pass = [&](auto only_student)
+                    auto pass = [&](auto only_student, auto shared)
                     {
                         for_each_batch<B>(
                             n,
@@ -747,7 +863,10 @@ namespace xloss
                                 const divergence_terms<B> d = m_policy(lp, lq, p, q);
                                 if (decltype(only_student)::value || to.grad_student)
                                 {
-                                    store_lanes(to.grad_student + i, (d.pull_student - q * sum_s) * scale, count);
+                                    store_lanes(to.grad_student + i,
+                                                student_gradient<decltype(shared)::value>(d.pull_student, q, sum_s,
+                                                                                          scale, hard),
+                                                count);
                                 }
                                 if constexpr (!decltype(only_student)::value)
                                 {
@@ -762,14 +881,18 @@ namespace xloss
                                 }
                             });
                     };
-                    if (to.grad_student && !to.loss && !to.grad_teacher)
-                    {
-                        pass(std::true_type{});
-                    }
-                    else
-                    {
-                        pass(std::false_type{});
-                    }
+                    with_hard_flag(
+                        [&](auto shared)
+                        {
+                            if (to.grad_student && !to.loss && !to.grad_teacher)
+                            {
+                                pass(std::true_type{}, shared);
+                            }
+                            else
+                            {
+                                pass(std::false_type{}, shared);
+                            }
+                        });
                 }
 
                 const Policy& m_policy;
@@ -786,6 +909,9 @@ namespace xloss
                 loss_layout m_layout;
                 row_checks m_checks;
                 const char* m_func;
+                double m_weight_soft;
+                double m_weight_hard;
+                bool m_hard_shared; ///< the cross-entropy's softmax is the divergence's (T = 1, logits)
             };
         }
     }

@@ -25,6 +25,14 @@ namespace xloss
      */
     constexpr double max_temperature = 100.;
 
+    /// @brief What a teacher given as its top k log-probabilities does with the mass outside them.
+    enum class top_k_tail
+    {
+        renormalize, ///< P is softmax(log p / T) over the k classes: its mass outside them is dropped (default)
+        bucket       ///< the mass r = 1 - sum(p) outside the k classes is one more class, against the
+                     ///< student's mass outside them (temperature 1 only; r within 4 k epsilon of 0 is 0)
+    };
+
     namespace detail
     {
         /**
@@ -170,6 +178,24 @@ namespace xloss
                 return self();
             }
 
+            /// What a top-k teacher does with the mass outside its k classes (default top_k_tail::renormalize).
+            constexpr xloss::top_k_tail top_k_tail() const noexcept
+            {
+                return m_tail;
+            }
+
+            /// Sets the top-k tail; throws std::invalid_argument for a value that is not an enumerator.
+            XLOSS_INLINE constexpr D& top_k_tail(xloss::top_k_tail value)
+            {
+                if (value != xloss::top_k_tail::renormalize && value != xloss::top_k_tail::bucket)
+                {
+                    option_setters::reject(D::options_name, "top_k_tail", "renormalize or bucket",
+                                           static_cast<double>(static_cast<int>(value)));
+                }
+                m_tail = value;
+                return self();
+            }
+
             /// Whether forward_backward() also gives the gradient w.r.t. the target (the teacher's
             /// logits: divergence_result::grad_teacher; default false).
             constexpr bool target_grad() const noexcept
@@ -206,6 +232,7 @@ namespace xloss
             double m_weight_hard = 0.;
             double m_weight_soft = 1.;
             xloss::temperature_scale m_scale = xloss::temperature_scale::squared;
+            xloss::top_k_tail m_tail = xloss::top_k_tail::renormalize;
             std::ptrdiff_t m_axis = -1;
             long long m_ignore_index = -100;
             row_input m_input = row_input::logits;

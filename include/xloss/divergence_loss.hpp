@@ -18,8 +18,10 @@
 
 #include "detail/core/output.hpp"
 #include "detail/divergence/call.hpp"
+#include "detail/divergence/top_k_call.hpp"
 #include "distill_options.hpp"
 #include "divergence_result.hpp"
+#include "top_k.hpp"
 
 namespace xloss
 {
@@ -171,7 +173,94 @@ namespace xloss
                 }
             }
 
+            /**
+             * @name From a top-k teacher (the forward KL only)
+             * The teacher as top_k(ids, log_probs), both of shape (rows..., k), against the student's full
+             * softmax over the last axis (see top_k_tail for the mass outside the k classes). Ids out of
+             * range or repeated in a kept row are an error naming the row; there is no teacher gradient.
+             * The `_out` call allocates one byte per class (the ids' check).
+             */
+            ///@{
+            template <class S, class I, class LP, class L = detail::no_labels>
+            auto operator()(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
+                            const L& labels = all_rows) const
+            {
+                return top_k_call<detail::loss_value_t<S, LP>>(student_logits, teacher, labels, name()).loss();
+            }
+
+            template <class S, class I, class LP, class L = detail::no_labels>
+            auto backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
+                          const L& labels = all_rows) const
+            {
+                return backward(student_logits, teacher, labels, 1.0);
+            }
+
+            template <class S, class I, class LP, class L, class G>
+            auto backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
+                          const L& labels, const G& grad_output) const
+            {
+                return top_k_call<detail::loss_value_t<S, LP>>(student_logits, teacher, labels, name())
+                    .gradient(grad_output);
+            }
+
+            template <class S, class I, class LP, class L = detail::no_labels>
+            auto forward_backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
+                                  const L& labels = all_rows) const
+            {
+                return top_k_call<detail::loss_value_t<S, LP>>(student_logits, teacher, labels, name())
+                    .forward_backward();
+            }
+
+            template <class LO, class GO, class S, class I, class LP, class L = detail::no_labels>
+            void forward_backward_out(LO& loss, GO& grad_student, const xt::xexpression<S>& student_logits,
+                                      const top_k_teacher<I, LP>& teacher, const L& labels = all_rows) const
+            {
+                using V = detail::loss_value_t<S, LP>;
+                constexpr const char* func = Policy::out_name;
+                const auto call = top_k_call<V>(student_logits, teacher, labels, func);
+                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
+                const bool grad_fits =
+                    detail::check_out_shape(grad_student, call.shape(), func, "grad_student", "the logits' shape");
+                V* gs = grad_fits ? detail::writable_data<V>(grad_student) : nullptr;
+                V* lo = nullptr;
+                if constexpr (!std::is_arithmetic<LO>::value)
+                {
+                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
+                }
+                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
+                if (!gs || (!call.reduced() && !lo) || call.overlaps_inputs(gs, detail::size_of(call.shape()))
+                    || (lo && call.overlaps_inputs(lo, loss_size)))
+                {
+                    const divergence_result<V> r = forward_backward(student_logits, teacher, labels);
+                    detail::assign_loss(loss, r.loss);
+                    detail::assign_out(grad_student, r.grad_student);
+                    return;
+                }
+                std::optional<xt::xarray<V>> rows;
+                detail::row_outputs<V> out = call.grad_output(1.0, rows);
+                out.loss = lo;
+                out.grad_student = gs;
+                const double value = call.run(out, detail::row_checks::before_writing);
+                if (call.reduced())
+                {
+                    detail::store_loss(loss, value);
+                }
+            }
+            ///@}
+
         private:
+
+            template <class V, class S, class I, class LP, class L>
+            auto top_k_call(const xt::xexpression<S>& s, const top_k_teacher<I, LP>& teacher, const L& labels,
+                            const char* func) const
+            {
+                static_assert(std::is_same<Policy, detail::forward_kl_policy>::value,
+                              "xloss: a top-k teacher is defined for the forward KL only (ForwardKLLoss)");
+                const auto& l = detail::labels_arg(labels);
+                using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
+                return detail::top_k_call<V, typename I::value_type, LV>(s.derived_cast(), teacher.ids,
+                                                                           teacher.log_probs, l, m_options, func);
+            }
 
             static const char* name() noexcept
             {

@@ -31,6 +31,7 @@
 #include "reduction.hpp"
 #include "reverse_kl.hpp"
 #include "symmetric_kl.hpp"
+#include "top_k.hpp"
 #include "xloss_config.hpp"
 
 #endif

@@ -151,7 +151,7 @@ sanitize: deps
 # distillation loss from logits), fuzz_options (the option path: logits input, weights, axes,
 # epsilon, divisor) and fuzz_divergence (forward_kl, reverse_kl, generalized_jsd, symmetric_kl on the row engine,
 # with labels); each has its corpus, and its regression inputs once it found something, under tests/fuzz.
-FUZZ_TARGETS = kl_div distill options divergence
+FUZZ_TARGETS = kl_div distill options divergence cross_entropy
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	cmake -S . -B $(BUILD)-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE= -DXLOSS_BUILD_TESTS=OFF \

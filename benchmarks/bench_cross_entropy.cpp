@@ -156,8 +156,8 @@ namespace
     {
         torch::set_num_threads(1);
         const auto& x = data(rows_of(state), classes_of(state)).student;
-        const auto s = torch::from_blob(const_cast<float*>(x.data()),
-                                        {int64_t(rows_of(state)), int64_t(classes_of(state))});
+        const auto s =
+            torch::from_blob(const_cast<float*>(x.data()), {int64_t(rows_of(state)), int64_t(classes_of(state))});
         const auto y = torch_labels(rows_of(state), classes_of(state));
         torch::NoGradGuard no_grad;
         for (auto _ : state)

@@ -259,7 +259,7 @@ namespace xloss
                 const auto& l = detail::labels_arg(labels);
                 using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
                 return detail::top_k_call<V, typename I::value_type, LV>(s.derived_cast(), teacher.ids,
-                                                                           teacher.log_probs, l, m_options, func);
+                                                                         teacher.log_probs, l, m_options, func);
             }
 
             static const char* name() noexcept

@@ -53,7 +53,8 @@ namespace xloss
                     , m_options(options)
                     , m_threads(resolve_threads(options.num_threads(), func))
                 {
-                    static_assert(!std::is_same<LV, bool>::value, "xloss::cross_entropy: labels are class indices, not a mask");
+                    static_assert(!std::is_same<LV, bool>::value,
+                                  "xloss::cross_entropy: labels are class indices, not a mask");
                     check_loss_options(options, func, "from the labels' weights");
                     if (options.reduction() == reduction::batchmean)
                     {
@@ -177,7 +178,8 @@ namespace xloss
                 double empty_value(double sum) const noexcept
                 {
                     (void)sum;
-                    return m_options.empty_mean() == xloss::empty_mean::zero ? 0. : std::numeric_limits<double>::quiet_NaN();
+                    return m_options.empty_mean() == xloss::empty_mean::zero ? 0.
+                                                                             : std::numeric_limits<double>::quiet_NaN();
                 }
 
                 cross_entropy_terms<V> terms() const noexcept
@@ -205,7 +207,8 @@ namespace xloss
                         detail::raise(std::invalid_argument(std::string("xloss::") + m_func
                                                             + ": the logits need at least one axis (the classes)"));
                     }
-                    const std::ptrdiff_t wanted = m_shape.size() == 1 && !options.class_axis_given() ? 0 : options.class_axis();
+                    const std::ptrdiff_t wanted =
+                        m_shape.size() == 1 && !options.class_axis_given() ? 0 : options.class_axis();
                     const std::size_t axis = normalize_axis(wanted, m_shape.size(), m_func, "class_axis");
                     for (std::size_t d = 0; d < m_shape.size(); ++d)
                     {
@@ -229,8 +232,8 @@ namespace xloss
                                             total += w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
                                         });
                     m_divisor = options.reduction() != reduction::mean ? 1.
-                                : options.divisor() > 0.              ? options.divisor()
-                                                                      : total;
+                                : options.divisor() > 0.               ? options.divisor()
+                                                                       : total;
                 }
 
                 const char* m_func;

@@ -240,7 +240,8 @@ namespace xloss
                     const double log_z = std::log(sums.z), lse = static_cast<double>(m) + log_z;
                     const double w_y = m_terms.weight ? static_cast<double>(m_terms.weight[y]) : 1.;
                     const double eps = m_terms.smoothing;
-                    const double nll = (static_cast<double>(m) - static_cast<double>(capped_value<Capped>(x[y]))) + log_z;
+                    const double nll =
+                        (static_cast<double>(m) - static_cast<double>(capped_value<Capped>(x[y]))) + log_z;
                     double value = (1. - eps) * w_y * nll + m_terms.z_loss * lse * lse;
                     if (Smoothing)
                     {

@@ -205,7 +205,8 @@ namespace xloss
                     const auto keep = m_labels.keep(m_ignore_index);
                     const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
-                        row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func, m_weight_soft, m_weight_hard});
+                        row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func, m_weight_soft,
+                                     m_weight_hard});
                     if (checks == row_checks::before_writing)
                     {
                         engine.check_rows();
@@ -332,8 +333,8 @@ namespace xloss
                     }
                     if (m_layout == loss_layout::per_class)
                     {
-                        detail::raise(option_error(m_func, "weight_hard", "0 for a loss without labels",
-                                                   options.weight_hard()));
+                        detail::raise(
+                            option_error(m_func, "weight_hard", "0 for a loss without labels", options.weight_hard()));
                     }
                     if constexpr (std::is_same<L, no_labels>::value || std::is_same<LV, bool>::value)
                     {

@@ -55,7 +55,7 @@ namespace xloss
                     , m_options_reduction(options.reduction())
                     , m_threads(resolve_threads(options.num_threads(), func))
                     , m_settings{options.temperature(), options.temperature_scale(), options.top_k_tail(),
-                                 options.weight_soft(), options.weight_hard(), func}
+                                 options.weight_soft(), options.weight_hard(),       func}
                     , m_ignore_index(options.ignore_index())
                 {
                     static_assert(std::is_integral<I>::value, "xloss: top-k teacher ids must be integers");
@@ -64,16 +64,19 @@ namespace xloss
                     check_labels(labels, m_row_shape, m_shape, func);
                     if (options.target_grad())
                     {
-                        detail::raise(option_error(func, "target_grad", "false with a top-k teacher (no teacher gradient)", 1.));
+                        detail::raise(
+                            option_error(func, "target_grad", "false with a top-k teacher (no teacher gradient)", 1.));
                     }
                     if (options.input() != row_input::logits)
                     {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func
-                                                            + ": a top-k teacher needs the student's logits (row_input::logits)"));
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func
+                            + ": a top-k teacher needs the student's logits (row_input::logits)"));
                     }
                     if (options.top_k_tail() == xloss::top_k_tail::bucket && options.temperature() != 1.)
                     {
-                        detail::raise(option_error(func, "temperature", "1 with top_k_tail::bucket", options.temperature()));
+                        detail::raise(
+                            option_error(func, "temperature", "1 with top_k_tail::bucket", options.temperature()));
                     }
                     if (options.weight_hard() > 0.)
                     {
@@ -95,10 +98,9 @@ namespace xloss
                     {
                         kept += keep(r) ? 1 : 0;
                     }
-                    m_divisor = reduction_divisor(m_options_reduction, options.divisor(),
-                                                  kept > 0 ? static_cast<double>(kept) : 1.,
-                                                  m_row_shape.empty() || m_row_shape[0] == 0 ? 1.
-                                                                                             : static_cast<double>(m_row_shape[0]));
+                    m_divisor = reduction_divisor(
+                        m_options_reduction, options.divisor(), kept > 0 ? static_cast<double>(kept) : 1.,
+                        m_row_shape.empty() || m_row_shape[0] == 0 ? 1. : static_cast<double>(m_row_shape[0]));
                 }
 
                 const shape_type& shape() const noexcept
@@ -123,9 +125,11 @@ namespace xloss
 
                 bool overlaps_inputs(const V* p, std::size_t n) const noexcept
                 {
-                    const auto x = reinterpret_cast<std::uintptr_t>(p), y = reinterpret_cast<std::uintptr_t>(m_student.data),
+                    const auto x = reinterpret_cast<std::uintptr_t>(p),
+                               y = reinterpret_cast<std::uintptr_t>(m_student.data),
                                z = reinterpret_cast<std::uintptr_t>(m_log_probs.data);
-                    const std::size_t bytes = n * sizeof(V), ns = m_rows * m_n * sizeof(V), nl = m_rows * m_k * sizeof(V);
+                    const std::size_t bytes = n * sizeof(V), ns = m_rows * m_n * sizeof(V),
+                                      nl = m_rows * m_k * sizeof(V);
                     return p && n && ((x < y + ns && y < x + bytes) || (x < z + nl && z < x + bytes));
                 }
 
@@ -140,8 +144,9 @@ namespace xloss
                         keep, m_settings);
                     using rows_type = std::decay_t<decltype(rows)>;
                     std::vector<unsigned char> seen;
-                    rows.check_rows(seen, checks == row_checks::before_writing ? rows_type::student_rows::check
-                                                                               : rows_type::student_rows::while_running);
+                    rows.check_rows(seen, checks == row_checks::before_writing
+                                              ? rows_type::student_rows::check
+                                              : rows_type::student_rows::while_running);
                     row_workspace<V> workspace;
                     return rows.run(row_range{0, m_rows}, out, m_threads, workspace) / m_divisor;
                 }

@@ -125,7 +125,8 @@ namespace xloss
                             seen[static_cast<std::size_t>(ids[j])] = 0;
                         }
                         const V* s = m_src.student + r * m_src.n;
-                        const row_fault f = students == student_rows::check ? fault(r, row_max<B>(s, m_src.n)) : teacher_fault(r);
+                        const row_fault f =
+                            students == student_rows::check ? fault(r, row_max<B>(s, m_src.n)) : teacher_fault(r);
                         if (f != row_fault::none)
                         {
                             raise_fault(f, r);
@@ -159,10 +160,11 @@ namespace xloss
                 {
                     const bool teacher = (static_cast<int>(f) & teacher_bit) != 0;
                     const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
-                    detail::raise(std::invalid_argument(
-                        std::string("xloss::") + m_set.func + ": " + (teacher ? "teacher_log_probs" : "student_logits")
-                        + " row " + row_index(r, m_src.row_shape)
-                        + (what == row_fault::pos_inf ? " holds +inf" : " is all -inf") + ": its softmax is undefined"));
+                    detail::raise(std::invalid_argument(std::string("xloss::") + m_set.func + ": "
+                                                        + (teacher ? "teacher_log_probs" : "student_logits") + " row "
+                                                        + row_index(r, m_src.row_shape)
+                                                        + (what == row_fault::pos_inf ? " holds +inf" : " is all -inf")
+                                                        + ": its softmax is undefined"));
                 }
 
                 /// A +inf, or -inf everywhere without NaN, in n values whose max is m.
@@ -285,9 +287,9 @@ namespace xloss
                     double d = 0., student_mass = 0.;
                     for (std::size_t j = 0; j < k; ++j)
                     {
-                        const double lq = (static_cast<double>(s[ids[j]]) - static_cast<double>(ms))
-                                              * static_cast<double>(m_inv_temp)
-                                          - log_zs;
+                        const double lq =
+                            (static_cast<double>(s[ids[j]]) - static_cast<double>(ms)) * static_cast<double>(m_inv_temp)
+                            - log_zs;
                         q[j] = std::exp(lq);
                         student_mass += q[j];
                         const double p = std::exp(lp[j]);
@@ -333,7 +335,8 @@ namespace xloss
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
                                           const B e = exp_nonpositive(
-                                              (load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms)) * B(x));
+                                              (load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms))
+                                              * B(x));
                                           if (keep)
                                           {
                                               store_lanes(keep + i, e, count);

@@ -156,7 +156,7 @@ namespace xloss
                 row_input input;
                 loss_layout layout;
                 row_checks checks;
-                const char* func; ///< the public function, for messages
+                const char* func;        ///< the public function, for messages
                 double weight_soft = 1.; ///< the weight of the divergence
                 double weight_hard = 0.; ///< the weight of the cross-entropy with the rows' labels (0: none)
             };
@@ -237,8 +237,9 @@ namespace xloss
                         [&](std::size_t k, V* mine, row_fault& fault)
                         {
                             const row_exps<V> spare =
-                                scratch.exps ? row_exps<V>{mine + scratch.gathered, mine + scratch.gathered + m_rows.length}
-                                             : row_exps<V>{nullptr, nullptr};
+                                scratch.exps
+                                    ? row_exps<V>{mine + scratch.gathered, mine + scratch.gathered + m_rows.length}
+                                    : row_exps<V>{nullptr, nullptr};
                             return row(k, out, scratch.gathered ? mine : nullptr, spare, fault);
                         },
                         [&](row_fault f, std::size_t k)
@@ -390,7 +391,8 @@ namespace xloss
                         }
                         if (m_weight_hard > 0. && fault == row_fault::none)
                         {
-                            value = mix(value, hard_row(s, k, zs, row_grad_output(k, out, to), to.grad_student), k, out);
+                            value =
+                                mix(value, hard_row(s, k, zs, row_grad_output(k, out, to), to.grad_student), k, out);
                         }
                     }
                     if (out.loss && !per_class)
@@ -446,18 +448,21 @@ namespace xloss
                         for_each_batch<B>(n,
                                           [&](std::size_t i, std::size_t) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                           {
-                                              z.add(exp_nonpositive(load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms)));
+                                              z.add(exp_nonpositive(
+                                                  load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms)));
                                           });
                         zs = z.total();
                         if (grad)
                         {
                             const B scale(static_cast<V>(hs / zs));
-                            for_each_batch<B>(n,
-                                              [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
-                                              {
-                                                  const B e = exp_nonpositive(load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms));
-                                                  store_lanes(grad + i, load_row<B>(grad, i, n, V(0)) + e * scale, count);
-                                              });
+                            for_each_batch<B>(
+                                n,
+                                [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                {
+                                    const B e = exp_nonpositive(
+                                        load_row<B>(s, i, n, -std::numeric_limits<V>::infinity()) - B(ms));
+                                    store_lanes(grad + i, load_row<B>(grad, i, n, V(0)) + e * scale, count);
+                                });
                         }
                     }
                     if (grad)
@@ -644,8 +649,12 @@ namespace xloss
                                           zt.add(ea);
                                       });
                     const double sum_zs = zs.total(), sum_zt = zt.total();
-                    return {B(static_cast<V>(1. / sum_zs)), B(static_cast<V>(1. / sum_zt)),
-                            static_cast<V>(std::log(sum_zs)), static_cast<V>(std::log(sum_zt)), spare, sum_zs};
+                    return {B(static_cast<V>(1. / sum_zs)),
+                            B(static_cast<V>(1. / sum_zt)),
+                            static_cast<V>(std::log(sum_zs)),
+                            static_cast<V>(std::log(sum_zt)),
+                            spare,
+                            sum_zs};
                 }
 
                 /// q or p of batch i (shifted logits x): from the kept exponential, or the same one computed
@@ -721,24 +730,25 @@ namespace xloss
                     with_hard_flag(
                         [&](auto shared)
                         {
-                            for_each_batch<B>(
-                                n,
-                                [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
-                                {
-                                    if (gs)
-                                    {
-                                        const B q = share(spare.student, inv_zs, scaled(s, i, ms), i);
-                                        const B pull = load_row<B>(gs, i, n, V(0));
-                                        store_lanes(gs + i, student_gradient<decltype(shared)::value>(pull, q, sum_s, scale, hard),
-                                                    count);
-                                    }
-                                    if (gt)
-                                    {
-                                        const B p = share(spare.teacher, inv_zt, scaled(t, i, mt), i);
-                                        const B pull = load_row<B>(gt, i, n, V(0));
-                                        store_lanes(gt + i, (pull - p * sum_t) * scale, count);
-                                    }
-                                });
+                            for_each_batch<B>(n,
+                                              [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                              {
+                                                  if (gs)
+                                                  {
+                                                      const B q = share(spare.student, inv_zs, scaled(s, i, ms), i);
+                                                      const B pull = load_row<B>(gs, i, n, V(0));
+                                                      store_lanes(gs + i,
+                                                                  student_gradient<decltype(shared)::value>(
+                                                                      pull, q, sum_s, scale, hard),
+                                                                  count);
+                                                  }
+                                                  if (gt)
+                                                  {
+                                                      const B p = share(spare.teacher, inv_zt, scaled(t, i, mt), i);
+                                                      const B pull = load_row<B>(gt, i, n, V(0));
+                                                      store_lanes(gt + i, (pull - p * sum_t) * scale, count);
+                                                  }
+                                              });
                         });
                 }
 

@@ -112,8 +112,8 @@ namespace xloss
                         thread = static_cast<std::size_t>(omp_get_thread_num());
 #endif
                         faults[j] = row_fault::none;
-                        partial[j] = row(first + static_cast<std::size_t>(j), team.area ? buf + thread * team.area : nullptr,
-                                         faults[j]);
+                        partial[j] = row(first + static_cast<std::size_t>(j),
+                                         team.area ? buf + thread * team.area : nullptr, faults[j]);
                     }
                     for (std::ptrdiff_t j = 0; j < count; ++j)
                     {

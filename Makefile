@@ -125,6 +125,8 @@ bench:
 	      --benchmark_out=$(BUILD)-bench/distill.json --benchmark_out_format=json $(BENCH_FLAGS)
 	$(BUILD)-bench/benchmarks/xloss_bench_divergence $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
 	      --benchmark_out=$(BUILD)-bench/divergence.json --benchmark_out_format=json $(BENCH_FLAGS)
+	$(BUILD)-bench/benchmarks/xloss_bench_cross_entropy $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
+	      --benchmark_out=$(BUILD)-bench/cross_entropy.json --benchmark_out_format=json $(BENCH_FLAGS)
 	rm -f $(BUILD)-bench/torch2-*.json
 	@if [ "$(BENCH_TORCH2)" = 1 ]; then \
 	    XLOSS_BENCH_KL_FLAGS="$(BENCH_KL_FLAGS) $(BENCH_FLAGS)" XLOSS_BENCH_ROW_FLAGS="$(BENCH_ROW_FLAGS) $(BENCH_FLAGS)" \
@@ -135,6 +137,8 @@ bench:
 	/usr/bin/python3 scripts/bench_report.py --rows distill $(BUILD)-bench/distill.json $(call torch2,distill)
 	/usr/bin/python3 scripts/bench_report.py --rows divergence $(BUILD)-bench/divergence.json \
 	      $(call torch2,divergence)
+	/usr/bin/python3 scripts/bench_report.py --rows cross_entropy $(BUILD)-bench/cross_entropy.json \
+	      $(call torch2,cross_entropy)
 
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \

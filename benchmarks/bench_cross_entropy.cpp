@@ -121,7 +121,7 @@ namespace
                 const float m = d::row_max<B>(p, n);
                 d::row_sum<B> z;
                 d::for_each_batch<B>(n,
-                                     [&](std::size_t i, std::size_t count)
+                                     [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                      {
                                          const B e = d::exp_nonpositive(d::load_row<B>(p, i, n, -INFINITY) - B(m));
                                          d::store_lanes(g + i, e, count);
@@ -130,7 +130,7 @@ namespace
                 const double sum = z.total();
                 const B scale(static_cast<float>(inv_rows / sum));
                 d::for_each_batch<B>(n,
-                                     [&](std::size_t i, std::size_t count)
+                                     [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                      {
                                          d::store_lanes(g + i, d::load_row<B>(g, i, n, 0.f) * scale, count);
                                      });

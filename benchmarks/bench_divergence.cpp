@@ -179,12 +179,12 @@ namespace
     using batch = kernels::default_batch<float>;
 
     /// sum e^((x - m) x scale) over a row, the exponentials kept in `keep`.
-    double exp_sum(const float* p, std::size_t n, float m, float scale, float* keep)
+    XLOSS_INLINE double exp_sum(const float* p, std::size_t n, float m, float scale, float* keep)
     {
         kernels::row_sum<batch> z;
         kernels::for_each_batch<batch>(
             n,
-            [&](std::size_t i, std::size_t count)
+            [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
             {
                 const batch e =
                     kernels::exp_nonpositive((kernels::load_row<batch>(p, i, n, -INFINITY) - batch(m)) * batch(scale));
@@ -219,7 +219,7 @@ namespace
                 const double zt = Teacher ? exp_sum(t, n, kernels::row_max<batch>(t, n), inv_t, spare.data()) : 1.;
                 const batch a(static_cast<float>(temperature / zs)), b(static_cast<float>(temperature / zt));
                 kernels::for_each_batch<batch>(n,
-                                               [&](std::size_t i, std::size_t count)
+                                               [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                                {
                                                    batch v = kernels::load_row<batch>(g, i, n, 0.f) * a;
                                                    if (Teacher)

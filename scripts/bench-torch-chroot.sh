@@ -3,7 +3,7 @@
 # a fresh chroot (scripts/chroot-common.sh), the benchmarks built there from this repository's
 # committed HEAD and run for their libtorch rows only, on the same machine, each into JSON:
 #   scripts/bench-torch-chroot.sh <output directory>
-# writes <output directory>/torch2-{kl_div,distill,divergence}.json. XLOSS_BENCH_KL_FLAGS and
+# writes <output directory>/torch2-{kl_div,distill,divergence,cross_entropy}.json. XLOSS_BENCH_KL_FLAGS and
 # XLOSS_BENCH_ROW_FLAGS give the benchmark flags of xloss_bench and of the row benchmarks (the
 # Makefile passes those of the host's run). Needs root.
 set -euo pipefail
@@ -25,7 +25,8 @@ version=$(in_chroot "dpkg-query -W -f='\${Version}' libtorch-dev" | sed 's/[+~-]
 echo "== $release: libtorch $version"
 mkdir -p "$out"
 for run in "kl_div xloss_bench ${XLOSS_BENCH_KL_FLAGS:-}" "distill xloss_bench_distill ${XLOSS_BENCH_ROW_FLAGS:-}" \
-           "divergence xloss_bench_divergence ${XLOSS_BENCH_ROW_FLAGS:-}"; do
+           "divergence xloss_bench_divergence ${XLOSS_BENCH_ROW_FLAGS:-}" \
+           "cross_entropy xloss_bench_cross_entropy ${XLOSS_BENCH_ROW_FLAGS:-}"; do
     read -r name binary flags <<< "$run"
     # A warm-up before each benchmark (Google Benchmark 1.8+): libtorch 2.6's first calls in a process
     # ran several times slower in a trial run.

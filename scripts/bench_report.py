@@ -194,6 +194,39 @@ ROW_TABLES = {
             ("generalized JSD (beta 0.5), forward", "jsd"),
             ("generalized JSD (beta 0.5), forward + student gradient", "jsd_fb"),
         ],
+        # (label, numerator, denominator, "ratio" or "share"); a torch denominator is the faster libtorch.
+        "extras": [
+            ("forward KL + student gradient, share of its row bound", "forward_kl_fb/xloss", "forward_kl_fb/bound",
+             "share"),
+            ("reverse KL + student gradient, share of the forward KL's row bound", "reverse_kl_fb/xloss",
+             "forward_kl_fb/bound", "share"),
+            ("generalized JSD + student gradient, share of the forward KL's row bound", "jsd_fb/xloss",
+             "forward_kl_fb/bound", "share"),
+            ("forward KL + gradient with the hard loss mixed in, time / the soft loss alone (T = 1)",
+             "forward_kl_fb_t1/xloss", "forward_kl_fb_t1/xloss_mixed", "ratio"),
+            ("the same at T = 2", "forward_kl_fb_t2/xloss", "forward_kl_fb_t2/xloss_mixed", "ratio"),
+            ("top-k (k = 64) forward KL + gradient / libtorch gather form", "top_k_fb/xloss", "top_k_fb/torch_gather",
+             "ratio"),
+            ("top-k forward KL + gradient / libtorch dense scatter form", "top_k_fb/xloss", "top_k_fb/torch_dense",
+             "ratio"),
+            ("top-k forward KL + gradient, time / the student-only bound", "student_fb/bound", "top_k_fb/xloss",
+             "ratio"),
+        ],
+    },
+    # xloss_bench_cross_entropy: cross_entropy against F.cross_entropy and its row bound.
+    "cross_entropy": {
+        "shapes": [(128, 1000), (8, 32000), (4, 128256), (512, 151936)],
+        "pairs": [
+            ("cross-entropy, forward", "cross_entropy"),
+            ("cross-entropy, forward + gradient", "cross_entropy_fb"),
+        ],
+        "extras": [
+            ("forward + gradient into the caller's arrays (`_out`) / libtorch", "cross_entropy_fb/xloss_out",
+             "cross_entropy_fb/torch", "ratio"),
+            ("forward + gradient, share of its row bound", "cross_entropy_fb/xloss", "cross_entropy_fb/bound",
+             "share"),
+            ("`_out`, share of the row bound", "cross_entropy_fb/xloss_out", "cross_entropy_fb/bound", "share"),
+        ],
     },
 }
 
@@ -224,6 +257,14 @@ def rows_report(kind, rate, versions):
             best = max((r for r in (t1, t2) if r is not None), default=None)
             which = "" if t2 is None or best is None else f" ({torch2 if best == t2 else torch1})"
             cells.append(f"{fmt_rate(x)} / {fmt_rate(best)}{which} = **{fmt_ratio(x, best)}**")
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    # Rates: a ratio of rates is the speed-up; a share is the bound's time over the loss's.
+    for label, num, den, kind_ in table.get("extras", []):
+        cells = []
+        for n in shapes:
+            a = rate.get((num, n))
+            b = faster_torch(rate, den, n) if "torch" in den else rate.get((den, n))
+            cells.append(fmt_pct(a, b) if kind_ == "share" else fmt_ratio(a, b))
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 

@@ -235,37 +235,53 @@ namespace xloss
                     return value;
                 }
 
-                /// The teacher's side of a row: log p over K, and sum_K p.
-                double teacher_log_probs(const V* l, double* lp) const noexcept
+                /// Over K: the divergence's terms, sum_K p and sum_K q.
+                struct support_sums
                 {
+                    double divergence;
+                    double teacher;
+                    double student;
+                };
+
+                /**
+                 * The k terms of a row in batches: log p from the teacher's values `l` (softmax(l / T) over
+                 * K, or l itself with a bucket), log q = (s - max) / T - log Zs from the student's logits at
+                 * K (in `q` on entry); p and q are left in `p` and `q` for the gradient.
+                 */
+                support_sums support_terms(const V* l, V ms, double log_zs, V* p, V* q) const noexcept
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
                     const std::size_t k = m_src.k;
-                    if (m_set.tail == xloss::top_k_tail::bucket)
+                    const bool bucket = m_set.tail == xloss::top_k_tail::bucket;
+                    const B inv_t(m_inv_temp), student_shift(ms), student_log_z(static_cast<V>(log_zs));
+                    const V mt = row_max<B>(l, k);
+                    row_sum<B> zt, divergence, teacher, student;
+                    if (!bucket)
                     {
-                        double mass = 0.;
-                        for (std::size_t j = 0; j < k; ++j)
-                        {
-                            lp[j] = static_cast<double>(l[j]);
-                            mass += std::exp(lp[j]);
-                        }
-                        return mass;
+                        for_each_batch<B>(k,
+                                          [&](std::size_t i, std::size_t) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                          {
+                                              zt.add(exp_nonpositive((load_row<B>(l, i, k, lowest) - B(mt)) * inv_t));
+                                          });
                     }
-                    double m = -std::numeric_limits<double>::infinity();
-                    for (std::size_t j = 0; j < k; ++j)
-                    {
-                        lp[j] = static_cast<double>(l[j]) / m_set.temperature;
-                        m = is_nan(lp[j]) ? m : std::max(m, lp[j]);
-                    }
-                    double z = 0.;
-                    for (std::size_t j = 0; j < k; ++j)
-                    {
-                        z += std::exp(lp[j] - m);
-                    }
-                    const double log_z = m + std::log(z);
-                    for (std::size_t j = 0; j < k; ++j)
-                    {
-                        lp[j] -= log_z;
-                    }
-                    return 1.;
+                    const B teacher_log_z(static_cast<V>(bucket ? 0. : std::log(zt.total())));
+                    for_each_batch<B>(k,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          const B raw = load_row<B>(l, i, k, lowest);
+                                          // A stored log-probability above 0 (rounding) counts as 0; NaN stays.
+                                          const B lp = bucket ? select(is_nan(raw), raw, min(raw, B(0)))
+                                                              : mul_sub(raw - B(mt), inv_t, teacher_log_z);
+                                          const B lq = mul_sub(load_row<B>(q, i, k, lowest) - student_shift, inv_t,
+                                                               student_log_z);
+                                          const B pb = exp_nonpositive(lp), qb = exp_nonpositive(lq);
+                                          divergence.add(select(is_zero(pb), B(0), pb * (lp - lq)));
+                                          teacher.add(pb);
+                                          student.add(qb);
+                                          store_lanes(p + i, pb, count);
+                                          store_lanes(q + i, qb, count);
+                                      });
+                    return {divergence.total(), teacher.total(), student.total()};
                 }
 
                 /// A kept row's T^2 D (or D), its gradient into `grad` for grad_output g, and its hard part
@@ -276,25 +292,19 @@ namespace xloss
                     const V* s = m_src.student + r * n;
                     const I* ids = m_src.ids + r * k;
                     const double zs = partition_sum(s, ms, m_inv_temp, grad);
-                    const double log_zs = std::log(zs);
-                    // log p and q over K: on the stack for k up to 128.
-                    constexpr std::size_t stack = 128;
-                    double stack_values[2 * stack];
-                    std::vector<double> heap(k > stack ? 2 * k : 0);
-                    double* const lp = k > stack ? heap.data() : stack_values;
-                    double* const q = lp + (k > stack ? k : stack);
-                    const double teacher_mass = teacher_log_probs(m_src.log_probs + r * k, lp);
-                    double d = 0., student_mass = 0.;
+                    // p and q over K: on the stack for k up to 256.
+                    constexpr std::size_t stack = 256;
+                    alignas(64) V stack_values[2 * stack];
+                    std::vector<V> heap(k > stack ? 2 * k : 0);
+                    V* const p = k > stack ? heap.data() : stack_values;
+                    V* const q = p + (k > stack ? k : stack);
                     for (std::size_t j = 0; j < k; ++j)
                     {
-                        const double lq =
-                            (static_cast<double>(s[ids[j]]) - static_cast<double>(ms)) * static_cast<double>(m_inv_temp)
-                            - log_zs;
-                        q[j] = std::exp(lq);
-                        student_mass += q[j];
-                        const double p = std::exp(lp[j]);
-                        d += p > 0. ? p * (lp[j] - lq) : 0.;
+                        q[j] = s[ids[j]]; // the student's logits at K, made q below
                     }
+                    const support_sums sums = support_terms(m_src.log_probs + r * k, ms, std::log(zs), p, q);
+                    double d = sums.divergence;
+                    const double teacher_mass = sums.teacher, student_mass = sums.student;
                     double b = 0.;
                     if (m_set.tail == xloss::top_k_tail::bucket)
                     {
@@ -311,7 +321,7 @@ namespace xloss
                     const bool shared = m_set.weight_hard > 0. && m_set.temperature == 1.;
                     if (grad)
                     {
-                        soft_gradient(r, g, zs, teacher_mass - b * student_mass, b, lp, q, shared, grad);
+                        soft_gradient(r, g, zs, teacher_mass - b * student_mass, b, p, q, shared, grad);
                     }
                     if (m_set.weight_hard > 0.)
                     {
@@ -351,8 +361,8 @@ namespace xloss
                  * the cross-entropy shares the softmax (T = 1); the exponentials e^((s - max) / T) are in
                  * `grad` from the sums pass, and the hard part's own passes have not run yet.
                  */
-                void soft_gradient(std::size_t r, double g, double zs, double c, double b, const double* lp,
-                                   const double* q, bool shared, V* grad) const
+                void soft_gradient(std::size_t r, double g, double zs, double c, double b, const V* p, const V* q,
+                                   bool shared, V* grad) const
                 {
                     const std::size_t n = m_src.n, k = m_src.k;
                     const I* ids = m_src.ids + r * k;
@@ -366,7 +376,8 @@ namespace xloss
                     for (std::size_t j = 0; j < k; ++j)
                     {
                         const auto i = static_cast<std::size_t>(ids[j]);
-                        grad[i] = static_cast<V>(static_cast<double>(grad[i]) - f * (std::exp(lp[j]) - b * q[j]));
+                        grad[i] = static_cast<V>(static_cast<double>(grad[i])
+                                                 - f * (static_cast<double>(p[j]) - b * static_cast<double>(q[j])));
                     }
                 }
 

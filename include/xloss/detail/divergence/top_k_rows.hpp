@@ -174,19 +174,24 @@ namespace xloss
                     {
                         return row_fault::pos_inf;
                     }
+                    if (!is_neg_inf(m))
+                    {
+                        return row_fault::none;
+                    }
+                    // A max of -inf: the row is all -inf, unless it holds NaN (then NaN reaches its loss).
                     const bool nan = std::any_of(p, p + n,
                                                  [](V v)
                                                  {
                                                      return is_nan(v);
                                                  });
-                    return is_neg_inf(m) && !nan ? row_fault::all_neg_inf : row_fault::none;
+                    return nan ? row_fault::none : row_fault::all_neg_inf;
                 }
 
                 /// The teacher's k values of row r: all -inf, or a +inf.
                 row_fault teacher_fault(std::size_t r) const noexcept
                 {
                     const V* l = m_src.log_probs + r * m_src.k;
-                    const row_fault g = fault_of(l, m_src.k, *std::max_element(l, l + m_src.k, max_ignoring_nan));
+                    const row_fault g = fault_of(l, m_src.k, row_max<B>(l, m_src.k));
                     return g == row_fault::none ? g : static_cast<row_fault>(static_cast<int>(g) | teacher_bit);
                 }
 
@@ -197,11 +202,6 @@ namespace xloss
                     return f != row_fault::none ? f : teacher_fault(r);
                 }
 
-                static bool max_ignoring_nan(V a, V b) noexcept
-                {
-                    return is_nan(a) || (!is_nan(b) && a < b);
-                }
-
                 double row(std::size_t r, const row_outputs<V>& out, row_fault& f) const
                 {
                     const std::size_t n = m_src.n;
@@ -209,8 +209,9 @@ namespace xloss
                     double value = 0., soft = 0., hard = 0.;
                     if (m_keep(r) && n > 0)
                     {
+                        // The teacher's values were checked before the run (check_rows).
                         const V ms = row_max<B>(m_src.student + r * n, n);
-                        f = fault(r, ms);
+                        f = fault_of(m_src.student + r * n, n, ms);
                         if (f != row_fault::none)
                         {
                             return 0.;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <vector>
 
 #include <xloss/xloss.hpp>
 #include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
@@ -130,6 +131,29 @@ int exercise()
     failures += differ(sym.loss, xloss::symmetric_kl(student, teacher, labels, symmetric.options())) ? 1 : 0;
     symmetric.forward_backward_out(value, grad, student, teacher, labels);
     failures += differ_scalar(value, sym.loss()) || differ(grad, sym.grad_student) ? 1 : 0;
+
+    // The hard loss mixed in, and a top-k teacher (labels as classes).
+    const xt::xarray<int> classes = {2, -100};
+    const xloss::ForwardKLLoss mixed(xloss::distill_options(fo).teacher_grad(false).weight_hard(0.5).weight_soft(0.5));
+    const auto mix = mixed.forward_backward(student, teacher, classes);
+    failures += differ(mix.loss, mixed(student, teacher, classes)) || mix.hard_loss.size() != 1 ? 1 : 0;
+    const xt::xarray<long long> ids = {{0, 2}, {1, 2}};
+    const xt::xarray<V> top = {{V(-0.5), V(-1.5)}, {V(-0.2), V(-2)}};
+    const auto topk = mixed.forward_backward(student, xloss::top_k(ids, top), classes);
+    failures += differ(topk.grad_student, mixed.backward(student, xloss::top_k(ids, top), classes)) ? 1 : 0;
+    mixed.forward_backward_out(value, grad, student, xloss::top_k(ids, top), classes);
+    failures += differ_scalar(value, topk.loss()) ? 1 : 0;
+
+    // The cross-entropy, every entry point.
+    const auto co = xloss::cross_entropy_options().class_axis(-1).label_smoothing(0.1).z_loss(1e-4).softcap(30);
+    const xloss::CrossEntropyLoss ce(
+        xloss::cross_entropy_options(co).weight(std::vector<double>(student.shape()[1], 1.0)));
+    const auto ce_step = ce.forward_backward(student, classes);
+    failures += differ(ce_step.loss, xloss::cross_entropy(student, classes, ce.options())) ? 1 : 0;
+    failures +=
+        differ(ce_step.grad_logits, xloss::cross_entropy_backward(student, classes, V(1), ce.options())) ? 1 : 0;
+    ce.forward_backward_out(value, grad, student, classes);
+    failures += differ_scalar(value, ce_step.loss()) || differ(grad, ce_step.grad_logits) ? 1 : 0;
     return failures;
 }
 

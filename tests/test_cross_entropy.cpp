@@ -84,18 +84,6 @@ namespace
             CHECK(grad.flat(i) == Approx(numeric).margin(1e-7).epsilon(1e-6));
         }
     }
-
-    xt::xarray<float> random_logits(const std::vector<std::size_t>& shape, unsigned seed)
-    {
-        xt::xarray<float> x = xt::xarray<float>::from_shape(shape);
-        std::mt19937 gen(seed);
-        std::normal_distribution<float> z(0.f, 3.f);
-        for (auto& v : x)
-        {
-            v = z(gen);
-        }
-        return x;
-    }
 }
 
 TEST_CASE("cross_entropy matches PyTorch's F.cross_entropy", "[golden][cross_entropy]")
@@ -146,7 +134,7 @@ TEST_CASE("cross_entropy gradients match finite differences with every option", 
 
 TEST_CASE("cross_entropy: class axes, flattened labels, empty means and the divisor", "[cross_entropy]")
 {
-    const xt::xarray<float> x = random_logits({2, 3, 11}, 5);
+    const xt::xarray<float> x = xloss_test::normal_logits({2, 3, 11}, 5);
     const xt::xarray<int> labels = {{1, 10, -100}, {0, 4, 7}};
     const auto lm = xloss::cross_entropy_options().class_axis(-1);
     const xt::xarray<float> mean = xloss::cross_entropy(x, labels, lm);
@@ -185,7 +173,7 @@ TEST_CASE("cross_entropy: class axes, flattened labels, empty means and the divi
 
 TEST_CASE("cross_entropy: soft-capping and the z-loss as their formulas", "[cross_entropy]")
 {
-    const xt::xarray<double> x = random_logits({4, 9}, 8);
+    const xt::xarray<double> x = xloss_test::normal_logits({4, 9}, 8);
     const xt::xarray<int> labels = {3, 0, 8, 5};
     const auto o = xloss::cross_entropy_options().reduction(xloss::reduction::none);
     const xt::xarray<double> capped = 4.0 * xt::tanh(x / 4.0);
@@ -200,7 +188,7 @@ TEST_CASE("cross_entropy: soft-capping and the z-loss as their formulas", "[cros
 
 TEST_CASE("cross_entropy errors name the function, the argument and the value", "[cross_entropy]")
 {
-    xt::xarray<float> x = random_logits({2, 3, 4}, 3);
+    xt::xarray<float> x = xloss_test::normal_logits({2, 3, 4}, 3);
     const auto lm = xloss::cross_entropy_options().class_axis(-1);
     CHECK_THROWS_WITH((void)xloss::cross_entropy(x, xt::xarray<int>{{0, 4, 1}, {0, 0, 0}}, lm),
                       "xloss::cross_entropy: label 4 of row (0, 1) is not a class of 4 nor ignore_index (-100)");
@@ -241,7 +229,7 @@ TEST_CASE("cross_entropy errors name the function, the argument and the value", 
 
 TEST_CASE("cross_entropy: threads, the _out call and aliasing", "[cross_entropy][threads]")
 {
-    const xt::xarray<float> x = random_logits({300, 1000}, 11);
+    const xt::xarray<float> x = xloss_test::normal_logits({300, 1000}, 11);
     xt::xarray<int> labels = xt::xarray<int>::from_shape({300});
     for (std::size_t i = 0; i < labels.size(); ++i)
     {

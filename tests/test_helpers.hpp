@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -165,6 +166,19 @@ namespace xloss_test
 #else
         return same_values(a, b);
 #endif
+    }
+
+    /// Values of a normal distribution (sigma 3) in an array of `shape`: logits for the row losses.
+    inline xt::xarray<float> normal_logits(const std::vector<std::size_t>& shape, unsigned seed)
+    {
+        xt::xarray<float> x = xt::xarray<float>::from_shape(shape);
+        std::mt19937 gen(seed);
+        std::normal_distribution<float> z(0.f, 3.f);
+        for (auto& v : x)
+        {
+            v = z(gen);
+        }
+        return x;
     }
 
     struct golden_tensor

@@ -55,18 +55,6 @@ namespace
             CHECK(value == r.loss());
         }
     }
-
-    xt::xarray<float> normal(const std::vector<std::size_t>& shape, unsigned seed)
-    {
-        xt::xarray<float> x = xt::xarray<float>::from_shape(shape);
-        std::mt19937 gen(seed);
-        std::normal_distribution<float> z(0.f, 3.f);
-        for (auto& v : x)
-        {
-            v = z(gen);
-        }
-        return x;
-    }
 }
 
 TEST_CASE("Top-k teachers match PyTorch compositions of the sparse forward KL", "[golden][top_k]")
@@ -88,7 +76,7 @@ TEST_CASE("Top-k teachers match PyTorch compositions of the sparse forward KL", 
 
 TEST_CASE("A top-k teacher of all V classes is the dense forward KL", "[top_k]")
 {
-    const xt::xarray<float> s = normal({5, 64}, 1), t = normal({5, 64}, 2);
+    const xt::xarray<float> s = xloss_test::normal_logits({5, 64}, 1), t = xloss_test::normal_logits({5, 64}, 2);
     // The teacher's log-probabilities, its classes in reverse order.
     const xt::xarray<float> lp = t - xt::expand_dims(xt::log(xt::sum(xt::exp(t), {1})), 1);
     const xt::xarray<float> reversed = xt::flip(lp, 1);
@@ -114,7 +102,7 @@ TEST_CASE("A top-k teacher of all V classes is the dense forward KL", "[top_k]")
 
 TEST_CASE("Top-k teacher errors name the row and the value", "[top_k]")
 {
-    xt::xarray<float> s = normal({2, 3, 10}, 3);
+    xt::xarray<float> s = xloss_test::normal_logits({2, 3, 10}, 3);
     xt::xarray<int> ids = {{{0, 1}, {2, 3}, {4, 5}}, {{6, 7}, {8, 9}, {0, 9}}};
     xt::xarray<float> lp = xt::full_like(xt::xarray<float>::from_shape({2, 3, 2}), -1.f);
     const xloss::ForwardKLLoss kl;

@@ -129,33 +129,20 @@ namespace xloss
                 using V = detail::loss_value_t<X>;
                 constexpr const char* func = "CrossEntropyLoss::forward_backward_out";
                 const auto call = make_call(logits, labels, func);
-                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
-                const bool grad_fits =
-                    detail::check_out_shape(grad_logits, call.shape(), func, "grad_logits", "the logits' shape");
-                V* g = grad_fits ? detail::writable_data<V>(grad_logits) : nullptr;
-                V* lo = nullptr;
-                if constexpr (!std::is_arithmetic<LO>::value)
-                {
-                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
-                }
-                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
-                if (!g || (!call.reduced() && !lo) || call.overlaps_logits(g, detail::size_of(call.shape()))
-                    || (lo && call.overlaps_logits(lo, loss_size)))
-                {
-                    const cross_entropy_result<V> r = forward_backward(logits, labels);
-                    detail::assign_loss(loss, r.loss);
-                    detail::assign_out(grad_logits, r.grad_logits);
-                    return;
-                }
-                std::optional<xt::xarray<V>> rows;
-                detail::row_outputs<V> out = call.grad_output(1.0, rows);
-                out.loss = lo;
-                out.grad_student = g;
-                const double value = call.run(out, detail::row_checks::before_writing);
-                if (call.reduced())
-                {
-                    detail::store_loss(loss, value);
-                }
+                detail::write_out<V>(
+                    call, detail::out_args<LO, GO>{loss, grad_logits, func, "grad_logits"},
+                    [&]
+                    {
+                        return forward_backward(logits, labels);
+                    },
+                    [](const cross_entropy_result<V>& r) -> const xt::xarray<V>&
+                    {
+                        return r.grad_logits;
+                    },
+                    [&](const detail::row_outputs<V>& out)
+                    {
+                        return call.run(out, detail::row_checks::before_writing);
+                    });
             }
 
         private:

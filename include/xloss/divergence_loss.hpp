@@ -19,6 +19,7 @@
 #include "detail/core/output.hpp"
 #include "detail/divergence/call.hpp"
 #include "detail/divergence/top_k_call.hpp"
+#include "detail/engine/row_call.hpp"
 #include "distill_options.hpp"
 #include "divergence_result.hpp"
 #include "top_k.hpp"
@@ -140,37 +141,18 @@ namespace xloss
                                       const xt::xexpression<T>& teacher_logits, const L& labels = all_rows) const
             {
                 using V = detail::divergence_value_t<S, T>;
-                constexpr const char* func = Policy::out_name;
                 const auto call = make_call<V>(student_logits, teacher_logits, labels, name());
-                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
-                const bool grad_fits =
-                    detail::check_out_shape(grad_student, call.shape(), func, "grad_student", "the logits' shape");
-                V* gs = grad_fits ? detail::writable_data<V>(grad_student) : nullptr;
-                V* lo = nullptr;
-                if constexpr (!std::is_arithmetic<LO>::value)
-                {
-                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
-                }
-                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
-                if (!gs || (!call.reduced() && !lo) || call.overlaps_logits(gs, detail::size_of(call.shape()))
-                    || (lo && call.overlaps_logits(lo, loss_size)))
-                {
-                    // Computed aside, then assigned: strided or resized outputs, or outputs that share
-                    // memory with the logits (the passes read the logits again after writing).
-                    const divergence_result<V> r = forward_backward(student_logits, teacher_logits, labels);
-                    detail::assign_loss(loss, r.loss);
-                    detail::assign_out(grad_student, r.grad_student);
-                    return;
-                }
-                std::optional<xt::xarray<V>> rows;
-                detail::row_outputs<V> out = call.grad_output(1.0, rows);
-                out.loss = lo;
-                out.grad_student = gs;
-                const double value = run(call, out, detail::row_checks::before_writing, detail::row_memory::none);
-                if (call.reduced())
-                {
-                    detail::store_loss(loss, value);
-                }
+                detail::write_out<V>(
+                    call, detail::out_args<LO, GO>{loss, grad_student, Policy::out_name, "grad_student"},
+                    [&]
+                    {
+                        return forward_backward(student_logits, teacher_logits, labels);
+                    },
+                    student_grad_of<V>,
+                    [&](const detail::row_outputs<V>& out)
+                    {
+                        return run(call, out, detail::row_checks::before_writing, detail::row_memory::none);
+                    });
             }
 
             /**
@@ -178,7 +160,7 @@ namespace xloss
              * The teacher as top_k(ids, log_probs), both of shape (rows..., k), against the student's full
              * softmax over the last axis (see top_k_tail for the mass outside the k classes). Ids out of
              * range or repeated in a kept row are an error naming the row; there is no teacher gradient.
-             * The `_out` call allocates one byte per class (the ids' check).
+             * The `_out` call allocates one byte per class (the ids' check), and 2k values per row for k above 256.
              */
             ///@{
             template <class S, class I, class LP, class L = detail::no_labels>
@@ -216,35 +198,18 @@ namespace xloss
                                       const top_k_teacher<I, LP>& teacher, const L& labels = all_rows) const
             {
                 using V = detail::loss_value_t<S, LP>;
-                constexpr const char* func = Policy::out_name;
-                const auto call = top_k_call<V>(student_logits, teacher, labels, func);
-                const bool loss_fits = detail::check_loss_out(loss, call.loss_shape(), func, "loss");
-                const bool grad_fits =
-                    detail::check_out_shape(grad_student, call.shape(), func, "grad_student", "the logits' shape");
-                V* gs = grad_fits ? detail::writable_data<V>(grad_student) : nullptr;
-                V* lo = nullptr;
-                if constexpr (!std::is_arithmetic<LO>::value)
-                {
-                    lo = loss_fits && !call.reduced() ? detail::writable_data<V>(loss) : nullptr;
-                }
-                const std::size_t loss_size = call.loss_shape().empty() ? 1 : detail::size_of(call.loss_shape());
-                if (!gs || (!call.reduced() && !lo) || call.overlaps_inputs(gs, detail::size_of(call.shape()))
-                    || (lo && call.overlaps_inputs(lo, loss_size)))
-                {
-                    const divergence_result<V> r = forward_backward(student_logits, teacher, labels);
-                    detail::assign_loss(loss, r.loss);
-                    detail::assign_out(grad_student, r.grad_student);
-                    return;
-                }
-                std::optional<xt::xarray<V>> rows;
-                detail::row_outputs<V> out = call.grad_output(1.0, rows);
-                out.loss = lo;
-                out.grad_student = gs;
-                const double value = call.run(out, detail::row_checks::before_writing);
-                if (call.reduced())
-                {
-                    detail::store_loss(loss, value);
-                }
+                const auto call = top_k_call<V>(student_logits, teacher, labels, Policy::out_name);
+                detail::write_out<V>(
+                    call, detail::out_args<LO, GO>{loss, grad_student, Policy::out_name, "grad_student"},
+                    [&]
+                    {
+                        return forward_backward(student_logits, teacher, labels);
+                    },
+                    student_grad_of<V>,
+                    [&](const detail::row_outputs<V>& out)
+                    {
+                        return call.run(out, detail::row_checks::before_writing);
+                    });
             }
             ///@}
 
@@ -265,6 +230,12 @@ namespace xloss
             static const char* name() noexcept
             {
                 return Policy::name;
+            }
+
+            template <class V>
+            static const xt::xarray<V>& student_grad_of(const divergence_result<V>& r) noexcept
+            {
+                return r.grad_student;
             }
 
             template <class V, class S, class T, class L>

@@ -29,6 +29,7 @@
 #include "../core/labels.hpp"
 #include "../core/options_check.hpp"
 #include "../core/rows.hpp"
+#include "../engine/row_call.hpp"
 #include "rows.hpp"
 
 namespace xloss
@@ -38,7 +39,7 @@ namespace xloss
         namespace detail
         {
             template <class V, class LV>
-            class cross_entropy_call
+            class cross_entropy_call : public row_call_base<cross_entropy_call<V, LV>, V>
             {
             public:
 
@@ -87,8 +88,25 @@ namespace xloss
                     return m_options.reduction() != reduction::none;
                 }
 
+                double divisor() const noexcept
+                {
+                    return m_divisor;
+                }
+
+                /// What a scalar grad_output is multiplied by: a mean over nothing has no gradient to
+                /// give (its rows' gradients are 0).
+                double grad_scale() const noexcept
+                {
+                    return empty() ? 0. : 1. / m_divisor;
+                }
+
+                const char* func() const noexcept
+                {
+                    return m_func;
+                }
+
                 /// Whether n elements from p share memory with the logits.
-                bool overlaps_logits(const V* p, std::size_t n) const noexcept
+                bool overlaps_inputs(const V* p, std::size_t n) const noexcept
                 {
                     return overlap_bytes(p, n * sizeof(V), m_logits.data, size_of(m_shape) * sizeof(V));
                 }
@@ -120,51 +138,6 @@ namespace xloss
                 {
                     row_workspace<V> workspace;
                     return run(row_range{0, m_rows.rows}, out, workspace, checks);
-                }
-
-                /// The engine's grad_output: a scalar for a reduced loss, or for `none` an expression
-                /// broadcastable to the rows' shape (evaluated into `rows`).
-                template <class G>
-                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
-                {
-                    row_outputs<V> out;
-                    visit_grad_output(
-                        g, loss_shape(), m_func,
-                        [&](double v)
-                        {
-                            // A mean over nothing has no gradient to give: its rows' gradients are 0.
-                            out.grad_scalar = empty() ? 0. : v / m_divisor;
-                        },
-                        [&](const auto& e)
-                        {
-                            rows.emplace(xt::broadcast(xt::cast<V>(e), loss_shape()));
-                            out.grad_output = rows->data();
-                        });
-                    return out;
-                }
-
-                xt::xarray<V> loss() const
-                {
-                    xt::xarray<V> loss = new_array<V>(loss_shape());
-                    row_outputs<V> out;
-                    out.loss = reduced() ? nullptr : loss.data();
-                    const double value = run(out);
-                    if (reduced())
-                    {
-                        loss() = static_cast<V>(value);
-                    }
-                    return loss;
-                }
-
-                template <class G>
-                xt::xarray<V> gradient(const G& grad_output) const
-                {
-                    std::optional<xt::xarray<V>> spread;
-                    row_outputs<V> out = this->grad_output(grad_output, spread);
-                    xt::xarray<V> grad = new_array<V>(m_shape);
-                    out.grad_student = grad.data();
-                    run(out);
-                    return grad;
                 }
 
             private:

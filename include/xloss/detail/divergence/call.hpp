@@ -32,6 +32,7 @@
 #include "../core/labels.hpp"
 #include "../core/options_check.hpp"
 #include "../core/rows.hpp"
+#include "../engine/row_call.hpp"
 #include "../engine/row_engine.hpp"
 #include "../engine/row_policy.hpp"
 #include "../kernels/classify.hpp"
@@ -93,9 +94,11 @@ namespace xloss
              * along the axis, the labels' rows to keep, the divisor and the threads.
              */
             template <class V, class LV>
-            class divergence_call
+            class divergence_call : public row_call_base<divergence_call<V, LV>, V>
             {
             public:
+
+                using row_call_base<divergence_call<V, LV>, V>::grad_output;
 
                 template <class S, class T, class L, class Options>
                 divergence_call(const S& student, const T& teacher, const L& labels, const Options& options,
@@ -155,8 +158,19 @@ namespace xloss
                     return m_divisor;
                 }
 
+                /// What a scalar grad_output is multiplied by.
+                double grad_scale() const noexcept
+                {
+                    return 1. / m_divisor;
+                }
+
+                const char* func() const noexcept
+                {
+                    return m_func;
+                }
+
                 /// Whether n elements from p share memory with either logits (then outputs go aside first).
-                bool overlaps_logits(const V* p, std::size_t n) const noexcept
+                bool overlaps_inputs(const V* p, std::size_t n) const noexcept
                 {
                     const std::size_t size = m_rows.rows * m_rows.length;
                     return overlap(p, n, m_student.data, size) || overlap(p, n, m_teacher.data, size);
@@ -220,29 +234,6 @@ namespace xloss
                     return m_rows.rows;
                 }
 
-                /**
-                 * What the engine takes for a grad_output: a scalar or 0-d expression for a reduced
-                 * loss, or for `none` an expression broadcastable to the rows' shape (evaluated into
-                 * `rows`), or a scalar.
-                 */
-                template <class G>
-                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
-                {
-                    row_outputs<V> out;
-                    visit_grad_output(
-                        g, loss_shape(), m_func,
-                        [&](double v)
-                        {
-                            out.grad_scalar = v / m_divisor;
-                        },
-                        [&](const auto& e)
-                        {
-                            rows.emplace(xt::broadcast(xt::cast<V>(e), loss_shape()));
-                            out.grad_output = rows->data();
-                        });
-                    return out;
-                }
-
                 /// The loss, into a new array.
                 template <class Policy>
                 xt::xarray<V> loss(const Policy& policy) const
@@ -258,12 +249,12 @@ namespace xloss
                     return loss;
                 }
 
-                /// One gradient for grad_output, into a new array of the logits' shape.
+                /// One gradient for grad_output g, into a new array of the logits' shape.
                 template <class Policy, class G>
-                xt::xarray<V> gradient(const Policy& policy, const G& grad_output, wrt which) const
+                xt::xarray<V> gradient(const Policy& policy, const G& g, wrt which) const
                 {
                     std::optional<xt::xarray<V>> spread;
-                    row_outputs<V> out = this->grad_output(grad_output, spread);
+                    row_outputs<V> out = this->grad_output(g, spread);
                     xt::xarray<V> grad = new_array<V>(m_shape);
                     (which == wrt::student ? out.grad_student : out.grad_teacher) = grad.data();
                     run(policy, out);
@@ -290,28 +281,8 @@ namespace xloss
                     {
                         r.loss() = static_cast<V>(value);
                     }
-                    r.soft_loss = mixed() ? reduce_part(parts, 0) : new_array<V>(shape_type{0});
-                    r.hard_loss = mixed() ? reduce_part(parts, 1) : new_array<V>(shape_type{0});
-                    return r;
-                }
-
-                /// Part p (0 soft, 1 hard) of each row, reduced as the loss (summed in row order).
-                xt::xarray<V> reduce_part(const std::vector<double>& parts, std::size_t p) const
-                {
-                    xt::xarray<V> r = new_array<V>(loss_shape());
-                    double total = 0.;
-                    for (std::size_t k = 0; k < m_rows.rows; ++k)
-                    {
-                        if (!reduced())
-                        {
-                            r.data()[k] = static_cast<V>(parts[2 * k + p]);
-                        }
-                        total += parts[2 * k + p];
-                    }
-                    if (reduced())
-                    {
-                        r() = static_cast<V>(total / m_divisor);
-                    }
+                    r.soft_loss = mixed() ? this->reduce_part(parts, 0) : new_array<V>(shape_type{0});
+                    r.hard_loss = mixed() ? this->reduce_part(parts, 1) : new_array<V>(shape_type{0});
                     return r;
                 }
 

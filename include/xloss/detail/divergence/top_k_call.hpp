@@ -39,7 +39,7 @@ namespace xloss
         namespace detail
         {
             template <class V, class I, class LV>
-            class top_k_call
+            class top_k_call : public row_call_base<top_k_call<V, I, LV>, V>
             {
             public:
 
@@ -123,6 +123,21 @@ namespace xloss
                     return m_settings.weight_hard > 0.;
                 }
 
+                double divisor() const noexcept
+                {
+                    return m_divisor;
+                }
+
+                double grad_scale() const noexcept
+                {
+                    return 1. / m_divisor;
+                }
+
+                const char* func() const noexcept
+                {
+                    return m_func;
+                }
+
                 bool overlaps_inputs(const V* p, std::size_t n) const noexcept
                 {
                     const auto x = reinterpret_cast<std::uintptr_t>(p),
@@ -151,48 +166,6 @@ namespace xloss
                     return rows.run(row_range{0, m_rows}, out, m_threads, workspace) / m_divisor;
                 }
 
-                template <class G>
-                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
-                {
-                    row_outputs<V> out;
-                    visit_grad_output(
-                        g, loss_shape(), m_func,
-                        [&](double v)
-                        {
-                            out.grad_scalar = v / m_divisor;
-                        },
-                        [&](const auto& e)
-                        {
-                            rows.emplace(xt::broadcast(xt::cast<V>(e), loss_shape()));
-                            out.grad_output = rows->data();
-                        });
-                    return out;
-                }
-
-                xt::xarray<V> loss() const
-                {
-                    xt::xarray<V> loss = new_array<V>(loss_shape());
-                    row_outputs<V> out;
-                    out.loss = reduced() ? nullptr : loss.data();
-                    const double value = run(out);
-                    if (reduced())
-                    {
-                        loss() = static_cast<V>(value);
-                    }
-                    return loss;
-                }
-
-                template <class G>
-                xt::xarray<V> gradient(const G& grad_output) const
-                {
-                    std::optional<xt::xarray<V>> spread;
-                    row_outputs<V> out = this->grad_output(grad_output, spread);
-                    xt::xarray<V> grad = new_array<V>(m_shape);
-                    out.grad_student = grad.data();
-                    run(out);
-                    return grad;
-                }
-
                 divergence_result<V> forward_backward() const
                 {
                     divergence_result<V> r;
@@ -200,7 +173,7 @@ namespace xloss
                     r.grad_student = new_array<V>(m_shape);
                     r.grad_teacher = new_array<V>(shape_type{0});
                     std::optional<xt::xarray<V>> spread;
-                    row_outputs<V> out = grad_output(1.0, spread);
+                    row_outputs<V> out = this->grad_output(1.0, spread);
                     out.loss = reduced() ? nullptr : r.loss.data();
                     out.grad_student = r.grad_student.data();
                     std::vector<double> parts(mixed() ? 2 * m_rows : 0);
@@ -210,31 +183,12 @@ namespace xloss
                     {
                         r.loss() = static_cast<V>(value);
                     }
-                    r.soft_loss = mixed() ? reduce_part(parts, 0) : new_array<V>(shape_type{0});
-                    r.hard_loss = mixed() ? reduce_part(parts, 1) : new_array<V>(shape_type{0});
+                    r.soft_loss = mixed() ? this->reduce_part(parts, 0) : new_array<V>(shape_type{0});
+                    r.hard_loss = mixed() ? this->reduce_part(parts, 1) : new_array<V>(shape_type{0});
                     return r;
                 }
 
             private:
-
-                xt::xarray<V> reduce_part(const std::vector<double>& parts, std::size_t p) const
-                {
-                    xt::xarray<V> r = new_array<V>(loss_shape());
-                    double total = 0.;
-                    for (std::size_t k = 0; k < m_rows; ++k)
-                    {
-                        if (!reduced())
-                        {
-                            r.data()[k] = static_cast<V>(parts[2 * k + p]);
-                        }
-                        total += parts[2 * k + p];
-                    }
-                    if (reduced())
-                    {
-                        r() = static_cast<V>(total / m_divisor);
-                    }
-                    return r;
-                }
 
                 template <class Ids, class LP, class Options>
                 void check_shapes(const Ids& ids, const LP& log_probs, const Options& options)

@@ -258,3 +258,18 @@ TEST_CASE("cross_entropy: threads, the _out call and aliasing", "[cross_entropy]
     CHECK(xloss_test::same_values(rows, per_row(x, labels)) == "");
     CHECK(rows(0) == 0.f);
 }
+
+TEST_CASE("cross_entropy: a NaN logit makes its row NaN", "[cross_entropy]")
+{
+    xt::xarray<float> x = {{0.f, 0.f, 1.f, -2.f, 0.5f}, {1.f, 2.f, 3.f, 4.f, 5.f}};
+    x(0, 1) = std::numeric_limits<float>::quiet_NaN();
+    const xt::xarray<int> y = {0, 4};
+    for (const double eps : {0.0, 0.1})
+    {
+        const auto o = xloss::cross_entropy_options().reduction(xloss::reduction::none).label_smoothing(eps);
+        const auto r = xloss::CrossEntropyLoss(o).forward_backward(x, y);
+        CHECK(xloss_test::is_nan(r.loss(0)));
+        CHECK(xloss_test::is_finite(r.loss(1)));
+        CHECK(xloss_test::is_nan(r.grad_logits(0, 2)));
+    }
+}

@@ -1006,3 +1006,21 @@ TEST_CASE("Hard and soft losses mixed in the divergences' passes", "[divergence]
     CHECK_THROWS_WITH(xloss::distill_options().weight_hard(-1),
                       "xloss::distill_options::weight_hard: weight_hard must be positive or 0, got -1");
 }
+
+TEST_CASE("weight_soft alone scales the loss and the gradient alike", "[divergence]")
+{
+    const xt::xarray<double> s = {{0.3, -1.2, 2.0, 0.1}, {1.5, 0.2, -0.7, 0.9}};
+    const xt::xarray<double> t = {{1.1, -0.2, 0.4, 0.9}, {-1.0, 2.2, 0.3, 0.0}};
+    for (const double temperature : {1.0, 2.0})
+    {
+        const auto o = xloss::distill_options().temperature(temperature);
+        const auto one = xloss::ForwardKLLoss(o).forward_backward(s, t);
+        const auto half = xloss::ForwardKLLoss(xloss::distill_options(o).weight_soft(0.5)).forward_backward(s, t);
+        CHECK(half.loss() == Approx(0.5 * one.loss()).epsilon(1e-14));
+        CHECK(xloss_test::compare(half.grad_student, 0.5 * one.grad_student, 1e-14, 1e-16) == "");
+        const auto jsd = xloss::GeneralizedJSDLoss(xloss::jsd_options().temperature(temperature).weight_soft(0.5));
+        CHECK(jsd(s, t)()
+              == Approx(0.5 * xloss::generalized_jsd(s, t, xloss::jsd_options().temperature(temperature))())
+                     .epsilon(1e-14));
+    }
+}

@@ -30,7 +30,9 @@ namespace xloss
     {
         renormalize, ///< P is softmax(log p / T) over the k classes: its mass outside them is dropped (default)
         bucket       ///< the mass r = 1 - sum(p) outside the k classes is one more class, against the
-                     ///< student's mass outside them (temperature 1 only; r within 4 k epsilon of 0 is 0)
+                     ///< student's mass outside them, 1 - sum_K q (temperature 1 only; r within 4 k epsilon
+                     ///< of 0 is 0; a student's mass outside K below the value type's resolution rounds to 0
+                     ///< and makes the row +inf)
     };
 
     namespace detail

@@ -268,8 +268,10 @@ namespace xloss
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          // min: a capped logit at most its row's max, whatever tanh's rounding.
-                                          const B b = min(capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m), B(0));
+                                          // min: a capped logit at most its row's max, whatever tanh's rounding;
+                                          // NaN kept (x86's min returns its second operand for NaN).
+                                          const B v = capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m);
+                                          const B b = select(is_nan(v), v, min(v, B(0)));
                                           const B e = first_lanes(exp_nonpositive(b), count, V(0));
                                           if (keep)
                                           {

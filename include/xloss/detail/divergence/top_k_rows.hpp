@@ -218,7 +218,7 @@ namespace xloss
                         }
                         const double g = out.grad_output ? static_cast<double>(out.grad_output[r]) : out.grad_scalar;
                         soft = kept_row(r, ms, g, grad, hard);
-                        value = m_set.weight_soft * soft + m_set.weight_hard * hard;
+                        value = weighted_sum(m_set.weight_soft, soft, m_set.weight_hard, hard);
                     }
                     else if (grad)
                     {

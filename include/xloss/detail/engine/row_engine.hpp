@@ -389,10 +389,14 @@ namespace xloss
                         {
                             value = 0.;
                         }
-                        if (m_weight_hard > 0. && fault == row_fault::none)
+                        // weight_soft D + weight_hard CE: the gradient passes scaled the divergence's part
+                        // by weight_soft already (weight_soft 1 and weight_hard 0 leave the value as it is).
+                        if (fault == row_fault::none)
                         {
-                            value =
-                                mix(value, hard_row(s, k, zs, row_grad_output(k, out, to), to.grad_student), k, out);
+                            const double hard = m_weight_hard > 0.
+                                                    ? hard_row(s, k, zs, row_grad_output(k, out, to), to.grad_student)
+                                                    : 0.;
+                            value = mix(value, hard, k, out);
                         }
                     }
                     if (out.loss && !per_class)
@@ -419,7 +423,7 @@ namespace xloss
                         out.parts[2 * k] = soft;
                         out.parts[2 * k + 1] = hard;
                     }
-                    return m_weight_soft * soft + m_weight_hard * hard;
+                    return weighted_sum(m_weight_soft, soft, m_weight_hard, hard);
                 }
 
                 /**

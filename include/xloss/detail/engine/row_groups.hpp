@@ -66,6 +66,12 @@ namespace xloss
                 std::vector<V> m_values;
             };
 
+            /// ws soft + wh hard, a part of weight 0 left out (an infinite part of weight 0 is not NaN).
+            inline double weighted_sum(double ws, double soft, double wh, double hard) noexcept
+            {
+                return (ws == 0. ? 0. : ws * soft) + (wh == 0. ? 0. : wh * hard);
+            }
+
             /// The threads of a run, and the scratch each takes (values of V).
             struct row_team
             {

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include <xloss/xloss.hpp>
+#include XLOSS_XTENSOR_HEADER(views, xstrided_view.hpp)
+#include XLOSS_XTENSOR_HEADER(views, xview.hpp)
 
 #include "test_helpers.hpp"
 

@@ -3,7 +3,7 @@
 #   make test    install what is missing, build, run the whole ctest suite (3-6 minutes on 2 cores)
 # and the supported matrix (README, "Supported versions"), each row a make test:
 #   make test-cxx20        this machine's compiler in C++20 (the build checks, not the suite)
-#   make test-clang        clang, in C++17 (test-clang-cxx20: in C++20, the build checks)
+#   make test-clang        clang, in C++17, the SIMD suite (test-clang-cxx20: in C++20, the build checks)
 #   make test-debian13     a fresh Debian 13 chroot: make demo, make test, make test in C++20 (root)
 #   make test-sid          a fresh Debian sid chroot: make demo, make test (root)
 #   make test-matrix       all of the above, and make test
@@ -34,7 +34,8 @@ CMAKE_FLAGS ?=
 # XLOSS_TEST_SUITE). The -ffast-math rows run the suite on the SIMD kernels only, what such builds
 # run (the strict-warnings consumer still compiles the scalar kernels there).
 SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF
-SIMD_ONLY_FLAGS = -DXLOSS_TEST_SCALAR=OFF
+# A build of the SIMD suite alone compiles it as two unity units, one per core.
+SIMD_ONLY_FLAGS = -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TEST_UNITY_BATCH=8
 # The -ffast-math rows: the SIMD suite and what runs values (README snippets, compile-fail and package
 # checks), not the examples or the strict-warnings consumers, whose warnings do not depend on it.
 FAST_MATH_ROW_FLAGS = $(SIMD_ONLY_FLAGS) -DXLOSS_BUILD_EXAMPLES=OFF -DXLOSS_TEST_WARNINGS=OFF
@@ -54,7 +55,7 @@ torch2 = $$([ -f $(BUILD)-bench/torch2-$(1).json ] && echo --torch2 $(BUILD)-ben
 
 # clang-tidy over every public entry point (tests/warnings/consumer.cpp instantiates them in float and
 # double) on the SIMD and the scalar kernels; .clang-tidy makes a finding in include/xloss an error.
-TIDY_FLAGS = -std=c++17 -Iinclude -fopenmp -Wall -Wextra
+TIDY_FLAGS = -std=c++17 -Iinclude -fopenmp -Wall -Wextra -DXLOSS_CONSUMER_LINEAR
 
 .PHONY: tidy all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
@@ -89,9 +90,10 @@ test: build
 test-cxx20:
 	$(MAKE) test BUILD=$(BUILD)-cxx20 CMAKE_FLAGS="-DCMAKE_CXX_STANDARD=20 $(SECOND_STANDARD_FLAGS) $(CMAKE_FLAGS)"
 
+# clang on the SIMD kernels (g++ runs the scalar suite on each Debian release).
 test-clang:
 	@scripts/install-deps.sh clang
-	$(MAKE) test BUILD=$(BUILD)-clang CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ $(CMAKE_FLAGS)"
+	$(MAKE) test BUILD=$(BUILD)-clang CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ $(SIMD_ONLY_FLAGS) $(CMAKE_FLAGS)"
 
 test-clang-cxx20:
 	@scripts/install-deps.sh clang

@@ -3,7 +3,8 @@
 # those of Debian 12, 13 and sid alike.
 #   scripts/install-deps.sh demo    what the quick start needs: the README's install step (compiler,
 #                                   CMake, xtensor, xsimd, xtl)
-#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, Open MPI (for its example),
+#   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, OpenBLAS (the fused linear
+#                                   losses), Open MPI (for its example),
 #                                   qemu-user (runs a test on a CPU model without AVX)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
@@ -24,7 +25,7 @@ if [ "${1:-}" = --list ]; then
 fi
 
 demo=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev)
-build=("${demo[@]}" catch2 libopenmpi-dev openmpi-bin qemu-user)
+build=("${demo[@]}" catch2 libopenblas-dev libopenmpi-dev openmpi-bin qemu-user)
 case "${1:-build}" in
     demo) wanted=("${demo[@]}") ;;
     build) wanted=("${build[@]}") ;;

@@ -13,6 +13,9 @@
 #include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
 
 #include <xloss/xloss.hpp>
+#ifdef XLOSS_TEST_LINEAR
+#include <xloss/fused_linear.hpp>
+#endif
 
 namespace
 {
@@ -227,3 +230,43 @@ TEST_CASE("cross_entropy's _out call allocates nothing", "[allocations]")
     CHECK(per_row(0) == 0.f);
     CHECK(per_row(1) > 0.f);
 }
+
+#ifdef XLOSS_TEST_LINEAR
+TEST_CASE("The fused linear cross-entropy allocates nothing with a kept result and workspace", "[allocations]")
+{
+    const std::size_t rows = 40, hidden = 16, classes = 500;
+    xt::xtensor<float, 2> h = xt::xtensor<float, 2>::from_shape({rows, hidden});
+    xt::xtensor<float, 2> w = xt::xtensor<float, 2>::from_shape({classes, hidden});
+    std::mt19937 gen(5);
+    std::normal_distribution<float> z(0.f, 0.5f);
+    for (auto* a : {&h, &w})
+    {
+        for (auto& v : *a)
+        {
+            v = z(gen);
+        }
+    }
+    xt::xtensor<float, 1> b = xt::zeros<float>({classes});
+    xt::xtensor<int, 1> labels = xt::xtensor<int, 1>::from_shape({rows});
+    for (std::size_t i = 0; i < rows; ++i)
+    {
+        labels(i) = i % 4 == 1 ? -100 : static_cast<int>(i * 11);
+    }
+    for (auto write : {xloss::gradient_write::overwrite, xloss::gradient_write::accumulate})
+    {
+        const xloss::FusedLinearCrossEntropyLoss loss(
+            xloss::cross_entropy_options().label_smoothing(0.1).z_loss(1e-4),
+            xloss::fused_linear_options().chunk_rows(7).gradient_write(write));
+        xloss::fused_linear_result<float> r;
+        xloss::fused_linear_workspace<float> ws;
+        loss.forward_backward_out(h, xloss::linear(w, b), labels, r, ws); // the first step sizes both
+        CHECK(count_allocations(
+                  [&]
+                  {
+                      loss.forward_backward_out(h, xloss::linear(w, b), labels, r, ws);
+                  })
+              == 0);
+        CHECK(r.loss() > 0.f);
+    }
+}
+#endif

@@ -10,6 +10,9 @@
 #include <vector>
 
 #include <xloss/xloss.hpp>
+#ifdef XLOSS_CONSUMER_LINEAR
+#include <xloss/fused_linear.hpp>
+#endif
 #include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
 
 // Results of two entry points: equal bit for bit, or, built with -ffast-math, to rounding (the
@@ -154,6 +157,20 @@ int exercise()
         differ(ce_step.grad_logits, xloss::cross_entropy_backward(student, classes, V(1), ce.options())) ? 1 : 0;
     ce.forward_backward_out(value, grad, student, classes);
     failures += differ_scalar(value, ce_step.loss()) || differ(grad, ce_step.grad_logits) ? 1 : 0;
+#ifdef XLOSS_CONSUMER_LINEAR
+    // The fused linear cross-entropy (a BLAS linked): its loss equals the cross-entropy of h W^T + b.
+    const xt::xarray<V> h = {{V(0.5), V(-1)}, {V(2), V(0.25)}};
+    const xt::xarray<V> w = {{V(1), V(0)}, {V(0), V(1)}, {V(1), V(1)}};
+    const xt::xarray<V> b = {V(0.1), V(0), V(-0.1)};
+    const xt::xarray<V> logits = {{V(0.6), V(-1), V(-0.6)}, {V(2.1), V(0.25), V(2.15)}};
+    const xt::xarray<int> tokens = {2, 0};
+    const xloss::FusedLinearCrossEntropyLoss flce(xloss::cross_entropy_options(),
+                                                  xloss::fused_linear_options().chunk_rows(1));
+    const auto fl = flce.forward_backward(h, xloss::linear(w, b), tokens);
+    const V expected = xloss::cross_entropy(logits, tokens)();
+    failures += std::abs(fl.loss() - expected) > V(1e-5) * expected ? 1 : 0;
+    failures += fl.grad_weight.shape()[0] == 3 && fl.grad_bias.size() == 3 ? 0 : 1;
+#endif
     return failures;
 }
 

@@ -137,8 +137,8 @@ namespace xloss
 
             /**
              * Checks that each of `rows` labels is ignore_index or a class in [0, classes); throws
-             * std::invalid_argument naming the first other one and its row. Calls f(label) for each
-             * kept row's label.
+             * std::invalid_argument naming the first other one and its row. Calls f(k, label) for each
+             * kept row k.
              */
             template <class LV, class F>
             inline void check_label_classes(const LV* labels, std::size_t rows, std::size_t classes,
@@ -160,7 +160,7 @@ namespace xloss
                             + " of row " + row_index(k, row_shape) + " is not a class of " + std::to_string(classes)
                             + " nor ignore_index (" + std::to_string(ignore_index) + ")"));
                     }
-                    f(y);
+                    f(k, y);
                 }
             }
 

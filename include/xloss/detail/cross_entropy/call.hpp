@@ -38,6 +38,62 @@ namespace xloss
     {
         namespace detail
         {
+            /// Checks the options of a cross-entropy over `classes` classes.
+            inline void check_cross_entropy_options(const cross_entropy_options& options, std::size_t classes,
+                                                    const char* func)
+            {
+                check_loss_options(options, func, "from the labels' weights");
+                if (options.reduction() == reduction::batchmean)
+                {
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func
+                                                        + ": reduction batchmean is not one of none, mean, sum"));
+                }
+                if (options.has_weight() && options.weight().size() != classes)
+                {
+                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": weight of "
+                                                        + std::to_string(options.weight().size())
+                                                        + " classes for logits of " + std::to_string(classes)
+                                                        + " classes"));
+                }
+            }
+
+            /// What the rows of a cross-entropy of these options compute besides the likelihood.
+            template <class V>
+            cross_entropy_terms<V> cross_entropy_terms_of(const cross_entropy_options& options, std::size_t classes)
+            {
+                cross_entropy_terms<V> t;
+                t.smoothing = options.label_smoothing();
+                t.z_loss = options.z_loss();
+                t.softcap = options.softcap();
+                const class_weights* w = options.class_weights();
+                t.weight = w ? w->template data<V>() : nullptr;
+                t.weight_total = w ? w->total : static_cast<double>(classes);
+                return t;
+            }
+
+            /// The weight of a kept label (1 without class weights).
+            template <class LV>
+            double label_weight(const cross_entropy_options& options, LV y) noexcept
+            {
+                const class_weights* w = options.class_weights();
+                return w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
+            }
+
+            /// The divisor of the loss's sum: the options' divisor or the kept labels' weights for
+            /// `mean`, else 1.
+            inline double cross_entropy_divisor(const cross_entropy_options& options, double kept_weight) noexcept
+            {
+                return options.reduction() != reduction::mean ? 1.
+                       : options.divisor() > 0.               ? options.divisor()
+                                                              : kept_weight;
+            }
+
+            /// What `mean` gives when its divisor is 0.
+            inline double empty_mean_value(const cross_entropy_options& options) noexcept
+            {
+                return options.empty_mean() == xloss::empty_mean::zero ? 0. : std::numeric_limits<double>::quiet_NaN();
+            }
+
             template <class V, class LV>
             class cross_entropy_call : public row_call_base<cross_entropy_call<V, LV>, V>
             {
@@ -56,19 +112,8 @@ namespace xloss
                 {
                     static_assert(!std::is_same<LV, bool>::value,
                                   "xloss::cross_entropy: labels are class indices, not a mask");
-                    check_loss_options(options, func, "from the labels' weights");
-                    if (options.reduction() == reduction::batchmean)
-                    {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func
-                                                            + ": reduction batchmean is not one of none, mean, sum"));
-                    }
+                    check_cross_entropy_options(options, m_rows.length, func);
                     check_labels(labels, m_row_shape, m_shape, func);
-                    if (options.has_weight() && options.weight().size() != m_rows.length)
-                    {
-                        detail::raise(std::invalid_argument(
-                            std::string("xloss::") + func + ": weight of " + std::to_string(options.weight().size())
-                            + " classes for logits of " + std::to_string(m_rows.length) + " classes"));
-                    }
                     count_kept(options);
                 }
 
@@ -125,13 +170,13 @@ namespace xloss
                     const cross_entropy_rows<default_batch<V>, LV> rows(
                         cross_entropy_source<V, LV>{m_logits.data, m_rows, m_row_shape, m_labels.values.data,
                                                     m_options.ignore_index(), m_func},
-                        terms());
+                        cross_entropy_terms_of<V>(m_options, m_rows.length));
                     if (checks == row_checks::before_writing)
                     {
                         rows.check_rows();
                     }
                     const double sum = rows.run(range, out, m_threads, workspace);
-                    return empty() ? empty_value(sum) : sum / m_divisor;
+                    return empty() ? empty_mean_value(m_options) : sum / m_divisor;
                 }
 
                 double run(const row_outputs<V>& out, row_checks checks = row_checks::while_running) const
@@ -146,25 +191,6 @@ namespace xloss
                 bool empty() const noexcept
                 {
                     return m_options.reduction() == reduction::mean && !(m_divisor != 0.);
-                }
-
-                double empty_value(double sum) const noexcept
-                {
-                    (void)sum;
-                    return m_options.empty_mean() == xloss::empty_mean::zero ? 0.
-                                                                             : std::numeric_limits<double>::quiet_NaN();
-                }
-
-                cross_entropy_terms<V> terms() const noexcept
-                {
-                    cross_entropy_terms<V> t;
-                    t.smoothing = m_options.label_smoothing();
-                    t.z_loss = m_options.z_loss();
-                    t.softcap = m_options.softcap();
-                    const class_weights* w = m_options.class_weights();
-                    t.weight = w ? w->template data<V>() : nullptr;
-                    t.weight_total = w ? w->total : static_cast<double>(m_rows.length);
-                    return t;
                 }
 
                 static bool overlap_bytes(const void* a, std::size_t n, const void* b, std::size_t m) noexcept
@@ -196,17 +222,14 @@ namespace xloss
                 /// Checks each label (ignore_index, or a class) and sums the kept labels' weights.
                 void count_kept(const cross_entropy_options& options)
                 {
-                    const class_weights* w = options.class_weights();
                     double total = 0.;
                     check_label_classes(m_labels.values.data, m_rows.rows, m_rows.length, options.ignore_index(),
                                         m_row_shape, m_func,
-                                        [&](LV y)
+                                        [&](std::size_t, LV y)
                                         {
-                                            total += w ? w->as_double[static_cast<std::size_t>(y)] : 1.;
+                                            total += label_weight(options, y);
                                         });
-                    m_divisor = options.reduction() != reduction::mean ? 1.
-                                : options.divisor() > 0.               ? options.divisor()
-                                                                       : total;
+                    m_divisor = cross_entropy_divisor(options, total);
                 }
 
                 const char* m_func;

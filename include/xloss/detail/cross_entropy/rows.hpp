@@ -62,6 +62,7 @@ namespace xloss
                 const L* labels;
                 long long ignore_index;
                 const char* func;
+                const std::size_t* row_ids = nullptr; ///< the caller's row of each row (errors name it), or null
             };
 
             template <class B, class L>
@@ -140,7 +141,8 @@ namespace xloss
                 [[noreturn]] void raise_fault(row_fault f, std::size_t k) const
                 {
                     detail::raise(std::invalid_argument(
-                        std::string("xloss::") + m_src.func + ": input row " + row_index(k, m_src.row_shape)
+                        std::string("xloss::") + m_src.func + ": input row "
+                        + row_index(m_src.row_ids ? m_src.row_ids[k] : k, m_src.row_shape)
                         + (f == row_fault::pos_inf ? " holds +inf" : " is all -inf") + ": its softmax is undefined"));
                 }
 

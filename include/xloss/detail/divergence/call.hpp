@@ -317,7 +317,7 @@ namespace xloss
                     else
                     {
                         check_label_classes(m_labels.values.data, m_rows.rows, m_rows.length, m_ignore_index,
-                                            m_row_shape, m_func, [](LV) {});
+                                            m_row_shape, m_func, [](std::size_t, LV) {});
                     }
                 }
 

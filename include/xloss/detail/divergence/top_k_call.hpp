@@ -89,7 +89,7 @@ namespace xloss
                         else
                         {
                             check_label_classes(m_labels.values.data, m_rows, m_n, m_ignore_index, m_row_shape, func,
-                                                [](LV) {});
+                                                [](std::size_t, LV) {});
                         }
                     }
                     const auto keep = m_labels.keep(m_ignore_index);

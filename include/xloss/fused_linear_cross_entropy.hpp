@@ -1,0 +1,220 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_FUSED_LINEAR_CROSS_ENTROPY_HPP
+#define XLOSS_FUSED_LINEAR_CROSS_ENTROPY_HPP
+
+/// @file
+/// The cross-entropy of a linear layer's logits, computed from its input chunk by chunk: Liger-Kernel's
+/// LigerFusedLinearCrossEntropyLoss and Apple's Cut Cross-Entropy, on the CPU. Needs a CBLAS (CMake
+/// target xloss::linear).
+
+#include <utility>
+
+#include "compat.hpp"
+#include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "cross_entropy_options.hpp"
+#include "detail/core/allocate.hpp"
+#include "detail/cross_entropy/linear_call.hpp"
+#include "fused_linear_options.hpp"
+#include "fused_linear_result.hpp"
+#include "linear_head.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        /**
+         * @brief The cross-entropy of the logits `h W^T + b` of hidden states h against class labels,
+         *        with its gradients w.r.t. h, W and b, never holding the (rows x classes) logits.
+         *
+         * The loss is cross_entropy(h W^T + b, labels) along the logits' last axis, with every option
+         * of cross_entropy_options (ignore_index, label_smoothing, weight, z_loss, softcap, reductions
+         * none, mean and sum, empty_mean, divisor, num_threads): PyTorch's
+         * `F.cross_entropy(F.linear(h, W, b), labels)`. h is (rows..., hidden), W (classes, hidden) as
+         * PyTorch's `lm_head.weight`, b (classes); labels as for cross_entropy().
+         *
+         * The kept rows (labels not ignore_index) run in chunks (fused_linear_options): per chunk one
+         * product for the logits, the cross-entropy's passes over them, and for the gradients one
+         * product each for h and W, on the system's BLAS (cblas_sgemm / cblas_dgemm, with its own threads;
+         * num_threads is the threads of the row passes). Ignored rows never enter a product; their
+         * gradient rows are 0. The gradients are those of the loss (for `none`, of the rows' sum), written
+         * or added (fused_linear_options::gradient_write).
+         *
+         * @code
+         * xt::xarray<float> h = xt::random::randn<float>({8, 64});      // tokens x hidden
+         * xt::xarray<float> w = xt::random::randn<float>({1000, 64});   // classes x hidden
+         * xt::xarray<int> y = xt::random::randint<int>({8}, 0, 1000);
+         * auto r = xloss::fused_linear_cross_entropy_forward_backward(h, xloss::linear(w), y);
+         * // r.loss(), r.grad_hidden (8, 64), r.grad_weight (1000, 64)
+         * @endcode
+         */
+        class FusedLinearCrossEntropyLoss
+        {
+        public:
+
+            using options_type = cross_entropy_options;
+
+            explicit FusedLinearCrossEntropyLoss(const cross_entropy_options& options = cross_entropy_options(),
+                                                 const fused_linear_options& linear = fused_linear_options())
+                : m_options(options)
+                , m_linear(linear)
+            {
+            }
+
+            const cross_entropy_options& options() const noexcept
+            {
+                return m_options;
+            }
+
+            const fused_linear_options& linear_options() const noexcept
+            {
+                return m_linear;
+            }
+
+            /// The loss: a 0-d array, or for `none` one value per row.
+            template <class H, class Head, class L>
+            auto operator()(const xt::xexpression<H>& hidden, const Head& head, const xt::xexpression<L>& labels) const
+            {
+                using V = value_type<H, Head>;
+                const auto call = make_call(hidden, head, labels, "fused_linear_cross_entropy");
+                xt::xarray<V> loss = detail::new_array<V>(call.loss_shape());
+                detail::linear_workspace<V> ws;
+                const double value = call.run(call.reduced() ? nullptr : loss.data(), {}, ws);
+                if (call.reduced())
+                {
+                    loss() = static_cast<V>(value);
+                }
+                return loss;
+            }
+
+            /// The loss and its gradients w.r.t. the hidden states, the weight and the bias.
+            template <class H, class Head, class L>
+            auto forward_backward(const xt::xexpression<H>& hidden, const Head& head,
+                                  const xt::xexpression<L>& labels) const
+            {
+                fused_linear_result<value_type<H, Head>> r;
+                detail::linear_workspace<value_type<H, Head>> ws;
+                forward_backward_out(hidden, head, labels, r, ws);
+                return r;
+            }
+
+            /**
+             * forward_backward() into `result`, with the scratch of `workspace`: arrays of the right
+             * shape are written in place (added to, with gradient_write::accumulate), others are
+             * replaced (by zeros first when accumulating). With both kept between training steps it
+             * allocates nothing. A result that shares memory with an input is computed aside first. A
+             * row whose logits hold +inf is an error raised when its chunk is reached, after earlier
+             * chunks' gradients were written.
+             */
+            template <class H, class Head, class L, class V>
+            void forward_backward_out(const xt::xexpression<H>& hidden, const Head& head,
+                                      const xt::xexpression<L>& labels, fused_linear_result<V>& result,
+                                      fused_linear_workspace<V>& workspace) const
+            {
+                static_assert(std::is_same<V, value_type<H, Head>>::value,
+                              "xloss::FusedLinearCrossEntropyLoss::forward_backward_out: the result's value type "
+                              "is that of the inputs");
+                const auto call = make_call(hidden, head, labels, "FusedLinearCrossEntropyLoss::forward_backward_out");
+                if (shares_memory(call, result))
+                {
+                    fused_linear_result<V> aside;
+                    if (m_linear.gradient_write() == gradient_write::accumulate)
+                    {
+                        aside = result;
+                    }
+                    run_into(call, aside, workspace);
+                    result = std::move(aside);
+                    return;
+                }
+                run_into(call, result, workspace);
+            }
+
+        private:
+
+            template <class H, class Head>
+            using value_type = detail::loss_value_t<H, std::decay_t<decltype(std::declval<Head>().weight)>>;
+
+            template <class H, class Head, class L>
+            auto make_call(const xt::xexpression<H>& hidden, const Head& head, const xt::xexpression<L>& labels,
+                           const char* func) const
+            {
+                using V = value_type<H, Head>;
+                using LV = typename L::value_type;
+                return detail::linear_cross_entropy_call<V, LV>(hidden.derived_cast(), head, labels.derived_cast(),
+                                                                m_options, m_linear, func);
+            }
+
+            template <class Call, class V>
+            void run_into(const Call& call, fused_linear_result<V>& r, fused_linear_workspace<V>& ws) const
+            {
+                const detail::linear_shapes& s = call.shapes();
+                fit(r.loss, call.loss_shape());
+                fit(r.grad_hidden, s.hidden);
+                fit(r.grad_weight, {s.classes, s.hidden_size});
+                fit(r.grad_bias, {call.has_bias() ? s.classes : 0});
+                detail::linear_gradients<V> grads;
+                grads.hidden = r.grad_hidden.data();
+                grads.weight = r.grad_weight.data();
+                grads.bias = call.has_bias() ? r.grad_bias.data() : nullptr;
+                grads.write = m_linear.gradient_write();
+                const double value = call.run(call.reduced() ? nullptr : r.loss.data(), grads, ws);
+                if (call.reduced())
+                {
+                    r.loss() = static_cast<V>(value);
+                }
+            }
+
+            /// Gives `a` the shape s, keeping its memory when it has it (zeros when accumulating).
+            template <class V>
+            void fit(xt::xarray<V>& a, const detail::shape_type& s) const
+            {
+                if (detail::to_shape(a.shape()) != s)
+                {
+                    a = detail::new_array<V>(s);
+                    if (m_linear.gradient_write() == gradient_write::accumulate)
+                    {
+                        a.fill(V(0));
+                    }
+                }
+            }
+
+            template <class Call, class V>
+            static bool shares_memory(const Call& call, const fused_linear_result<V>& r) noexcept
+            {
+                return call.overlaps_inputs(r.loss.data(), r.loss.size())
+                       || call.overlaps_inputs(r.grad_hidden.data(), r.grad_hidden.size())
+                       || call.overlaps_inputs(r.grad_weight.data(), r.grad_weight.size())
+                       || call.overlaps_inputs(r.grad_bias.data(), r.grad_bias.size());
+            }
+
+            cross_entropy_options m_options;
+            fused_linear_options m_linear;
+        };
+
+        /// @brief The fused linear cross-entropy's loss (see FusedLinearCrossEntropyLoss).
+        template <class H, class Head, class L>
+        inline auto fused_linear_cross_entropy(const xt::xexpression<H>& hidden, const Head& head,
+                                               const xt::xexpression<L>& labels,
+                                               const cross_entropy_options& options = cross_entropy_options(),
+                                               const fused_linear_options& linear = fused_linear_options())
+        {
+            return FusedLinearCrossEntropyLoss(options, linear)(hidden, head, labels);
+        }
+
+        /// @brief The fused linear cross-entropy's loss and gradients (see FusedLinearCrossEntropyLoss).
+        template <class H, class Head, class L>
+        inline auto fused_linear_cross_entropy_forward_backward(
+            const xt::xexpression<H>& hidden, const Head& head, const xt::xexpression<L>& labels,
+            const cross_entropy_options& options = cross_entropy_options(),
+            const fused_linear_options& linear = fused_linear_options())
+        {
+            return FusedLinearCrossEntropyLoss(options, linear).forward_backward(hidden, head, labels);
+        }
+    }
+}
+
+#endif

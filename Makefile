@@ -49,6 +49,9 @@ BENCH_KL_FLAGS = --benchmark_min_time=0.05 --benchmark_repetitions=3 --benchmark
                  --benchmark_report_aggregates_only=true
 BENCH_ROW_FLAGS = --benchmark_min_time=0.2 --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true \
                   --benchmark_report_aggregates_only=true
+# The fused linear step takes seconds: one iteration per run, three runs.
+BENCH_LINEAR_FLAGS = --benchmark_min_time=0.01 --benchmark_repetitions=3 --benchmark_enable_random_interleaving=true \
+                     --benchmark_report_aggregates_only=true
 TORCH_CONTEXT = --benchmark_context=libtorch=$$(dpkg-query -W -f='$${Version}' libtorch-dev | sed 's/[+~-].*//')
 BENCH_TORCH2 ?= $(shell [ "$$(id -u)" -eq 0 ] && echo 1 || echo 0)
 torch2 = $$([ -f $(BUILD)-bench/torch2-$(1).json ] && echo --torch2 $(BUILD)-bench/torch2-$(1).json)
@@ -132,6 +135,13 @@ bench:
 	      --benchmark_out=$(BUILD)-bench/divergence.json --benchmark_out_format=json $(BENCH_FLAGS)
 	$(BUILD)-bench/benchmarks/xloss_bench_cross_entropy $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
 	      --benchmark_out=$(BUILD)-bench/cross_entropy.json --benchmark_out_format=json $(BENCH_FLAGS)
+	@if [ -x $(BUILD)-bench/benchmarks/xloss_bench_fused_linear ]; then \
+	    $(BUILD)-bench/benchmarks/xloss_bench_fused_linear $(BENCH_LINEAR_FLAGS) $(TORCH_CONTEXT) \
+	        --benchmark_out=$(BUILD)-bench/fused_linear.json --benchmark_out_format=json $(BENCH_FLAGS) && \
+	    for run in "xloss 1024" "xloss 4096" "xloss 16384" "torch 1024" "torch 4096"; do \
+	        $(BUILD)-bench/benchmarks/xloss_bench_fused_linear --memory $$run || exit 1; \
+	    done; \
+	else echo "xloss: no BLAS found; the fused linear benchmark is left out"; fi
 	rm -f $(BUILD)-bench/torch2-*.json
 	@if [ "$(BENCH_TORCH2)" = 1 ]; then \
 	    XLOSS_BENCH_KL_FLAGS="$(BENCH_KL_FLAGS) $(BENCH_FLAGS)" XLOSS_BENCH_ROW_FLAGS="$(BENCH_ROW_FLAGS) $(BENCH_FLAGS)" \

@@ -268,5 +268,28 @@ TEST_CASE("The fused linear cross-entropy allocates nothing with a kept result a
               == 0);
         CHECK(r.loss() > 0.f);
     }
+    // A fused linear divergence, the teacher a layer of its own (hidden size 8, 510 classes).
+    xt::xtensor<float, 2> th = xt::xtensor<float, 2>::from_shape({rows, 8});
+    xt::xtensor<float, 2> tw = xt::xtensor<float, 2>::from_shape({510, 8});
+    for (auto* a : {&th, &tw})
+    {
+        for (auto& v : *a)
+        {
+            v = z(gen);
+        }
+    }
+    const xloss::FusedLinearGeneralizedJSDLoss jsd(xloss::jsd_options().beta(0.3).temperature(2.).weight_hard(0.2),
+                                                   xloss::fused_linear_options().chunk_rows(6));
+    xloss::fused_linear_result<float> r;
+    xloss::fused_linear_workspace<float> ws;
+    const auto teacher = xloss::teacher_layer(th, xloss::linear(tw));
+    jsd.forward_backward_out(h, xloss::linear(w, b), teacher, labels, r, ws);
+    CHECK(count_allocations(
+              [&]
+              {
+                  jsd.forward_backward_out(h, xloss::linear(w, b), teacher, labels, r, ws);
+              })
+          == 0);
+    CHECK(r.loss() > 0.f);
 }
 #endif

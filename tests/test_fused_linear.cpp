@@ -16,8 +16,11 @@
 
 #include "test_helpers.hpp"
 
-namespace
+namespace fused_linear_test
 {
+    template <class V>
+    using fused_linear_result_of = xloss::fused_linear_result<V>;
+
     xloss::cross_entropy_options golden_options(const xloss_test::golden_case& c)
     {
         auto o = xloss::cross_entropy_options()
@@ -83,6 +86,51 @@ namespace
                                     atol);
             }
         }
+    }
+
+    /// A divergence case's options and the fused loss's call for its loss name.
+    template <class V>
+    fused_linear_result_of<V> run_divergence(const xloss_test::golden_case& c, std::size_t chunk)
+    {
+        const xt::xarray<V> h = c.tensors.at("hidden").as<V>(), w = c.tensors.at("weight").as<V>(),
+                            b = c.tensors.at("bias").as<V>();
+        const xt::xarray<long long> labels = c.tensors.at("labels").as<long long>();
+        const std::string loss = c.options.at("loss");
+        const double param = std::stod(c.options.at("param")), wh = std::stod(c.options.at("weight_hard"));
+        auto set = [&](auto o)
+        {
+            return o.reduction(xloss::parse_reduction(c.reduction))
+                .temperature(std::stod(c.options.at("temperature")))
+                .weight_hard(wh)
+                .weight_soft(std::stod(c.options.at("weight_soft")));
+        };
+        const auto linear = xloss::fused_linear_options().chunk_rows(chunk);
+        auto run = [&](const auto& module)
+        {
+            if (c.options.at("teacher") == "layer")
+            {
+                const xt::xarray<V> th = c.tensors.at("teacher_hidden").as<V>(),
+                                    tw = c.tensors.at("teacher_weight").as<V>(),
+                                    tb = c.tensors.at("teacher_bias").as<V>();
+                return module.forward_backward(h, xloss::linear(w, b), xloss::teacher_layer(th, xloss::linear(tw, tb)),
+                                               labels);
+            }
+            const xt::xarray<V> tl = c.tensors.at("teacher_logits").as<V>();
+            return module.forward_backward(h, xloss::linear(w, b), tl, labels);
+        };
+        if (loss == "forward_kl")
+        {
+            return run(xloss::FusedLinearForwardKLLoss(set(xloss::distill_options()), linear));
+        }
+        if (loss == "reverse_kl")
+        {
+            return run(xloss::FusedLinearReverseKLLoss(set(xloss::distill_options()), linear));
+        }
+        if (loss == "generalized_jsd")
+        {
+            return run(xloss::FusedLinearGeneralizedJSDLoss(set(xloss::jsd_options()).beta(param), linear));
+        }
+        return run(xloss::FusedLinearSymmetricKLLoss(set(xloss::symmetric_kl_options()).ratio(param), linear));
     }
 
     /// h W^T + b in double, the reference logits.
@@ -157,31 +205,35 @@ namespace
 TEST_CASE("fused_linear_cross_entropy matches PyTorch's F.cross_entropy(F.linear(h, W, b), y)", "[golden][linear]")
 {
     const auto cases = xloss_test::read_golden(XLOSS_FUSED_LINEAR_GOLDEN_FILE);
-    REQUIRE(cases.size() >= 76);
+    REQUIRE(cases.size() >= 196);
     for (const auto& c : cases)
     {
+        if (c.options.count("loss"))
+        {
+            continue; // a divergence's case
+        }
         if (c.dtype == "float")
         {
-            check_golden_case<float>(c, 3e-5, 3e-6);
+            fused_linear_test::check_golden_case<float>(c, 3e-5, 3e-6);
         }
         else
         {
-            check_golden_case<double>(c, 1e-10, 1e-12);
+            fused_linear_test::check_golden_case<double>(c, 1e-10, 1e-12);
         }
     }
 }
 
 TEST_CASE("fused_linear_cross_entropy equals cross_entropy on the logits, for every chunk size", "[linear]")
 {
-    const layer l = random_layer();
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
     const xt::xarray<double> hd = l.h, wd = l.w, bd = l.b;
-    const xt::xarray<double> z = reference_logits(hd, wd, bd);
+    const xt::xarray<double> z = fused_linear_test::reference_logits(hd, wd, bd);
     const xt::xarray<int> flat_labels = xt::flatten(l.labels);
     for (const auto r : {xloss::reduction::none, xloss::reduction::mean, xloss::reduction::sum})
     {
         auto options = xloss::cross_entropy_options().reduction(r).class_axis(-1).label_smoothing(0.05).z_loss(1e-4);
         const auto expected = xloss::CrossEntropyLoss(options).forward_backward(z, flat_labels);
-        const reference_grads grads(expected.grad_logits, hd, wd);
+        const fused_linear_test::reference_grads grads(expected.grad_logits, hd, wd);
         xt::xarray<double> loss = expected.loss;
         if (r == xloss::reduction::none)
         {
@@ -253,7 +305,7 @@ TEST_CASE("fused_linear_cross_entropy gradients match finite differences", "[gra
 
 TEST_CASE("fused_linear_cross_entropy: accumulation, the workspace, threads and aliasing", "[linear][threads]")
 {
-    const layer l = random_layer();
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
     const auto head = xloss::linear(l.w, l.b);
     const auto once = xloss::fused_linear_cross_entropy_forward_backward(l.h, head, l.labels);
 
@@ -329,7 +381,7 @@ TEST_CASE("fused_linear_cross_entropy: accumulation, the workspace, threads and 
 
 TEST_CASE("fused_linear_cross_entropy: every row ignored, and the empty mean", "[linear]")
 {
-    const layer l = random_layer();
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
     const xt::xarray<int> none = xt::full_like(l.labels, -100);
     const auto nan_mean = xloss::fused_linear_cross_entropy_forward_backward(l.h, xloss::linear(l.w, l.b), none);
     CHECK(xloss_test::is_nan(nan_mean.loss()));
@@ -343,7 +395,7 @@ TEST_CASE("fused_linear_cross_entropy: every row ignored, and the empty mean", "
 
 TEST_CASE("fused_linear_cross_entropy errors name the function, the argument and the value", "[linear]")
 {
-    const layer l = random_layer();
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
     using xloss_test::contains;
     const xt::xarray<float> narrow = xt::view(l.w, xt::all(), xt::range(0, 20));
     CHECK_THROWS_WITH(xloss::fused_linear_cross_entropy(l.h, xloss::linear(narrow), l.labels),
@@ -369,4 +421,94 @@ TEST_CASE("fused_linear_cross_entropy errors name the function, the argument and
                                                         xloss::cross_entropy_options(),
                                                         xloss::fused_linear_options().chunk_rows(3)),
                       contains("input row (2, 4) holds +inf"));
+}
+
+TEST_CASE("The fused linear divergences match PyTorch's compositions", "[golden][linear]")
+{
+    const auto cases = xloss_test::read_golden(XLOSS_FUSED_LINEAR_GOLDEN_FILE);
+    std::size_t seen = 0;
+    for (const auto& c : cases)
+    {
+        if (c.options.count("loss") == 0)
+        {
+            continue;
+        }
+        ++seen;
+        INFO("case " << c.name);
+        const bool single = c.dtype == "float";
+        const double rtol = single ? 3e-5 : 1e-10, atol = single ? 3e-6 : 1e-12;
+        for (const std::size_t chunk : {1, 4, 0})
+        {
+            INFO("chunk rows " << chunk);
+            auto check = [&](const auto& r)
+            {
+                CHECK(xloss_test::compare(r.loss, c.tensors.at("loss").as<double>(), rtol, atol) == "");
+                CHECK(xloss_test::compare(r.grad_hidden, c.tensors.at("grad_hidden").as<double>(), rtol, atol) == "");
+                CHECK(xloss_test::compare(r.grad_weight, c.tensors.at("grad_weight").as<double>(), rtol, atol) == "");
+                CHECK(xloss_test::compare(r.grad_bias, c.tensors.at("grad_bias").as<double>(), rtol, atol) == "");
+            };
+            if (single)
+            {
+                check(fused_linear_test::run_divergence<float>(c, chunk));
+            }
+            else
+            {
+                check(fused_linear_test::run_divergence<double>(c, chunk));
+            }
+        }
+    }
+    CHECK(seen == 120);
+}
+
+TEST_CASE("Fused linear divergences: the loss alone, no labels, _out, errors", "[linear]")
+{
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
+    const xt::xarray<float> th = fused_linear_test::random_layer().h * 0.7f;
+    const xt::xarray<float> tw = xloss_test::normal_logits({302, 24}, 9) * 0.3f;
+    const auto teacher = xloss::teacher_layer(th, xloss::linear(tw));
+    const xloss::FusedLinearGeneralizedJSDLoss jsd(xloss::jsd_options().beta(0.3).temperature(2.),
+                                                   xloss::fused_linear_options().chunk_rows(5));
+    const auto r = jsd.forward_backward(l.h, xloss::linear(l.w, l.b), teacher, l.labels);
+    CHECK(xloss_test::same_values(jsd(l.h, xloss::linear(l.w, l.b), teacher, l.labels), r.loss) == "");
+
+    // Against the divergence of the logits computed in double: the teacher's first 300 classes.
+    const xt::xarray<double> s = fused_linear_test::reference_logits(l.h, l.w, l.b);
+    const xt::xarray<double> t = xt::view(fused_linear_test::reference_logits(th, tw, xt::xarray<double>()),
+                                          xt::all(), xt::range(0, 300));
+    const xt::xarray<int> flat = xt::flatten(l.labels);
+    const auto expected = xloss::GeneralizedJSDLoss(jsd.options()).forward_backward(s, t, flat);
+    CHECK(xloss_test::compare(r.loss, expected.loss, 2e-5, 2e-6) == "");
+    const fused_linear_test::reference_grads grads(expected.grad_student, l.h, l.w);
+    CHECK(xloss_test::compare(r.grad_weight, grads.weight, 2e-5, 2e-6) == "");
+    CHECK(xloss_test::compare(r.grad_hidden, grads.hidden, 2e-5, 2e-6) == "");
+
+    // Without labels every row counts.
+    const auto all = xloss::FusedLinearForwardKLLoss().forward_backward(l.h, xloss::linear(l.w), teacher);
+    const auto all_expected = xloss::ForwardKLLoss().forward_backward(s - xt::xarray<double>(l.b), t);
+    CHECK(xloss_test::compare(all.loss, all_expected.loss, 2e-5, 2e-6) == "");
+
+    // The _out call with a kept result and workspace equals the allocating call.
+    xloss::fused_linear_result<float> out;
+    xloss::fused_linear_workspace<float> ws;
+    jsd.forward_backward_out(l.h, xloss::linear(l.w, l.b), teacher, l.labels, out, ws);
+    jsd.forward_backward_out(l.h, xloss::linear(l.w, l.b), teacher, l.labels, out, ws);
+    CHECK(xloss_test::identical(out.grad_weight, r.grad_weight));
+
+    using xloss_test::contains;
+    const xt::xarray<float> small = xt::view(tw, xt::range(0, 299), xt::all());
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::teacher_layer(th, xloss::linear(small))),
+                      contains("fused_linear_forward_kl: a teacher of 299 classes over rows of shape (3, 7) for a "
+                               "student of 300 classes"));
+    CHECK_THROWS_WITH(xloss::FusedLinearReverseKLLoss(xloss::distill_options().teacher_grad(true))(
+                          l.h, xloss::linear(l.w), teacher),
+                      contains("fused_linear_reverse_kl: teacher_grad"));
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().weight_hard(0.5))(
+                          l.h, xloss::linear(l.w), teacher),
+                      contains("weight_hard 0.5 needs labels that are class indices"));
+    xt::xarray<float> bad = th;
+    bad(1, 2, 0) = std::numeric_limits<float>::infinity();
+    const xt::xarray<float> abs_tw = xt::abs(tw);
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options(), xloss::fused_linear_options().chunk_rows(4))(
+                          l.h, xloss::linear(l.w), xloss::teacher_layer(bad, xloss::linear(abs_tw)), l.labels),
+                      contains("teacher_logits row (1, 2)"));
 }

@@ -11,6 +11,7 @@
 /// on the system's BLAS. Not in xloss.hpp: link CMake's xloss::linear (xloss and BLAS::BLAS).
 
 #include "fused_linear_cross_entropy.hpp"
+#include "fused_linear_divergence.hpp"
 #include "fused_linear_options.hpp"
 #include "fused_linear_result.hpp"
 #include "linear_head.hpp"

@@ -11,14 +11,14 @@
 /// LigerFusedLinearCrossEntropyLoss and Apple's Cut Cross-Entropy, on the CPU. Needs a CBLAS (CMake
 /// target xloss::linear).
 
-#include <utility>
+#include <type_traits>
 
 #include "compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 
 #include "cross_entropy_options.hpp"
-#include "detail/core/allocate.hpp"
 #include "detail/cross_entropy/linear_call.hpp"
+#include "detail/linear/outputs.hpp"
 #include "fused_linear_options.hpp"
 #include "fused_linear_result.hpp"
 #include "linear_head.hpp"
@@ -79,16 +79,8 @@ namespace xloss
             template <class H, class Head, class L>
             auto operator()(const xt::xexpression<H>& hidden, const Head& head, const xt::xexpression<L>& labels) const
             {
-                using V = value_type<H, Head>;
-                const auto call = make_call(hidden, head, labels, "fused_linear_cross_entropy");
-                xt::xarray<V> loss = detail::new_array<V>(call.loss_shape());
-                detail::linear_workspace<V> ws;
-                const double value = call.run(call.reduced() ? nullptr : loss.data(), {}, ws);
-                if (call.reduced())
-                {
-                    loss() = static_cast<V>(value);
-                }
-                return loss;
+                return detail::linear_loss<value_type<H, Head>>(
+                    make_call(hidden, head, labels, "fused_linear_cross_entropy"));
             }
 
             /// The loss and its gradients w.r.t. the hidden states, the weight and the bias.
@@ -97,7 +89,7 @@ namespace xloss
                                   const xt::xexpression<L>& labels) const
             {
                 fused_linear_result<value_type<H, Head>> r;
-                detail::linear_workspace<value_type<H, Head>> ws;
+                fused_linear_workspace<value_type<H, Head>> ws;
                 forward_backward_out(hidden, head, labels, r, ws);
                 return r;
             }
@@ -118,25 +110,15 @@ namespace xloss
                 static_assert(std::is_same<V, value_type<H, Head>>::value,
                               "xloss::FusedLinearCrossEntropyLoss::forward_backward_out: the result's value type "
                               "is that of the inputs");
-                const auto call = make_call(hidden, head, labels, "FusedLinearCrossEntropyLoss::forward_backward_out");
-                if (shares_memory(call, result))
-                {
-                    fused_linear_result<V> aside;
-                    if (m_linear.gradient_write() == gradient_write::accumulate)
-                    {
-                        aside = result;
-                    }
-                    run_into(call, aside, workspace);
-                    result = std::move(aside);
-                    return;
-                }
-                run_into(call, result, workspace);
+                detail::linear_forward_backward_out(
+                    make_call(hidden, head, labels, "FusedLinearCrossEntropyLoss::forward_backward_out"), result,
+                    workspace, m_linear.gradient_write());
             }
 
         private:
 
             template <class H, class Head>
-            using value_type = detail::loss_value_t<H, std::decay_t<decltype(std::declval<Head>().weight)>>;
+            using value_type = detail::linear_value_t<H, Head>;
 
             template <class H, class Head, class L>
             auto make_call(const xt::xexpression<H>& hidden, const Head& head, const xt::xexpression<L>& labels,
@@ -146,49 +128,6 @@ namespace xloss
                 using LV = typename L::value_type;
                 return detail::linear_cross_entropy_call<V, LV>(hidden.derived_cast(), head, labels.derived_cast(),
                                                                 m_options, m_linear, func);
-            }
-
-            template <class Call, class V>
-            void run_into(const Call& call, fused_linear_result<V>& r, fused_linear_workspace<V>& ws) const
-            {
-                const detail::linear_shapes& s = call.shapes();
-                fit(r.loss, call.loss_shape());
-                fit(r.grad_hidden, s.hidden);
-                fit(r.grad_weight, {s.classes, s.hidden_size});
-                fit(r.grad_bias, {call.has_bias() ? s.classes : 0});
-                detail::linear_gradients<V> grads;
-                grads.hidden = r.grad_hidden.data();
-                grads.weight = r.grad_weight.data();
-                grads.bias = call.has_bias() ? r.grad_bias.data() : nullptr;
-                grads.write = m_linear.gradient_write();
-                const double value = call.run(call.reduced() ? nullptr : r.loss.data(), grads, ws);
-                if (call.reduced())
-                {
-                    r.loss() = static_cast<V>(value);
-                }
-            }
-
-            /// Gives `a` the shape s, keeping its memory when it has it (zeros when accumulating).
-            template <class V>
-            void fit(xt::xarray<V>& a, const detail::shape_type& s) const
-            {
-                if (detail::to_shape(a.shape()) != s)
-                {
-                    a = detail::new_array<V>(s);
-                    if (m_linear.gradient_write() == gradient_write::accumulate)
-                    {
-                        a.fill(V(0));
-                    }
-                }
-            }
-
-            template <class Call, class V>
-            static bool shares_memory(const Call& call, const fused_linear_result<V>& r) noexcept
-            {
-                return call.overlaps_inputs(r.loss.data(), r.loss.size())
-                       || call.overlaps_inputs(r.grad_hidden.data(), r.grad_hidden.size())
-                       || call.overlaps_inputs(r.grad_weight.data(), r.grad_weight.size())
-                       || call.overlaps_inputs(r.grad_bias.data(), r.grad_bias.size());
             }
 
             cross_entropy_options m_options;

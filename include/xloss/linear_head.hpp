@@ -55,6 +55,35 @@ namespace xloss
         {
             return {weight.derived_cast(), bias.derived_cast()};
         }
+
+        /**
+         * @brief A teacher given as its last hidden states (rows..., hidden) and its output layer, made
+         *        by teacher_layer(): the fused linear divergences compute its logits chunk by chunk, as
+         *        the student's. It refers to both, which must outlive it.
+         */
+        template <class H, class Head>
+        struct linear_teacher
+        {
+            const H& hidden;
+            Head head;
+        };
+
+        /// @brief The teacher of hidden states `hidden` and output layer `head` (see linear_teacher).
+        template <class H, class Head>
+        inline linear_teacher<H, Head> teacher_layer(const xt::xexpression<H>& hidden, const Head& head) noexcept
+        {
+            return {hidden.derived_cast(), head};
+        }
+
+        template <class T>
+        struct is_linear_teacher : std::false_type
+        {
+        };
+
+        template <class H, class Head>
+        struct is_linear_teacher<linear_teacher<H, Head>> : std::true_type
+        {
+        };
     }
 }
 

@@ -170,6 +170,17 @@ int exercise()
     const V expected = xloss::cross_entropy(logits, tokens)();
     failures += std::abs(fl.loss() - expected) > V(1e-5) * expected ? 1 : 0;
     failures += fl.grad_weight.shape()[0] == 3 && fl.grad_bias.size() == 3 ? 0 : 1;
+    // A fused linear divergence, its teacher a layer of hidden size 1 and 4 classes (the first 3 count).
+    xt::xarray<V> th = {V(1), V(-0.5)};
+    xt::xarray<V> tw = {V(0.2), V(-1), V(0.7), V(3)};
+    th.reshape({2, 1});
+    tw.reshape({4, 1});
+    const xloss::FusedLinearGeneralizedJSDLoss fj(xloss::jsd_options().beta(0.3));
+    const auto fjs = fj.forward_backward(h, xloss::linear(w, b), xloss::teacher_layer(th, xloss::linear(tw)), tokens);
+    const xt::xarray<V> teacher_logits = {{V(0.2), V(-1), V(0.7)}, {V(-0.1), V(0.5), V(-0.35)}};
+    failures += differ_scalar(fjs.loss(), xloss::generalized_jsd(logits, teacher_logits, tokens, fj.options())())
+                    ? 1
+                    : 0;
 #endif
     return failures;
 }

@@ -146,6 +146,7 @@ namespace xloss
                 const V* teacher;
                 const row_layout& rows;
                 const shape_type& row_shape;
+                const std::size_t* row_ids = nullptr; ///< the caller's row of each row (messages name it), or null
             };
 
             /// How a run treats its rows.
@@ -174,6 +175,7 @@ namespace xloss
                     , m_teacher(source.teacher)
                     , m_rows(source.rows)
                     , m_row_shape(source.row_shape)
+                    , m_row_ids(source.row_ids)
                     , m_keep(keep)
                     , m_temperature(settings.temperature)
                     , m_inv_temp(static_cast<V>(1. / settings.temperature))
@@ -345,7 +347,8 @@ namespace xloss
                     const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
                     detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": "
                                                         + (teacher ? "teacher_logits" : "student_logits") + " row "
-                                                        + row_index(k, m_row_shape) + fault_text(what)));
+                                                        + row_index(m_row_ids ? m_row_ids[k] : k, m_row_shape)
+                                                        + fault_text(what)));
                 }
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)
@@ -914,6 +917,7 @@ namespace xloss
                 const V* m_teacher;
                 const row_layout& m_rows;
                 const shape_type& m_row_shape;
+                const std::size_t* m_row_ids;
                 Keep m_keep;
                 double m_temperature;
                 V m_inv_temp;

@@ -13,9 +13,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "../../fused_linear_options.hpp"
+#include "../core/labels.hpp"
 #include "../engine/row_groups.hpp"
 #include "blas.hpp"
 
@@ -25,6 +27,20 @@ namespace xloss
     {
         namespace detail
         {
+            /// The kept rows of labels (their label not ignore_index), ascending, into `kept`.
+            template <class LV>
+            void collect_kept_rows(const LV* labels, std::size_t rows, long long ignore_index, std::vector<std::size_t>& kept)
+            {
+                const keep_labels<LV> keep{labels, ignore_index};
+                for (std::size_t k = 0; k < rows; ++k)
+                {
+                    if (keep(k))
+                    {
+                        kept.push_back(k);
+                    }
+                }
+            }
+
             /// Hidden states (rows x hidden) and an output layer (classes x hidden; bias or null).
             template <class V>
             struct linear_input
@@ -75,7 +91,7 @@ namespace xloss
                 /// The bytes it holds.
                 std::size_t bytes() const noexcept
                 {
-                    return m_values.capacity() * sizeof(V) + m_rows.capacity() * sizeof(std::size_t)
+                    return (m_values.capacity() + m_teacher.capacity()) * sizeof(V) + m_rows.capacity() * sizeof(std::size_t)
                            + m_labels.capacity() * sizeof(long long);
                 }
 
@@ -96,6 +112,13 @@ namespace xloss
                     return {p, p + h, p + 2 * h, p + 2 * h + z, p + 2 * h + 2 * z, m_labels.data()};
                 }
 
+                /// A second chunk's logits (a teacher's) and hidden states: (rows x classes), (rows x hidden).
+                std::pair<V*, V*> teacher_buffers(std::size_t chunk, std::size_t hidden, std::size_t classes)
+                {
+                    grow(m_teacher, chunk * (classes + hidden));
+                    return {m_teacher.data(), m_teacher.data() + chunk * classes};
+                }
+
                 row_workspace<V>& rows() noexcept
                 {
                     return m_row_scratch;
@@ -113,20 +136,23 @@ namespace xloss
                 }
 
                 std::vector<V> m_values;
+                std::vector<V> m_teacher;
                 std::vector<std::size_t> m_rows;
                 std::vector<long long> m_labels;
                 row_workspace<V> m_row_scratch;
             };
 
-            /// The rows per chunk: the options' chunk_rows, else as many as workspace_bytes holds.
+            /// The rows per chunk: the options' chunk_rows, else as many as workspace_bytes holds
+            /// (`extra`: values per row beside the student's, a teacher's chunk).
             template <class V>
-            std::size_t chunk_rows(const fused_linear_options& options, std::size_t hidden, std::size_t classes)
+            std::size_t chunk_rows(const fused_linear_options& options, std::size_t hidden, std::size_t classes,
+                                   std::size_t extra = 0)
             {
                 if (options.chunk_rows() > 0)
                 {
                     return options.chunk_rows();
                 }
-                const std::size_t per_row = (2 * hidden + 2 * classes + 1) * sizeof(V) + sizeof(long long);
+                const std::size_t per_row = (2 * hidden + 2 * classes + 1 + extra) * sizeof(V) + sizeof(long long);
                 return std::max<std::size_t>(1, options.workspace_bytes() / per_row);
             }
 
@@ -267,6 +293,39 @@ namespace xloss
                             }
                         }
                     }
+                }
+
+                /**
+                 * Runs every chunk: its logits into buf.logits, then `losses(r)`, which writes the
+                 * chunk's rows' losses into buf.loss and, when gradients are wanted, their logits'
+                 * gradient into buf.grad_logits, and returns their sum; the rows' losses go to `loss`
+                 * (null: not wanted; ignored rows 0), the gradients to `grads`. Returns the sum.
+                 */
+                template <class F>
+                double run(const chunk_buffers<V>& buf, V* loss, const linear_gradients<V>& grads, F&& losses) const
+                {
+                    if (loss)
+                    {
+                        std::fill_n(loss, m_in.rows, V(0));
+                    }
+                    clear(grads);
+                    double sum = 0.;
+                    for (std::size_t c = 0; c < count(); ++c)
+                    {
+                        const row_range r = range(c);
+                        const V* h = hidden(r, buf.hidden);
+                        logits(h, r.last - r.first, buf.logits);
+                        sum += losses(r);
+                        for (std::size_t i = r.first; loss && i < r.last; ++i)
+                        {
+                            loss[m_kept[i]] = buf.loss[i - r.first];
+                        }
+                        if (grads.wanted())
+                        {
+                            backward(buf.grad_logits, h, r, grads, buf.grad_hidden);
+                        }
+                    }
+                    return sum;
                 }
 
             private:

@@ -138,7 +138,8 @@ bench:
 	@if [ -x $(BUILD)-bench/benchmarks/xloss_bench_fused_linear ]; then \
 	    $(BUILD)-bench/benchmarks/xloss_bench_fused_linear $(BENCH_LINEAR_FLAGS) $(TORCH_CONTEXT) \
 	        --benchmark_out=$(BUILD)-bench/fused_linear.json --benchmark_out_format=json $(BENCH_FLAGS) && \
-	    for run in "xloss 1024" "xloss 4096" "xloss 16384" "torch 1024" "torch 4096"; do \
+	    for run in "xloss 1024" "xloss 4096" "xloss 16384" "torch 1024" "torch 4096" \
+	               "xloss-kd 1024" "xloss-kd 4096" "xloss-kd 16384" "torch-kd 1024" "torch-kd 4096"; do \
 	        $(BUILD)-bench/benchmarks/xloss_bench_fused_linear --memory $$run || exit 1; \
 	    done; \
 	else echo "xloss: no BLAS found; the fused linear benchmark is left out"; fi

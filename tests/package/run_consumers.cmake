@@ -1,6 +1,7 @@
 # Installs xloss into a scratch prefix, then builds and runs a consumer against it
 # (find_package) and one that embeds the source tree (add_subdirectory), with the compiler and
-# the C++ standard of the suite. The consumer's source includes <xloss/xloss.hpp> alone.
+# the C++ standard of the suite. The consumer's source includes <xloss/xloss.hpp> alone; where the
+# build found a BLAS (EXPECT_LINEAR) a second one links xloss::linear.
 file(REMOVE_RECURSE "${WORK_DIR}")
 
 function(run)
@@ -24,9 +25,17 @@ endif()
 message(STATUS "${found}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/installed")
 run("${WORK_DIR}/installed/consumer")
+# xloss::linear (the component `linear`) where the build found a BLAS.
+if(EXPECT_LINEAR)
+    run("${WORK_DIR}/installed/consumer_linear")
+    message(STATUS "installed linear: ok")
+endif()
 message(STATUS "installed: ok")
 
 run(${CMAKE_COMMAND} -S "${consumer}" -B "${WORK_DIR}/subdirectory" ${flags} "-DXLOSS_SUBDIRECTORY=${XLOSS_SOURCE_DIR}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/subdirectory")
 run("${WORK_DIR}/subdirectory/consumer")
+if(EXPECT_LINEAR)
+    run("${WORK_DIR}/subdirectory/consumer_linear")
+endif()
 message(STATUS "subdirectory: ok")

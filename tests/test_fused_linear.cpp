@@ -494,7 +494,23 @@ TEST_CASE("Fused linear divergences: the loss alone, no labels, _out, errors", "
     jsd.forward_backward_out(l.h, xloss::linear(l.w, l.b), teacher, l.labels, out, ws);
     CHECK(xloss_test::identical(out.grad_weight, r.grad_weight));
 
+    // A bool mask keeps the rows marked true, as for ForwardKLLoss, whatever ignore_index is.
+    const xt::xarray<bool> mask = xt::not_equal(l.labels, -100);
+    const xloss::FusedLinearForwardKLLoss masked(xloss::distill_options().ignore_index(1));
+    const auto by_mask = masked.forward_backward(l.h, xloss::linear(l.w), teacher, mask);
+    const auto by_labels = xloss::FusedLinearForwardKLLoss().forward_backward(l.h, xloss::linear(l.w), teacher, l.labels);
+    CHECK(xloss_test::identical(by_mask.loss, by_labels.loss));
+    CHECK(xloss_test::identical(by_mask.grad_weight, by_labels.grad_weight));
+
     using xloss_test::contains;
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().class_axis(0))(l.h, xloss::linear(l.w),
+                                                                                             teacher),
+                      contains("fused_linear_forward_kl: class_axis 0: the classes of a linear layer's logits are "
+                               "their last axis"));
+    const xt::xarray<int> short_labels = xt::zeros<int>({20});
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), teacher, short_labels),
+                      contains("labels of shape (20) do not match the rows of the logits, of shape (3, 7) (the "
+                               "logits' shape (3, 7, 300)"));
     const xt::xarray<float> small = xt::view(tw, xt::range(0, 299), xt::all());
     CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::teacher_layer(th, xloss::linear(small))),
                       contains("fused_linear_forward_kl: a teacher of 299 classes over rows of shape (3, 7) for a "

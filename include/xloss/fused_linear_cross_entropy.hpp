@@ -95,12 +95,13 @@ namespace xloss
             }
 
             /**
-             * forward_backward() into `result`, with the scratch of `workspace`: arrays of the right
-             * shape are written in place (added to, with gradient_write::accumulate), others are
-             * replaced (by zeros first when accumulating). With both kept between training steps it
-             * allocates nothing. A result that shares memory with an input is computed aside first. A
-             * row whose logits hold +inf is an error raised when its chunk is reached, after earlier
-             * chunks' gradients were written.
+             * forward_backward() into `result`, with the scratch of `workspace`: result arrays of the
+             * right shape are written in place (the gradients added to, with gradient_write::accumulate;
+             * the loss always replaced), others are replaced (the gradients by zeros first when
+             * accumulating). With both kept between training steps, and contiguous inputs of the
+             * result's value type, it allocates nothing. A result that shares memory with an input is
+             * computed aside first. A row whose logits hold +inf is an error raised when its chunk is
+             * reached: earlier chunks' gradients are then already written (or added).
              */
             template <class H, class Head, class L, class V>
             void forward_backward_out(const xt::xexpression<H>& hidden, const Head& head,

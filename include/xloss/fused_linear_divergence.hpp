@@ -42,8 +42,10 @@ namespace xloss
          * 151936: rows of padding in its embedding) gives its first ones, as many as the student's; a
          * teacher with fewer is an error. Options are the divergence's (temperature and its scale, beta
          * or ratio, ignore_index with labels, weight_hard / weight_soft with class labels, reductions,
-         * divisor, num_threads; teacher_grad and row_input::log_probs are errors), and
-         * fused_linear_options. Rows whose label is ignore_index never enter a product.
+         * divisor, num_threads; teacher_grad, row_input::log_probs and a class axis other than the
+         * last are errors), and fused_linear_options. Rows whose label is ignore_index never enter a
+         * product. The value type is the student's (h and W): a teacher of another float type is
+         * converted to it.
          */
         template <class Policy, class Options>
         class fused_linear_divergence_loss
@@ -111,12 +113,27 @@ namespace xloss
                            const char* func) const
             {
                 using V = detail::linear_value_t<H, Head>;
+                static_assert(detail::require_loss_values<typename teacher_values<T>::type>(),
+                              "xloss: a fused linear divergence's teacher holds float or double values");
                 const auto& l = detail::labels_arg(labels);
                 using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
                 return detail::linear_divergence_call<V, LV, Policy, Options>(hidden.derived_cast(), head,
                                                                                teacher, l, m_options,
                                                                                m_linear, func);
             }
+
+            /// The value type of a teacher's logits or of its layer's weight.
+            template <class T, class = void>
+            struct teacher_values
+            {
+                using type = typename T::value_type;
+            };
+
+            template <class H, class Head>
+            struct teacher_values<linear_teacher<H, Head>>
+            {
+                using type = detail::linear_value_t<H, Head>;
+            };
 
             /// "fused_linear_" and the divergence's name, for messages.
             static const char* name()

@@ -30,8 +30,10 @@ namespace xloss
 
         /**
          * @brief Scratch of the fused linear losses kept by the caller between calls (training steps):
-         *        a call allocates only when it needs more than any call before it. `bytes()` is what it
-         *        holds: two (chunk x classes) and two (chunk x hidden) arrays, and the kept rows' list.
+         *        a call allocates only when it needs more than any call before it. `bytes()` is most of
+         *        what it holds: two (chunk x classes) and two (chunk x hidden) arrays, a teacher's chunk
+         *        of logits and hidden states, the chunk's losses and labels, the kept rows' list; the
+         *        row passes' own scratch (for the divergences, two rows of classes per thread) besides.
          */
         template <class V>
         using fused_linear_workspace = detail::linear_workspace<V>;

@@ -77,6 +77,23 @@ namespace xloss
                 }
             };
 
+            /// Every row counts, with its label: rows already filtered (a fused linear call's chunks).
+            template <class L>
+            struct keep_all_labelled
+            {
+                const L* labels;
+
+                bool operator()(std::size_t) const noexcept
+                {
+                    return true;
+                }
+
+                long long label(std::size_t k) const noexcept
+                {
+                    return static_cast<long long>(labels[k]);
+                }
+            };
+
             /// The labels of a call as contiguous data (LV: their value type, void without labels).
             template <class LV>
             struct label_store

@@ -62,7 +62,7 @@ namespace xloss
                                                             + ": the classes of a linear layer's logits are their "
                                                               "last axis"));
                     }
-                    check_labels(labels, s.row_shape, s.hidden, func);
+                    check_labels(labels, s.row_shape, s.logits_shape(), func);
                     double total = 0.;
                     check_label_classes(m_labels.values.data, s.rows, s.classes, options.ignore_index(), s.row_shape,
                                         func,

@@ -139,13 +139,12 @@ namespace xloss
                     std::size_t kept = s.rows;
                     if constexpr (!std::is_void<LV>::value)
                     {
+                        const keep_labels<LV> keep{m_labels.values.data, options.ignore_index()};
                         kept = 0;
-                        check_label_classes(m_labels.values.data, s.rows, s.classes, options.ignore_index(),
-                                            s.row_shape, func,
-                                            [&](std::size_t, LV)
-                                            {
-                                                ++kept;
-                                            });
+                        for (std::size_t k = 0; k < s.rows; ++k)
+                        {
+                            kept += keep(k) ? 1 : 0;
+                        }
                     }
                     m_divisor = reduction_divisor(
                         options.reduction(), options.divisor(), kept > 0 ? static_cast<double>(kept) : 1.,
@@ -237,7 +236,15 @@ namespace xloss
                             + shape_to_string(s.row_shape)
                             + ": the teacher needs as many rows and at least the student's classes"));
                     }
-                    check_labels(labels, s.row_shape, s.hidden, m_func);
+                    if (normalize_axis(m_options.class_axis(), s.hidden.size(), m_func, "class_axis")
+                        != s.hidden.size() - 1)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": class_axis "
+                                                            + std::to_string(m_options.class_axis())
+                                                            + ": the classes of a linear layer's logits are their "
+                                                              "last axis"));
+                    }
+                    check_labels(labels, s.row_shape, s.logits_shape(), m_func);
                     if constexpr (std::is_void<LV>::value || std::is_same<LV, bool>::value)
                     {
                         if (m_options.weight_hard() > 0.)
@@ -246,6 +253,12 @@ namespace xloss
                                                                 + number_to_string(m_options.weight_hard())
                                                                 + " needs labels that are class indices"));
                         }
+                    }
+                    else if (m_options.weight_hard() > 0.)
+                    {
+                        // The hard cross-entropy reads each kept row's label as a class of the student's.
+                        check_label_classes(m_labels.values.data, s.rows, s.classes, m_options.ignore_index(),
+                                            s.row_shape, m_func, [](std::size_t, LV) {});
                     }
                 }
 
@@ -283,9 +296,8 @@ namespace xloss
                                 {
                                     buf.labels[i] = static_cast<long long>(m_labels.values.data[ids[i]]);
                                 }
-                                const row_engine<default_batch<V>, P, keep_labels<long long>> engine(
-                                    policy, source, keep_labels<long long>{buf.labels, m_options.ignore_index()},
-                                    settings);
+                                const row_engine<default_batch<V>, P, keep_all_labelled<long long>> engine(
+                                    policy, source, keep_all_labelled<long long>{buf.labels}, settings);
                                 return engine.run(row_range{0, n}, out, m_threads, row_memory::spare_rows, scratch);
                             }
                         });

@@ -57,6 +57,14 @@ namespace xloss
                     rows = size_of(row_shape);
                 }
 
+                /// The shape of the layer's logits: the rows' and the classes.
+                shape_type logits_shape() const
+                {
+                    shape_type s = row_shape;
+                    s.push_back(classes);
+                    return s;
+                }
+
                 template <class B>
                 void check_bias(const B& b, const char* func) const
                 {

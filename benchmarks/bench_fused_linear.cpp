@@ -217,6 +217,29 @@ namespace
         state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens_of(state)));
     }
 
+    /// A teacher stored as its top 64 classes per token (offline distillation): no teacher product.
+    void xloss_top_k_step_out(benchmark::State& state)
+    {
+        const std::size_t n = tokens_of(state), k = 64;
+        const auto& t = tokens(n);
+        xt::xtensor<int, 2> ids = xt::xtensor<int, 2>::from_shape({n, k});
+        xt::xtensor<float, 2> lp = xt::xtensor<float, 2>::from_shape({n, k});
+        for (std::size_t i = 0; i < ids.size(); ++i)
+        {
+            ids.flat(i) = static_cast<int>((i / k * 7919 + i % k * 2377) % classes);
+            lp.flat(i) = -0.05f * static_cast<float>(i % k + 1);
+        }
+        xloss::fused_linear_result<float> r;
+        xloss::fused_linear_workspace<float> ws;
+        kd_loss().forward_backward_out(t.h, xloss::linear(head().w), xloss::top_k(ids, lp), t.labels, r, ws);
+        for (auto _ : state)
+        {
+            kd_loss().forward_backward_out(t.h, xloss::linear(head().w), xloss::top_k(ids, lp), t.labels, r, ws);
+            benchmark::DoNotOptimize(r.loss.data());
+        }
+        state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+    }
+
     /// The products of a distillation step alone: the cross-entropy's three and the teacher's logits.
     void kd_gemm_bound(benchmark::State& state)
     {
@@ -423,6 +446,7 @@ BENCHMARK(xloss_step)->Name("fused_linear_ce/xloss")->Apply(sizes);
 BENCHMARK(gemm_bound)->Name("fused_linear_ce/gemm_bound")->Apply(sizes);
 BENCHMARK(xloss_kd_step_out)->Name("fused_linear_forward_kl/xloss_out")->Apply(sizes);
 BENCHMARK(kd_gemm_bound)->Name("fused_linear_forward_kl/gemm_bound")->Apply(sizes);
+BENCHMARK(xloss_top_k_step_out)->Name("fused_linear_forward_kl/xloss_out_top_k64")->Apply(sizes);
 #ifdef XLOSS_BENCH_WITH_TORCH
 BENCHMARK(torch_composition)->Name("fused_linear_ce/libtorch")->Apply(sizes);
 BENCHMARK(torch_kd)->Name("fused_linear_forward_kl/libtorch")->Apply(sizes);

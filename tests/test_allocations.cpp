@@ -291,5 +291,25 @@ TEST_CASE("The fused linear cross-entropy allocates nothing with a kept result a
               })
           == 0);
     CHECK(r.loss() > 0.f);
+    // The forward KL from a top-k teacher (k = 8).
+    xt::xtensor<long, 2> ids = xt::xtensor<long, 2>::from_shape({rows, 8});
+    xt::xtensor<float, 2> lp = xt::xtensor<float, 2>::from_shape({rows, 8});
+    for (std::size_t i = 0; i < ids.size(); ++i)
+    {
+        ids.flat(i) = static_cast<long>((i * 61) % classes);
+        lp.flat(i) = -0.25f * static_cast<float>(i % 8 + 1);
+    }
+    const xloss::FusedLinearForwardKLLoss kd(xloss::distill_options().weight_hard(0.5),
+                                             xloss::fused_linear_options().chunk_rows(6));
+    xloss::fused_linear_result<float> kr;
+    xloss::fused_linear_workspace<float> kws;
+    kd.forward_backward_out(h, xloss::linear(w, b), xloss::top_k(ids, lp), labels, kr, kws);
+    CHECK(count_allocations(
+              [&]
+              {
+                  kd.forward_backward_out(h, xloss::linear(w, b), xloss::top_k(ids, lp), labels, kr, kws);
+              })
+          == 0);
+    CHECK(kr.loss() > 0.f);
 }
 #endif

@@ -528,3 +528,56 @@ TEST_CASE("Fused linear divergences: the loss alone, no labels, _out, errors", "
                           l.h, xloss::linear(l.w), xloss::teacher_layer(bad, xloss::linear(abs_tw)), l.labels),
                       contains("teacher_logits row (1, 2)"));
 }
+
+TEST_CASE("The fused linear forward KL from a top-k teacher equals ForwardKLLoss on the logits", "[linear][top_k]")
+{
+    const fused_linear_test::layer l = fused_linear_test::random_layer();
+    const xt::xarray<double> s = fused_linear_test::reference_logits(l.h, l.w, l.b);
+    const std::size_t k = 6;
+    xt::xarray<long> ids = xt::xarray<long>::from_shape({3, 7, k});
+    xt::xarray<float> lp = xt::xarray<float>::from_shape({3, 7, k});
+    for (std::size_t r = 0; r < 21; ++r)
+    {
+        for (std::size_t j = 0; j < k; ++j)
+        {
+            ids.flat(r * k + j) = static_cast<long>((r * 31 + j * 47) % 300);
+            lp.flat(r * k + j) = -0.3f * static_cast<float>(j + 1) - 0.01f * static_cast<float>(r);
+        }
+    }
+    const xt::xarray<int> flat = xt::flatten(l.labels);
+    const xt::xarray<long> flat_ids = xt::reshape_view(ids, {21, 6});
+    const xt::xarray<float> flat_lp = xt::reshape_view(lp, {21, 6});
+    const xt::xarray<double> flat_lpd = flat_lp;
+    for (const auto tail : {xloss::top_k_tail::renormalize, xloss::top_k_tail::bucket})
+    {
+        for (const double t : {1., 2.})
+        {
+            if (tail == xloss::top_k_tail::bucket && t != 1.)
+            {
+                continue;
+            }
+            INFO("temperature " << t);
+            const auto options = xloss::distill_options().temperature(t).top_k_tail(tail).weight_hard(t == 1. ? 0.25 : 0.);
+            const auto got = xloss::FusedLinearForwardKLLoss(options, xloss::fused_linear_options().chunk_rows(4))
+                                 .forward_backward(l.h, xloss::linear(l.w, l.b), xloss::top_k(ids, lp), l.labels);
+            const auto expected = xloss::ForwardKLLoss(options).forward_backward(s, xloss::top_k(flat_ids, flat_lpd), flat);
+            const fused_linear_test::reference_grads grads(expected.grad_student, l.h, l.w);
+            CHECK(xloss_test::compare(got.loss, expected.loss, 2e-5, 2e-6) == "");
+            CHECK(xloss_test::compare(got.grad_hidden, grads.hidden, 2e-5, 2e-6) == "");
+            CHECK(xloss_test::compare(got.grad_weight, grads.weight, 2e-5, 2e-6) == "");
+            CHECK(xloss_test::compare(got.grad_bias, grads.bias, 2e-5, 2e-6) == "");
+        }
+    }
+    using xloss_test::contains;
+    xt::xarray<long> bad = ids;
+    bad(2, 3, 1) = 300;
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::top_k(bad, lp), l.labels),
+                      contains("fused_linear_forward_kl: row (2, 3): teacher id 300 is not a class of 300"));
+    // An ignored row's ids are never read.
+    bad(2, 3, 1) = 5;
+    bad(0, 1, 0) = -7;
+    CHECK_NOTHROW(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::top_k(bad, lp), l.labels));
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().temperature(2.).top_k_tail(
+                          xloss::top_k_tail::bucket))(l.h, xloss::linear(l.w), xloss::top_k(ids, lp)),
+                      contains("temperature must be 1 with top_k_tail::bucket"));
+}

@@ -25,6 +25,7 @@
 #include "fused_linear_options.hpp"
 #include "fused_linear_result.hpp"
 #include "linear_head.hpp"
+#include "top_k.hpp"
 
 namespace xloss
 {
@@ -37,8 +38,9 @@ namespace xloss
          *        teacher).
          *
          * The teacher is teacher_layer(teacher_h, linear(teacher_W[, b])) (its logits computed chunk by
-         * chunk too; its hidden size may differ) or its logits (rows..., classes), of which each chunk's
-         * rows are read. A teacher with more classes than the student (Qwen2.5-7B's 152064 against
+         * chunk too; its hidden size may differ), its logits (rows..., classes), of which each chunk's
+         * rows are read, or, for the forward KL, top_k(ids, log_probs) of shape (rows..., k) (no teacher
+         * product at all; see ForwardKLLoss and top_k_tail). A teacher with more classes than the student (Qwen2.5-7B's 152064 against
          * 151936: rows of padding in its embedding) gives its first ones, as many as the student's; a
          * teacher with fewer is an error. Options are the divergence's (temperature and its scale, beta
          * or ratio, ignore_index with labels, weight_hard / weight_soft with class labels, reductions,
@@ -117,7 +119,9 @@ namespace xloss
                               "xloss: a fused linear divergence's teacher holds float or double values");
                 const auto& l = detail::labels_arg(labels);
                 using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
-                return detail::linear_divergence_call<V, LV, Policy, Options>(hidden.derived_cast(), head,
+                static_assert(!is_top_k_teacher<T>::value || std::is_same<Policy, detail::forward_kl_policy>::value,
+                              "xloss: a top-k teacher is defined for the forward KL only");
+                return detail::linear_divergence_call<V, LV, Policy, Options, T>(hidden.derived_cast(), head,
                                                                                teacher, l, m_options,
                                                                                m_linear, func);
             }
@@ -133,6 +137,12 @@ namespace xloss
             struct teacher_values<linear_teacher<H, Head>>
             {
                 using type = detail::linear_value_t<H, Head>;
+            };
+
+            template <class Ids, class LP>
+            struct teacher_values<top_k_teacher<Ids, LP>>
+            {
+                using type = typename LP::value_type;
             };
 
             /// "fused_linear_" and the divergence's name, for messages.

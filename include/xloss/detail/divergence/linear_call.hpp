@@ -32,7 +32,9 @@
 #include "../engine/row_policy.hpp"
 #include "../linear/chunks.hpp"
 #include "../linear/layer.hpp"
+#include "../../top_k.hpp"
 #include "call.hpp"
+#include "top_k_rows.hpp"
 
 namespace xloss
 {
@@ -40,22 +42,27 @@ namespace xloss
     {
         namespace detail
         {
-            /// A fused linear divergence's teacher: a layer of its own, or its logits (rows x classes).
+            /// Where a teacher's chunk goes: its logits (rows x classes) or top-k log-probabilities
+            /// (rows x k), a layer's gathered hidden states, a top-k teacher's ids (rows x k).
             template <class V>
+            struct teacher_chunk
+            {
+                V* values;
+                V* hidden;
+                long long* ids;
+            };
+
+            /// A fused linear divergence's teacher given as its logits (rows..., classes): each chunk's
+            /// rows copied, their first `classes` values.
+            template <class V, class T>
             class linear_teacher_rows
             {
             public:
 
-                template <class H, class Head>
-                linear_teacher_rows(const linear_teacher<H, Head>& t, const char* func)
-                {
-                    m_layer.emplace(t.hidden, t.head, func, "teacher hidden states");
-                    m_row_shape = m_layer->shapes().row_shape;
-                    m_classes = m_layer->shapes().classes;
-                }
+                static constexpr bool top_k = false;
 
-                template <class T, class = std::enable_if_t<!is_linear_teacher<T>::value>>
                 linear_teacher_rows(const T& logits, const char* func)
+                    : m_logits(logits)
                 {
                     const shape_type s = to_shape(logits.shape());
                     if (s.empty() || s.back() == 0)
@@ -64,7 +71,6 @@ namespace xloss
                                                             + ": teacher logits of shape " + shape_to_string(s)
                                                             + " (rows..., classes) hold no class"));
                     }
-                    m_logits.emplace(logits);
                     m_row_shape.assign(s.begin(), s.end() - 1);
                     m_classes = s.back();
                 }
@@ -79,45 +85,162 @@ namespace xloss
                     return m_classes;
                 }
 
-                /// The hidden size of a layer teacher (0 for logits).
-                std::size_t hidden_size() const noexcept
+                /// Values of V per row of a chunk beside the student's (its logits, a layer's hidden states).
+                std::size_t values_per_row(std::size_t classes) const noexcept
                 {
-                    return m_layer ? m_layer->shapes().hidden_size : 0;
+                    return classes;
                 }
 
                 bool overlaps(const V* p, std::size_t n) const noexcept
                 {
-                    return m_layer ? m_layer->overlaps(p, n)
-                                   : memory_span::of(p, n).meets(
-                                         memory_span::of(m_logits->data, size_of(m_row_shape) * m_classes));
+                    return memory_span::of(p, n).meets(memory_span::of(m_logits.data, size_of(m_row_shape) * m_classes));
                 }
 
-                /// Chunk r's logits over the first `classes` classes into `logits` (rows x classes); a
-                /// layer's hidden states gathered into `hidden` when not consecutive.
-                void chunk(const std::vector<std::size_t>& kept, row_range r, std::size_t chunk_rows,
-                           std::size_t classes, V* logits, V* hidden, const char* func) const
+                void chunk(const std::vector<std::size_t>& kept, row_range r, std::size_t, std::size_t classes,
+                           const teacher_chunk<V>& buf, const char*) const
                 {
-                    if (m_layer)
-                    {
-                        const linear_chunks<V> chunks(m_layer->input(classes), kept, chunk_rows, func);
-                        chunks.logits(chunks.hidden(r, hidden), r.last - r.first, logits);
-                        return;
-                    }
                     for (std::size_t i = r.first; i < r.last; ++i)
                     {
-                        std::copy_n(m_logits->data + kept[i] * m_classes, classes, logits + (i - r.first) * classes);
+                        std::copy_n(m_logits.data + kept[i] * m_classes, classes, buf.values + (i - r.first) * classes);
                     }
                 }
 
             private:
 
-                std::optional<linear_layer<V>> m_layer;
-                std::optional<contiguous_array<V>> m_logits;
+                contiguous_array<V> m_logits;
                 shape_type m_row_shape;
                 std::size_t m_classes = 0;
             };
 
-            template <class V, class LV, class Policy, class Options>
+            /// A teacher given as its own hidden states and layer: each chunk's logits from a product.
+            template <class V, class H, class Head>
+            class linear_teacher_rows<V, linear_teacher<H, Head>>
+            {
+            public:
+
+                static constexpr bool top_k = false;
+
+                linear_teacher_rows(const linear_teacher<H, Head>& t, const char* func)
+                    : m_layer(t.hidden, t.head, func, "teacher hidden states")
+                {
+                }
+
+                const shape_type& row_shape() const noexcept
+                {
+                    return m_layer.shapes().row_shape;
+                }
+
+                std::size_t classes() const noexcept
+                {
+                    return m_layer.shapes().classes;
+                }
+
+                std::size_t values_per_row(std::size_t classes) const noexcept
+                {
+                    return classes + m_layer.shapes().hidden_size;
+                }
+
+                bool overlaps(const V* p, std::size_t n) const noexcept
+                {
+                    return m_layer.overlaps(p, n);
+                }
+
+                /// Chunk r's logits over the first `classes` classes; hidden states gathered when needed.
+                void chunk(const std::vector<std::size_t>& kept, row_range r, std::size_t chunk_rows,
+                           std::size_t classes, const teacher_chunk<V>& buf, const char* func) const
+                {
+                    const linear_chunks<V> chunks(m_layer.input(classes), kept, chunk_rows, func);
+                    chunks.logits(chunks.hidden(r, buf.hidden), r.last - r.first, buf.values);
+                }
+
+            private:
+
+                linear_layer<V> m_layer;
+            };
+
+            /// A teacher given as its top k classes (xloss::top_k): each chunk's ids and log-probabilities
+            /// copied; no teacher product at all.
+            template <class V, class Ids, class LP>
+            class linear_teacher_rows<V, top_k_teacher<Ids, LP>>
+            {
+            public:
+
+                static constexpr bool top_k = true;
+                using I = typename Ids::value_type;
+
+                linear_teacher_rows(const top_k_teacher<Ids, LP>& t, const char* func)
+                    : m_ids(t.ids)
+                    , m_log_probs(t.log_probs)
+                {
+                    static_assert(std::is_integral<I>::value, "xloss: top-k teacher ids must be integers");
+                    const shape_type is = to_shape(t.ids.shape()), ls = to_shape(t.log_probs.shape());
+                    if (is != ls || is.empty() || is.back() == 0)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": teacher ids of shape "
+                                                            + shape_to_string(is) + " and log_probs of shape "
+                                                            + shape_to_string(ls)
+                                                            + " must both be (rows..., k), k >= 1"));
+                    }
+                    m_row_shape.assign(is.begin(), is.end() - 1);
+                    m_k = is.back();
+                }
+
+                const shape_type& row_shape() const noexcept
+                {
+                    return m_row_shape;
+                }
+
+                std::size_t k() const noexcept
+                {
+                    return m_k;
+                }
+
+                std::size_t values_per_row(std::size_t) const noexcept
+                {
+                    return m_k;
+                }
+
+                bool overlaps(const V* p, std::size_t n) const noexcept
+                {
+                    return memory_span::of(p, n).meets(memory_span::of(m_log_probs.data, size_of(m_row_shape) * m_k));
+                }
+
+                /// Checks the kept rows' ids (in [0, classes), none twice) and values (not all -inf, no
+                /// +inf) before any chunk runs; names the first faulty row.
+                template <class Keep>
+                void check(Keep keep, std::size_t classes, const shape_type& row_shape, const top_k_settings& settings,
+                           std::vector<unsigned char>& seen) const
+                {
+                    const top_k_rows<default_batch<V>, I, Keep> rows(
+                        top_k_source<V, I>{nullptr, m_ids.values.data, m_log_probs.data, size_of(m_row_shape), classes,
+                                           m_k, row_shape},
+                        keep, settings);
+                    rows.check_rows(seen, top_k_rows<default_batch<V>, I, Keep>::student_rows::while_running);
+                }
+
+                void chunk(const std::vector<std::size_t>& kept, row_range r, std::size_t, std::size_t,
+                           const teacher_chunk<V>& buf, const char*) const
+                {
+                    for (std::size_t i = r.first; i < r.last; ++i)
+                    {
+                        const std::size_t to = (i - r.first) * m_k, from = kept[i] * m_k;
+                        std::copy_n(m_log_probs.data + from, m_k, buf.values + to);
+                        for (std::size_t j = 0; j < m_k; ++j)
+                        {
+                            buf.ids[to + j] = static_cast<long long>(m_ids.values.data[from + j]);
+                        }
+                    }
+                }
+
+            private:
+
+                label_store<I> m_ids;
+                contiguous_array<V> m_log_probs;
+                shape_type m_row_shape;
+                std::size_t m_k = 0;
+            };
+
+            template <class V, class LV, class Policy, class Options, class Teacher>
             class linear_divergence_call
             {
             public:
@@ -192,20 +315,25 @@ namespace xloss
                     {
                         collect_kept_rows(m_labels.values.data, s.rows, m_options.ignore_index(), kept);
                     }
-                    const std::size_t th = m_teacher.hidden_size();
+                    const std::size_t extra = m_teacher.values_per_row(s.classes);
                     const linear_chunks<V> chunks(m_layer.input(), kept,
-                                                  chunk_rows<V>(m_linear, s.hidden_size, s.classes, s.classes + th),
-                                                  m_func);
+                                                  chunk_rows<V>(m_linear, s.hidden_size, s.classes, extra), m_func);
                     const chunk_buffers<V> buf = ws.buffers(chunks.chunk(), s.hidden_size, s.classes);
-                    const auto teacher = ws.teacher_buffers(chunks.chunk(), th, s.classes);
+                    const auto values = ws.teacher_buffers(chunks.chunk(), extra - s.classes, s.classes);
+                    teacher_chunk<V> teacher{values.first, values.second, nullptr};
+                    if constexpr (linear_teacher_rows<V, Teacher>::top_k)
+                    {
+                        teacher.ids = ws.teacher_ids(chunks.chunk() * m_teacher.k());
+                        check_top_k(ws.seen());
+                    }
                     const double scale = reduced() ? 1. / m_divisor : 1.;
                     const double sum = chunks.run(buf, loss, grads,
                                                   [&](row_range r)
                                                   {
-                                                      m_teacher.chunk(kept, r, chunks.chunk(), s.classes,
-                                                                      teacher.first, teacher.second, m_func);
-                                                      return chunk_losses(chunks, r, teacher.first, scale,
-                                                                          grads.wanted(), buf, ws.rows());
+                                                      m_teacher.chunk(kept, r, chunks.chunk(), s.classes, teacher,
+                                                                      m_func);
+                                                      return chunk_losses(chunks, r, teacher, scale, grads.wanted(),
+                                                                          buf, ws.rows());
                                                   });
                     return sum / m_divisor;
                 }
@@ -227,7 +355,24 @@ namespace xloss
                         detail::raise(std::invalid_argument(std::string("xloss::") + m_func
                                                             + ": input: a fused linear loss's rows are logits"));
                     }
-                    if (size_of(m_teacher.row_shape()) != s.rows || m_teacher.classes() < s.classes)
+                    if constexpr (linear_teacher_rows<V, Teacher>::top_k)
+                    {
+                        if (size_of(m_teacher.row_shape()) != s.rows || m_teacher.k() > s.classes)
+                        {
+                            detail::raise(std::invalid_argument(
+                                std::string("xloss::") + m_func + ": a top-k teacher of k = "
+                                + std::to_string(m_teacher.k()) + " over rows of shape "
+                                + shape_to_string(m_teacher.row_shape()) + " for a student of "
+                                + std::to_string(s.classes) + " classes over rows of shape "
+                                + shape_to_string(s.row_shape) + ": as many rows, k at most the classes"));
+                        }
+                        if (m_options.top_k_tail() == xloss::top_k_tail::bucket && m_options.temperature() != 1.)
+                        {
+                            detail::raise(option_error(m_func, "temperature", "1 with top_k_tail::bucket",
+                                                       m_options.temperature()));
+                        }
+                    }
+                    else if (size_of(m_teacher.row_shape()) != s.rows || m_teacher.classes() < s.classes)
                     {
                         detail::raise(std::invalid_argument(
                             std::string("xloss::") + m_func + ": a teacher of " + std::to_string(m_teacher.classes())
@@ -262,50 +407,104 @@ namespace xloss
                     }
                 }
 
-                /// The divergence of chunk r: the student's logits in buf.logits, the teacher's in
+                /// The divergence of chunk r: the student's logits in buf.logits, the teacher's chunk in
                 /// `teacher`; rows' values into buf.loss, gradients (times `scale`) into buf.grad_logits.
-                double chunk_losses(const linear_chunks<V>& chunks, row_range r, const V* teacher, double scale,
-                                    bool gradients, const chunk_buffers<V>& buf, row_workspace<V>& scratch) const
+                double chunk_losses(const linear_chunks<V>& chunks, row_range r, const teacher_chunk<V>& teacher,
+                                    double scale, bool gradients, const chunk_buffers<V>& buf,
+                                    row_workspace<V>& scratch) const
                 {
                     const std::size_t n = r.last - r.first;
                     const std::size_t* ids = chunks.row_ids(r);
-                    const row_layout layout(shape_type{n, shapes().classes}, 1);
-                    const row_source<V> source{buf.logits, teacher, layout, shapes().row_shape, ids};
-                    const row_settings settings{m_options.temperature(), m_options.temperature_scale(),
-                                                row_input::logits,       loss_layout::per_row,
-                                                row_checks::while_running, m_func,
-                                                m_options.weight_soft(), m_options.weight_hard()};
                     row_outputs<V> out;
                     out.loss = buf.loss;
                     out.grad_student = gradients ? buf.grad_logits : nullptr;
                     out.grad_scalar = scale;
-                    return with_policy<Policy>(
-                        m_options,
-                        [&](const auto& policy)
+                    if constexpr (!std::is_void<LV>::value)
+                    {
+                        for (std::size_t i = 0; i < n; ++i)
                         {
-                            using P = std::decay_t<decltype(policy)>;
-                            if constexpr (std::is_void<LV>::value)
+                            buf.labels[i] = static_cast<long long>(m_labels.values.data[ids[i]]);
+                        }
+                    }
+                    return with_chunk_keep(buf,
+                                           [&](auto keep)
+                                           {
+                                               return run_rows(keep, n, ids, teacher, out, buf, scratch);
+                                           });
+                }
+
+                /// f(keep) with the chunk's rows all kept, their labels read when there are labels.
+                template <class F>
+                static decltype(auto) with_chunk_keep(const chunk_buffers<V>& buf, F&& f)
+                {
+                    if constexpr (std::is_void<LV>::value)
+                    {
+                        (void)buf;
+                        return f(keep_all{});
+                    }
+                    else
+                    {
+                        return f(keep_all_labelled<long long>{buf.labels});
+                    }
+                }
+
+                /// The chunk's rows through the row engine with the divergence's policy, or through the
+                /// top-k rows.
+                template <class Keep>
+                double run_rows(Keep keep, std::size_t n, const std::size_t* ids, const teacher_chunk<V>& teacher,
+                                const row_outputs<V>& out, const chunk_buffers<V>& buf,
+                                row_workspace<V>& scratch) const
+                {
+                    if constexpr (linear_teacher_rows<V, Teacher>::top_k)
+                    {
+                        const top_k_rows<default_batch<V>, long long, Keep> rows(
+                            top_k_source<V, long long>{buf.logits, teacher.ids, teacher.values, n, shapes().classes,
+                                                       m_teacher.k(), shapes().row_shape, ids},
+                            keep, top_k_settings_of());
+                        return rows.run(row_range{0, n}, out, m_threads, scratch);
+                    }
+                    else
+                    {
+                        const row_layout layout(shape_type{n, shapes().classes}, 1);
+                        const row_source<V> source{buf.logits, teacher.values, layout, shapes().row_shape, ids};
+                        const row_settings settings{m_options.temperature(), m_options.temperature_scale(),
+                                                    row_input::logits,       loss_layout::per_row,
+                                                    row_checks::while_running, m_func,
+                                                    m_options.weight_soft(), m_options.weight_hard()};
+                        return with_policy<Policy>(
+                            m_options,
+                            [&](const auto& policy)
                             {
-                                const row_engine<default_batch<V>, P, keep_all> engine(policy, source, keep_all{},
-                                                                                       settings);
+                                using P = std::decay_t<decltype(policy)>;
+                                const row_engine<default_batch<V>, P, Keep> engine(policy, source, keep, settings);
                                 return engine.run(row_range{0, n}, out, m_threads, row_memory::spare_rows, scratch);
-                            }
-                            else
-                            {
-                                for (std::size_t i = 0; i < n; ++i)
-                                {
-                                    buf.labels[i] = static_cast<long long>(m_labels.values.data[ids[i]]);
-                                }
-                                const row_engine<default_batch<V>, P, keep_all_labelled<long long>> engine(
-                                    policy, source, keep_all_labelled<long long>{buf.labels}, settings);
-                                return engine.run(row_range{0, n}, out, m_threads, row_memory::spare_rows, scratch);
-                            }
-                        });
+                            });
+                    }
+                }
+
+                top_k_settings top_k_settings_of() const
+                {
+                    return {m_options.temperature(), m_options.temperature_scale(), m_options.top_k_tail(),
+                            m_options.weight_soft(), m_options.weight_hard(),       m_func};
+                }
+
+                /// A top-k teacher's ids and values over every kept row, checked before any chunk runs.
+                void check_top_k(std::vector<unsigned char>& seen) const
+                {
+                    if constexpr (std::is_void<LV>::value)
+                    {
+                        m_teacher.check(keep_all{}, shapes().classes, shapes().row_shape, top_k_settings_of(), seen);
+                    }
+                    else
+                    {
+                        m_teacher.check(keep_labels<LV>{m_labels.values.data, m_options.ignore_index()},
+                                        shapes().classes, shapes().row_shape, top_k_settings_of(), seen);
+                    }
                 }
 
                 const char* m_func;
                 linear_layer<V> m_layer;
-                linear_teacher_rows<V> m_teacher;
+                linear_teacher_rows<V, Teacher> m_teacher;
                 label_store<LV> m_labels;
                 const Options& m_options;
                 const fused_linear_options& m_linear;

@@ -55,6 +55,7 @@ namespace xloss
                 std::size_t n;
                 std::size_t k;
                 const shape_type& row_shape;
+                const std::size_t* row_ids = nullptr; ///< the caller's row of each row (messages name it), or null
             };
 
             /// How a top-k run treats its rows.
@@ -150,10 +151,15 @@ namespace xloss
 
             private:
 
+                std::size_t caller_row(std::size_t r) const noexcept
+                {
+                    return m_src.row_ids ? m_src.row_ids[r] : r;
+                }
+
                 [[noreturn]] void raise_row(std::size_t r, const std::string& what) const
                 {
                     detail::raise(std::invalid_argument(std::string("xloss::") + m_set.func + ": row "
-                                                        + row_index(r, m_src.row_shape) + ": " + what));
+                                                        + row_index(caller_row(r), m_src.row_shape) + ": " + what));
                 }
 
                 [[noreturn]] void raise_fault(row_fault f, std::size_t r) const
@@ -162,7 +168,7 @@ namespace xloss
                     const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
                     detail::raise(std::invalid_argument(std::string("xloss::") + m_set.func + ": "
                                                         + (teacher ? "teacher_log_probs" : "student_logits") + " row "
-                                                        + row_index(r, m_src.row_shape)
+                                                        + row_index(caller_row(r), m_src.row_shape)
                                                         + (what == row_fault::pos_inf ? " holds +inf" : " is all -inf")
                                                         + ": its softmax is undefined"));
                 }

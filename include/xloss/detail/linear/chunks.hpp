@@ -92,7 +92,7 @@ namespace xloss
                 std::size_t bytes() const noexcept
                 {
                     return (m_values.capacity() + m_teacher.capacity()) * sizeof(V) + m_rows.capacity() * sizeof(std::size_t)
-                           + m_labels.capacity() * sizeof(long long);
+                           + (m_labels.capacity() + m_ids.capacity()) * sizeof(long long) + m_seen.capacity();
                 }
 
                 /// The list of kept rows, emptied.
@@ -119,6 +119,19 @@ namespace xloss
                     return {m_teacher.data(), m_teacher.data() + chunk * classes};
                 }
 
+                /// A top-k teacher's chunk: (rows x k) ids.
+                long long* teacher_ids(std::size_t values)
+                {
+                    grow(m_ids, values);
+                    return m_ids.data();
+                }
+
+                /// One byte per class, for the checks of a top-k teacher's ids.
+                std::vector<unsigned char>& seen() noexcept
+                {
+                    return m_seen;
+                }
+
                 row_workspace<V>& rows() noexcept
                 {
                     return m_row_scratch;
@@ -139,6 +152,8 @@ namespace xloss
                 std::vector<V> m_teacher;
                 std::vector<std::size_t> m_rows;
                 std::vector<long long> m_labels;
+                std::vector<long long> m_ids;
+                std::vector<unsigned char> m_seen;
                 row_workspace<V> m_row_scratch;
             };
 

@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh demo    what the quick start needs: the README's install step (compiler,
 #                                   CMake, xtensor, xsimd, xtl)
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, OpenBLAS (the fused linear
-#                                   losses), Open MPI (for its example),
+#                                   losses), pkgconf (the pkg-config test), Open MPI (for its example),
 #                                   qemu-user (runs a test on a CPU model without AVX)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
@@ -25,7 +25,7 @@ if [ "${1:-}" = --list ]; then
 fi
 
 demo=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev)
-build=("${demo[@]}" catch2 libopenblas-dev libopenmpi-dev openmpi-bin qemu-user)
+build=("${demo[@]}" catch2 libopenblas-dev pkgconf libopenmpi-dev openmpi-bin qemu-user)
 case "${1:-build}" in
     demo) wanted=("${demo[@]}") ;;
     build) wanted=("${build[@]}") ;;

@@ -10,7 +10,7 @@
 /// Version and build configuration of xloss.
 
 #define XLOSS_VERSION_MAJOR 0
-#define XLOSS_VERSION_MINOR 1
+#define XLOSS_VERSION_MINOR 2
 #define XLOSS_VERSION_PATCH 0
 
 #include "compat.hpp"

@@ -188,8 +188,8 @@ namespace
             {
                 const int m = static_cast<int>(std::min(chunk, kept - first));
                 const float* h = t.h.data() + first * hidden;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, int(classes), int(hidden), 1.f, h,
-                            int(hidden), w, int(hidden), 0.f, z.data(), int(classes));
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, int(classes), int(hidden), 1.f, h, int(hidden),
+                            w, int(hidden), 0.f, z.data(), int(classes));
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, int(hidden), int(classes), 1.f, z.data(),
                             int(classes), w, int(hidden), 0.f, gh.data(), int(hidden));
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(classes), int(hidden), m, 1.f, z.data(),
@@ -250,8 +250,8 @@ namespace
         {
             kept += y != -100 ? 1 : 0;
         }
-        const std::size_t chunk = std::min(
-            kept, xloss::detail::chunk_rows<float>(kd_loss().linear_options(), hidden, classes, classes + teacher_hidden));
+        const std::size_t chunk = std::min(kept, xloss::detail::chunk_rows<float>(kd_loss().linear_options(), hidden,
+                                                                                  classes, classes + teacher_hidden));
         std::vector<float> z(chunk * classes), zt(chunk * classes), gh(chunk * hidden), gw(classes * hidden);
         const float* w = head().w.data();
         for (auto _ : state)
@@ -260,11 +260,11 @@ namespace
             {
                 const int m = static_cast<int>(std::min(chunk, kept - first));
                 const float* h = t.h.data() + first * hidden;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, int(classes), int(hidden), 1.f, h,
-                            int(hidden), w, int(hidden), 0.f, z.data(), int(classes));
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, int(classes), int(hidden), 1.f, h, int(hidden),
+                            w, int(hidden), 0.f, z.data(), int(classes));
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, int(classes), int(teacher_hidden), 1.f,
-                            tt.h.data() + first * teacher_hidden, int(teacher_hidden), tt.w.data(),
-                            int(teacher_hidden), 0.f, zt.data(), int(classes));
+                            tt.h.data() + first * teacher_hidden, int(teacher_hidden), tt.w.data(), int(teacher_hidden),
+                            0.f, zt.data(), int(classes));
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, int(hidden), int(classes), 1.f, z.data(),
                             int(classes), w, int(hidden), 0.f, gh.data(), int(hidden));
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(classes), int(hidden), m, 1.f, z.data(),
@@ -286,7 +286,9 @@ namespace
             torch::set_num_threads(threads);
             const auto& t = tokens(n);
             const auto& tt = teacher(n);
-            h = torch::from_blob(const_cast<float*>(t.h.data()), {int64_t(n), int64_t(hidden)}).clone().requires_grad_();
+            h = torch::from_blob(const_cast<float*>(t.h.data()), {int64_t(n), int64_t(hidden)})
+                    .clone()
+                    .requires_grad_();
             w = torch::from_blob(const_cast<float*>(head().w.data()), {int64_t(classes), int64_t(hidden)})
                     .clone()
                     .requires_grad_();
@@ -330,7 +332,9 @@ namespace
         {
             torch::set_num_threads(threads);
             const auto& t = tokens(n);
-            h = torch::from_blob(const_cast<float*>(t.h.data()), {int64_t(n), int64_t(hidden)}).clone().requires_grad_();
+            h = torch::from_blob(const_cast<float*>(t.h.data()), {int64_t(n), int64_t(hidden)})
+                    .clone()
+                    .requires_grad_();
             w = torch::from_blob(const_cast<float*>(head().w.data()), {int64_t(classes), int64_t(hidden)})
                     .clone()
                     .requires_grad_();

@@ -75,10 +75,11 @@ namespace fused_linear_test
             if (c.tensors.count("bias"))
             {
                 const xt::xarray<V> b = c.tensors.at("bias").as<V>();
-                CHECK(xloss_test::compare(loss(h, xloss::linear(w, b), labels), c.tensors.at("loss").as<double>(),
-                                          rtol, atol) == "");
-                check_golden_result(c, xloss::linear(w, b), loss.forward_backward(h, xloss::linear(w, b), labels),
-                                    rtol, atol);
+                CHECK(xloss_test::compare(loss(h, xloss::linear(w, b), labels), c.tensors.at("loss").as<double>(), rtol,
+                                          atol)
+                      == "");
+                check_golden_result(c, xloss::linear(w, b), loss.forward_backward(h, xloss::linear(w, b), labels), rtol,
+                                    atol);
             }
             else
             {
@@ -248,9 +249,10 @@ TEST_CASE("fused_linear_cross_entropy equals cross_entropy on the logits, for ev
             CHECK(xloss_test::compare(got.grad_hidden, grads.hidden, 2e-5, 2e-6) == "");
             CHECK(xloss_test::compare(got.grad_weight, grads.weight, 2e-5, 2e-6) == "");
             CHECK(xloss_test::compare(got.grad_bias, grads.bias, 2e-5, 2e-6) == "");
-            CHECK(xloss_test::compare(xloss::fused_linear_cross_entropy(l.h, xloss::linear(l.w, l.b), l.labels, options),
-                                      loss, 2e-5, 2e-6)
-                  == "");
+            CHECK(
+                xloss_test::compare(xloss::fused_linear_cross_entropy(l.h, xloss::linear(l.w, l.b), l.labels, options),
+                                    loss, 2e-5, 2e-6)
+                == "");
         }
     }
 }
@@ -258,7 +260,8 @@ TEST_CASE("fused_linear_cross_entropy equals cross_entropy on the logits, for ev
 TEST_CASE("fused_linear_cross_entropy gradients match finite differences", "[gradcheck][linear]")
 {
     const xt::xarray<double> h = {{0.3, -1.2, 0.5}, {1.5, 0.2, -0.7}, {-0.4, 0.8, 0.05}, {0.6, 0.6, 1.1}};
-    const xt::xarray<double> w = {{0.2, -0.5, 0.1}, {0.7, 0.3, -0.2}, {-0.6, 0.4, 0.9}, {0.05, -0.8, 0.3}, {0.5, 0.5, -0.4}};
+    const xt::xarray<double> w = {
+        {0.2, -0.5, 0.1}, {0.7, 0.3, -0.2}, {-0.6, 0.4, 0.9}, {0.05, -0.8, 0.3}, {0.5, 0.5, -0.4}};
     const xt::xarray<double> b = {0.1, -0.2, 0.3, 0.0, -0.1};
     const xt::xarray<int> labels = {3, -100, 0, 4};
     const auto options = xloss::cross_entropy_options().label_smoothing(0.1).z_loss(1e-2).softcap(1.5).weight(
@@ -349,8 +352,8 @@ TEST_CASE("fused_linear_cross_entropy: accumulation, the workspace, threads and 
         const auto r = xloss::fused_linear_cross_entropy_forward_backward(
             l.h, head, l.labels, xloss::cross_entropy_options().num_threads(threads),
             xloss::fused_linear_options().chunk_rows(4));
-        const auto one = xloss::fused_linear_cross_entropy_forward_backward(l.h, head, l.labels, {},
-                                                                            xloss::fused_linear_options().chunk_rows(4));
+        const auto one = xloss::fused_linear_cross_entropy_forward_backward(
+            l.h, head, l.labels, {}, xloss::fused_linear_options().chunk_rows(4));
         CHECK(xloss_test::identical(r.loss, one.loss));
         CHECK(xloss_test::identical(r.grad_hidden, one.grad_hidden));
         CHECK(xloss_test::identical(r.grad_weight, one.grad_weight));
@@ -417,8 +420,7 @@ TEST_CASE("fused_linear_cross_entropy errors name the function, the argument and
     xt::xarray<float> h = l.h;
     h(2, 4, 0) = std::numeric_limits<float>::infinity();
     xt::xarray<float> w = xt::abs(l.w);
-    CHECK_THROWS_WITH(xloss::fused_linear_cross_entropy(h, xloss::linear(w), l.labels,
-                                                        xloss::cross_entropy_options(),
+    CHECK_THROWS_WITH(xloss::fused_linear_cross_entropy(h, xloss::linear(w), l.labels, xloss::cross_entropy_options(),
                                                         xloss::fused_linear_options().chunk_rows(3)),
                       contains("input row (2, 4) holds +inf"));
 }
@@ -473,8 +475,8 @@ TEST_CASE("Fused linear divergences: the loss alone, no labels, _out, errors", "
 
     // Against the divergence of the logits computed in double: the teacher's first 300 classes.
     const xt::xarray<double> s = fused_linear_test::reference_logits(l.h, l.w, l.b);
-    const xt::xarray<double> t = xt::view(fused_linear_test::reference_logits(th, tw, xt::xarray<double>()),
-                                          xt::all(), xt::range(0, 300));
+    const xt::xarray<double> t =
+        xt::view(fused_linear_test::reference_logits(th, tw, xt::xarray<double>()), xt::all(), xt::range(0, 300));
     const xt::xarray<int> flat = xt::flatten(l.labels);
     const auto expected = xloss::GeneralizedJSDLoss(jsd.options()).forward_backward(s, t, flat);
     CHECK(xloss_test::compare(r.loss, expected.loss, 2e-5, 2e-6) == "");
@@ -498,35 +500,38 @@ TEST_CASE("Fused linear divergences: the loss alone, no labels, _out, errors", "
     const xt::xarray<bool> mask = xt::not_equal(l.labels, -100);
     const xloss::FusedLinearForwardKLLoss masked(xloss::distill_options().ignore_index(1));
     const auto by_mask = masked.forward_backward(l.h, xloss::linear(l.w), teacher, mask);
-    const auto by_labels = xloss::FusedLinearForwardKLLoss().forward_backward(l.h, xloss::linear(l.w), teacher, l.labels);
+    const auto by_labels =
+        xloss::FusedLinearForwardKLLoss().forward_backward(l.h, xloss::linear(l.w), teacher, l.labels);
     CHECK(xloss_test::identical(by_mask.loss, by_labels.loss));
     CHECK(xloss_test::identical(by_mask.grad_weight, by_labels.grad_weight));
 
     using xloss_test::contains;
-    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().class_axis(0))(l.h, xloss::linear(l.w),
-                                                                                             teacher),
-                      contains("fused_linear_forward_kl: class_axis 0: the classes of a linear layer's logits are "
-                               "their last axis"));
+    CHECK_THROWS_WITH(
+        xloss::FusedLinearForwardKLLoss(xloss::distill_options().class_axis(0))(l.h, xloss::linear(l.w), teacher),
+        contains("fused_linear_forward_kl: class_axis 0: the classes of a linear layer's logits are "
+                 "their last axis"));
     const xt::xarray<int> short_labels = xt::zeros<int>({20});
     CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), teacher, short_labels),
                       contains("labels of shape (20) do not match the rows of the logits, of shape (3, 7) (the "
                                "logits' shape (3, 7, 300)"));
     const xt::xarray<float> small = xt::view(tw, xt::range(0, 299), xt::all());
-    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::teacher_layer(th, xloss::linear(small))),
-                      contains("fused_linear_forward_kl: a teacher of 299 classes over rows of shape (3, 7) for a "
-                               "student of 300 classes"));
-    CHECK_THROWS_WITH(xloss::FusedLinearReverseKLLoss(xloss::distill_options().teacher_grad(true))(
-                          l.h, xloss::linear(l.w), teacher),
-                      contains("fused_linear_reverse_kl: teacher_grad"));
-    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().weight_hard(0.5))(
-                          l.h, xloss::linear(l.w), teacher),
-                      contains("weight_hard 0.5 needs labels that are class indices"));
+    CHECK_THROWS_WITH(
+        xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::teacher_layer(th, xloss::linear(small))),
+        contains("fused_linear_forward_kl: a teacher of 299 classes over rows of shape (3, 7) for a "
+                 "student of 300 classes"));
+    CHECK_THROWS_WITH(
+        xloss::FusedLinearReverseKLLoss(xloss::distill_options().teacher_grad(true))(l.h, xloss::linear(l.w), teacher),
+        contains("fused_linear_reverse_kl: teacher_grad"));
+    CHECK_THROWS_WITH(
+        xloss::FusedLinearForwardKLLoss(xloss::distill_options().weight_hard(0.5))(l.h, xloss::linear(l.w), teacher),
+        contains("weight_hard 0.5 needs labels that are class indices"));
     xt::xarray<float> bad = th;
     bad(1, 2, 0) = std::numeric_limits<float>::infinity();
     const xt::xarray<float> abs_tw = xt::abs(tw);
-    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options(), xloss::fused_linear_options().chunk_rows(4))(
-                          l.h, xloss::linear(l.w), xloss::teacher_layer(bad, xloss::linear(abs_tw)), l.labels),
-                      contains("teacher_logits row (1, 2)"));
+    CHECK_THROWS_WITH(
+        xloss::FusedLinearForwardKLLoss(xloss::distill_options(), xloss::fused_linear_options().chunk_rows(4))(
+            l.h, xloss::linear(l.w), xloss::teacher_layer(bad, xloss::linear(abs_tw)), l.labels),
+        contains("teacher_logits row (1, 2)"));
 }
 
 TEST_CASE("The fused linear forward KL from a top-k teacher equals ForwardKLLoss on the logits", "[linear][top_k]")
@@ -557,10 +562,12 @@ TEST_CASE("The fused linear forward KL from a top-k teacher equals ForwardKLLoss
                 continue;
             }
             INFO("temperature " << t);
-            const auto options = xloss::distill_options().temperature(t).top_k_tail(tail).weight_hard(t == 1. ? 0.25 : 0.);
+            const auto options =
+                xloss::distill_options().temperature(t).top_k_tail(tail).weight_hard(t == 1. ? 0.25 : 0.);
             const auto got = xloss::FusedLinearForwardKLLoss(options, xloss::fused_linear_options().chunk_rows(4))
                                  .forward_backward(l.h, xloss::linear(l.w, l.b), xloss::top_k(ids, lp), l.labels);
-            const auto expected = xloss::ForwardKLLoss(options).forward_backward(s, xloss::top_k(flat_ids, flat_lpd), flat);
+            const auto expected =
+                xloss::ForwardKLLoss(options).forward_backward(s, xloss::top_k(flat_ids, flat_lpd), flat);
             const fused_linear_test::reference_grads grads(expected.grad_student, l.h, l.w);
             CHECK(xloss_test::compare(got.loss, expected.loss, 2e-5, 2e-6) == "");
             CHECK(xloss_test::compare(got.grad_hidden, grads.hidden, 2e-5, 2e-6) == "");
@@ -577,6 +584,18 @@ TEST_CASE("The fused linear forward KL from a top-k teacher equals ForwardKLLoss
     bad(2, 3, 1) = 5;
     bad(0, 1, 0) = -7;
     CHECK_NOTHROW(xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::top_k(bad, lp), l.labels));
+    // A student row of +inf logits in a later chunk names the caller's row; a bool mask keeps rows.
+    xt::xarray<float> hot = l.h;
+    hot(2, 4, 0) = std::numeric_limits<float>::infinity();
+    const xt::xarray<float> abs_w = xt::abs(l.w);
+    CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options(),
+                                                      xloss::fused_linear_options().chunk_rows(3))(
+                          hot, xloss::linear(abs_w), xloss::top_k(ids, lp), l.labels),
+                      contains("student_logits row (2, 4) holds +inf"));
+    const xt::xarray<bool> mask = xt::not_equal(l.labels, -100);
+    CHECK(xloss_test::identical(
+        xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::top_k(ids, lp), mask),
+        xloss::FusedLinearForwardKLLoss()(l.h, xloss::linear(l.w), xloss::top_k(ids, lp), l.labels)));
     CHECK_THROWS_WITH(xloss::FusedLinearForwardKLLoss(xloss::distill_options().temperature(2.).top_k_tail(
                           xloss::top_k_tail::bucket))(l.h, xloss::linear(l.w), xloss::top_k(ids, lp)),
                       contains("temperature must be 1 with top_k_tail::bucket"));

@@ -40,8 +40,8 @@ namespace xloss
          * The teacher is teacher_layer(teacher_h, linear(teacher_W[, b])) (its logits computed chunk by
          * chunk too; its hidden size may differ), its logits (rows..., classes), of which each chunk's
          * rows are read, or, for the forward KL, top_k(ids, log_probs) of shape (rows..., k) (no teacher
-         * product at all; see ForwardKLLoss and top_k_tail). A teacher with more classes than the student (Qwen2.5-7B's 152064 against
-         * 151936: rows of padding in its embedding) gives its first ones, as many as the student's; a
+         * product at all; see ForwardKLLoss and top_k_tail). A teacher with more classes than the student (Qwen2.5-7B's
+         * 152064 against 151936: rows of padding in its embedding) gives its first ones, as many as the student's; a
          * teacher with fewer is an error. Options are the divergence's (temperature and its scale, beta
          * or ratio, ignore_index with labels, weight_hard / weight_soft with class labels, reductions,
          * divisor, num_threads; teacher_grad, row_input::log_probs and a class axis other than the
@@ -103,9 +103,8 @@ namespace xloss
                 static_assert(std::is_same<V, detail::linear_value_t<H, Head>>::value,
                               "xloss::fused_linear_divergence_loss::forward_backward_out: the result's value type "
                               "is that of the inputs");
-                detail::linear_forward_backward_out(
-                    make_call(hidden, head, teacher, labels, name()),
-                    result, workspace, m_linear.gradient_write());
+                detail::linear_forward_backward_out(make_call(hidden, head, teacher, labels, name()), result, workspace,
+                                                    m_linear.gradient_write());
             }
 
         private:
@@ -121,9 +120,8 @@ namespace xloss
                 using LV = typename detail::label_value<std::decay_t<decltype(l)>>::type;
                 static_assert(!is_top_k_teacher<T>::value || std::is_same<Policy, detail::forward_kl_policy>::value,
                               "xloss: a top-k teacher is defined for the forward KL only");
-                return detail::linear_divergence_call<V, LV, Policy, Options, T>(hidden.derived_cast(), head,
-                                                                               teacher, l, m_options,
-                                                                               m_linear, func);
+                return detail::linear_divergence_call<V, LV, Policy, Options, T>(hidden.derived_cast(), head, teacher,
+                                                                                 l, m_options, m_linear, func);
             }
 
             /// The value type of a teacher's logits or of its layer's weight.

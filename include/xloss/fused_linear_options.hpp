@@ -78,7 +78,7 @@ namespace xloss
             if (write != xloss::gradient_write::overwrite && write != xloss::gradient_write::accumulate)
             {
                 option_setters::reject(options_name, "gradient_write", "overwrite or accumulate",
-                                               static_cast<double>(static_cast<int>(write)));
+                                       static_cast<double>(static_cast<int>(write)));
             }
             m_write = write;
             return *this;

@@ -178,9 +178,8 @@ int exercise()
     const xloss::FusedLinearGeneralizedJSDLoss fj(xloss::jsd_options().beta(0.3));
     const auto fjs = fj.forward_backward(h, xloss::linear(w, b), xloss::teacher_layer(th, xloss::linear(tw)), tokens);
     const xt::xarray<V> teacher_logits = {{V(0.2), V(-1), V(0.7)}, {V(-0.1), V(0.5), V(-0.35)}};
-    failures += differ_scalar(fjs.loss(), xloss::generalized_jsd(logits, teacher_logits, tokens, fj.options())())
-                    ? 1
-                    : 0;
+    failures +=
+        differ_scalar(fjs.loss(), xloss::generalized_jsd(logits, teacher_logits, tokens, fj.options())()) ? 1 : 0;
 #endif
     return failures;
 }

@@ -50,10 +50,9 @@ namespace xloss
                 }
                 if (options.has_weight() && options.weight().size() != classes)
                 {
-                    detail::raise(std::invalid_argument(std::string("xloss::") + func + ": weight of "
-                                                        + std::to_string(options.weight().size())
-                                                        + " classes for logits of " + std::to_string(classes)
-                                                        + " classes"));
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + func + ": weight of " + std::to_string(options.weight().size())
+                        + " classes for logits of " + std::to_string(classes) + " classes"));
                 }
             }
 

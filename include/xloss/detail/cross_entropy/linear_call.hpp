@@ -115,12 +115,12 @@ namespace xloss
                     const chunk_buffers<V> buf = ws.buffers(chunks.chunk(), s.hidden_size, s.classes);
                     const cross_entropy_terms<V> terms = cross_entropy_terms_of<V>(m_options, s.classes);
                     const double scale = empty() ? 0. : reduced() ? 1. / m_divisor : 1.;
-                    const double sum = chunks.run(buf, loss, grads,
-                                                  [&](row_range r)
-                                                  {
-                                                      return chunk_losses(chunks, r, terms, scale, grads.wanted(), buf,
-                                                                          ws.rows());
-                                                  });
+                    const double sum =
+                        chunks.run(buf, loss, grads,
+                                   [&](row_range r)
+                                   {
+                                       return chunk_losses(chunks, r, terms, scale, grads.wanted(), buf, ws.rows());
+                                   });
                     return empty() ? empty_mean_value(m_options) : sum / m_divisor;
                 }
 

@@ -22,6 +22,7 @@
 #include "../../distill_options.hpp"
 #include "../../fused_linear_options.hpp"
 #include "../../linear_head.hpp"
+#include "../../top_k.hpp"
 #include "../core/divisor.hpp"
 #include "../core/error.hpp"
 #include "../core/expression.hpp"
@@ -32,7 +33,6 @@
 #include "../engine/row_policy.hpp"
 #include "../linear/chunks.hpp"
 #include "../linear/layer.hpp"
-#include "../../top_k.hpp"
 #include "call.hpp"
 #include "top_k_rows.hpp"
 
@@ -67,8 +67,8 @@ namespace xloss
                     const shape_type s = to_shape(logits.shape());
                     if (s.empty() || s.back() == 0)
                     {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func
-                                                            + ": teacher logits of shape " + shape_to_string(s)
+                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": teacher logits of shape "
+                                                            + shape_to_string(s)
                                                             + " (rows..., classes) hold no class"));
                     }
                     m_row_shape.assign(s.begin(), s.end() - 1);
@@ -91,9 +91,16 @@ namespace xloss
                     return classes;
                 }
 
+                /// Values per row of teacher_chunk::values: its logits, or its top-k log-probabilities.
+                std::size_t row_width(std::size_t classes) const noexcept
+                {
+                    return classes;
+                }
+
                 bool overlaps(const V* p, std::size_t n) const noexcept
                 {
-                    return memory_span::of(p, n).meets(memory_span::of(m_logits.data, size_of(m_row_shape) * m_classes));
+                    return memory_span::of(p, n).meets(
+                        memory_span::of(m_logits.data, size_of(m_row_shape) * m_classes));
                 }
 
                 void chunk(const std::vector<std::size_t>& kept, row_range r, std::size_t, std::size_t classes,
@@ -140,6 +147,11 @@ namespace xloss
                     return classes + m_layer.shapes().hidden_size;
                 }
 
+                std::size_t row_width(std::size_t classes) const noexcept
+                {
+                    return classes;
+                }
+
                 bool overlaps(const V* p, std::size_t n) const noexcept
                 {
                     return m_layer.overlaps(p, n);
@@ -176,10 +188,9 @@ namespace xloss
                     const shape_type is = to_shape(t.ids.shape()), ls = to_shape(t.log_probs.shape());
                     if (is != ls || is.empty() || is.back() == 0)
                     {
-                        detail::raise(std::invalid_argument(std::string("xloss::") + func + ": teacher ids of shape "
-                                                            + shape_to_string(is) + " and log_probs of shape "
-                                                            + shape_to_string(ls)
-                                                            + " must both be (rows..., k), k >= 1"));
+                        detail::raise(std::invalid_argument(
+                            std::string("xloss::") + func + ": teacher ids of shape " + shape_to_string(is)
+                            + " and log_probs of shape " + shape_to_string(ls) + " must both be (rows..., k), k >= 1"));
                     }
                     m_row_shape.assign(is.begin(), is.end() - 1);
                     m_k = is.back();
@@ -196,6 +207,11 @@ namespace xloss
                 }
 
                 std::size_t values_per_row(std::size_t) const noexcept
+                {
+                    return m_k;
+                }
+
+                std::size_t row_width(std::size_t) const noexcept
                 {
                     return m_k;
                 }
@@ -319,22 +335,21 @@ namespace xloss
                     const linear_chunks<V> chunks(m_layer.input(), kept,
                                                   chunk_rows<V>(m_linear, s.hidden_size, s.classes, extra), m_func);
                     const chunk_buffers<V> buf = ws.buffers(chunks.chunk(), s.hidden_size, s.classes);
-                    const auto values = ws.teacher_buffers(chunks.chunk(), extra - s.classes, s.classes);
-                    teacher_chunk<V> teacher{values.first, values.second, nullptr};
+                    V* const values = ws.teacher_values(chunks.chunk() * extra);
+                    teacher_chunk<V> teacher{values, values + chunks.chunk() * m_teacher.row_width(s.classes), nullptr};
                     if constexpr (linear_teacher_rows<V, Teacher>::top_k)
                     {
                         teacher.ids = ws.teacher_ids(chunks.chunk() * m_teacher.k());
                         check_top_k(ws.seen());
                     }
                     const double scale = reduced() ? 1. / m_divisor : 1.;
-                    const double sum = chunks.run(buf, loss, grads,
-                                                  [&](row_range r)
-                                                  {
-                                                      m_teacher.chunk(kept, r, chunks.chunk(), s.classes, teacher,
-                                                                      m_func);
-                                                      return chunk_losses(chunks, r, teacher, scale, grads.wanted(),
-                                                                          buf, ws.rows());
-                                                  });
+                    const double sum =
+                        chunks.run(buf, loss, grads,
+                                   [&](row_range r)
+                                   {
+                                       m_teacher.chunk(kept, r, chunks.chunk(), s.classes, teacher, m_func);
+                                       return chunk_losses(chunks, r, teacher, scale, grads.wanted(), buf, ws.rows());
+                                   });
                     return sum / m_divisor;
                 }
 
@@ -360,8 +375,8 @@ namespace xloss
                         if (size_of(m_teacher.row_shape()) != s.rows || m_teacher.k() > s.classes)
                         {
                             detail::raise(std::invalid_argument(
-                                std::string("xloss::") + m_func + ": a top-k teacher of k = "
-                                + std::to_string(m_teacher.k()) + " over rows of shape "
+                                std::string("xloss::") + m_func
+                                + ": a top-k teacher of k = " + std::to_string(m_teacher.k()) + " over rows of shape "
                                 + shape_to_string(m_teacher.row_shape()) + " for a student of "
                                 + std::to_string(s.classes) + " classes over rows of shape "
                                 + shape_to_string(s.row_shape) + ": as many rows, k at most the classes"));
@@ -452,8 +467,7 @@ namespace xloss
                 /// top-k rows.
                 template <class Keep>
                 double run_rows(Keep keep, std::size_t n, const std::size_t* ids, const teacher_chunk<V>& teacher,
-                                const row_outputs<V>& out, const chunk_buffers<V>& buf,
-                                row_workspace<V>& scratch) const
+                                const row_outputs<V>& out, const chunk_buffers<V>& buf, row_workspace<V>& scratch) const
                 {
                     if constexpr (linear_teacher_rows<V, Teacher>::top_k)
                     {
@@ -467,10 +481,10 @@ namespace xloss
                     {
                         const row_layout layout(shape_type{n, shapes().classes}, 1);
                         const row_source<V> source{buf.logits, teacher.values, layout, shapes().row_shape, ids};
-                        const row_settings settings{m_options.temperature(), m_options.temperature_scale(),
-                                                    row_input::logits,       loss_layout::per_row,
+                        const row_settings settings{m_options.temperature(),   m_options.temperature_scale(),
+                                                    row_input::logits,         loss_layout::per_row,
                                                     row_checks::while_running, m_func,
-                                                    m_options.weight_soft(), m_options.weight_hard()};
+                                                    m_options.weight_soft(),   m_options.weight_hard()};
                         return with_policy<Policy>(
                             m_options,
                             [&](const auto& policy)

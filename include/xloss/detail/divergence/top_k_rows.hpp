@@ -125,9 +125,10 @@ namespace xloss
                         {
                             seen[static_cast<std::size_t>(ids[j])] = 0;
                         }
-                        const V* s = m_src.student + r * m_src.n;
-                        const row_fault f =
-                            students == student_rows::check ? fault(r, row_max<B>(s, m_src.n)) : teacher_fault(r);
+                        // The students' rows only when asked (a fused linear call checks before it has them).
+                        const row_fault f = students == student_rows::check
+                                                ? fault(r, row_max<B>(m_src.student + r * m_src.n, m_src.n))
+                                                : teacher_fault(r);
                         if (f != row_fault::none)
                         {
                             raise_fault(f, r);

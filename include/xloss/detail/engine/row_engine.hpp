@@ -345,10 +345,9 @@ namespace xloss
                 {
                     const bool teacher = (static_cast<int>(f) & teacher_bit) != 0;
                     const auto what = static_cast<row_fault>(static_cast<int>(f) & ~teacher_bit);
-                    detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": "
-                                                        + (teacher ? "teacher_logits" : "student_logits") + " row "
-                                                        + row_index(m_row_ids ? m_row_ids[k] : k, m_row_shape)
-                                                        + fault_text(what)));
+                    detail::raise(std::invalid_argument(
+                        std::string("xloss::") + m_func + ": " + (teacher ? "teacher_logits" : "student_logits")
+                        + " row " + row_index(m_row_ids ? m_row_ids[k] : k, m_row_shape) + fault_text(what)));
                 }
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)

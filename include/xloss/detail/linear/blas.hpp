@@ -69,8 +69,7 @@ namespace xloss
                       const char* func)
             {
                 const int m = blas_int(s.m, func), n = blas_int(s.n, func), k = blas_int(s.k, func);
-                const int lda = blas_int(a.stride, func), ldb = blas_int(b.stride, func),
-                          ldc_ = blas_int(ldc, func);
+                const int lda = blas_int(a.stride, func), ldb = blas_int(b.stride, func), ldc_ = blas_int(ldc, func);
                 if constexpr (sizeof(V) == sizeof(float))
                 {
                     cblas_sgemm(CblasRowMajor, blas_op(a.op), blas_op(b.op), m, n, k, alpha, a.data, lda, b.data, ldb,

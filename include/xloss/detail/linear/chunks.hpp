@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <utility>
 #include <vector>
 
 #include "../../fused_linear_options.hpp"
@@ -29,7 +28,8 @@ namespace xloss
         {
             /// The kept rows of labels (their label not ignore_index), ascending, into `kept`.
             template <class LV>
-            void collect_kept_rows(const LV* labels, std::size_t rows, long long ignore_index, std::vector<std::size_t>& kept)
+            void collect_kept_rows(const LV* labels, std::size_t rows, long long ignore_index,
+                                   std::vector<std::size_t>& kept)
             {
                 const keep_labels<LV> keep{labels, ignore_index};
                 for (std::size_t k = 0; k < rows; ++k)
@@ -91,7 +91,8 @@ namespace xloss
                 /// The bytes it holds.
                 std::size_t bytes() const noexcept
                 {
-                    return (m_values.capacity() + m_teacher.capacity()) * sizeof(V) + m_rows.capacity() * sizeof(std::size_t)
+                    return (m_values.capacity() + m_teacher.capacity()) * sizeof(V)
+                           + m_rows.capacity() * sizeof(std::size_t)
                            + (m_labels.capacity() + m_ids.capacity()) * sizeof(long long) + m_seen.capacity();
                 }
 
@@ -112,11 +113,11 @@ namespace xloss
                     return {p, p + h, p + 2 * h, p + 2 * h + z, p + 2 * h + 2 * z, m_labels.data()};
                 }
 
-                /// A second chunk's logits (a teacher's) and hidden states: (rows x classes), (rows x hidden).
-                std::pair<V*, V*> teacher_buffers(std::size_t chunk, std::size_t hidden, std::size_t classes)
+                /// A teacher's chunk: n values.
+                V* teacher_values(std::size_t n)
                 {
-                    grow(m_teacher, chunk * (classes + hidden));
-                    return {m_teacher.data(), m_teacher.data() + chunk * classes};
+                    grow(m_teacher, n);
+                    return m_teacher.data();
                 }
 
                 /// A top-k teacher's chunk: (rows x k) ids.

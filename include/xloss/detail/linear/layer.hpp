@@ -106,8 +106,8 @@ namespace xloss
                 /// The layer over its first `classes` classes (all of them by default).
                 linear_input<V> input(std::size_t classes = 0) const noexcept
                 {
-                    return {m_hidden.data, m_shapes.rows,   m_shapes.hidden_size,
-                            m_weight.data, m_bias.data, classes ? classes : m_shapes.classes};
+                    return {m_hidden.data, m_shapes.rows, m_shapes.hidden_size,
+                            m_weight.data, m_bias.data,   classes ? classes : m_shapes.classes};
                 }
 
                 /// Whether n values from p share memory with the hidden states, the weight or the bias.

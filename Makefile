@@ -159,7 +159,7 @@ bench:
 sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
 	      -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	      -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TEST_WARNINGS=OFF -DXLOSS_BUILD_EXAMPLES=OFF -DXLOSS_TEST_UNITY_BATCH=6 \
+	      -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TEST_WARNINGS=OFF -DXLOSS_BUILD_EXAMPLES=OFF -DXLOSS_TEST_UNITY_BATCH=3 \
 	      $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && $(CTEST) -LE 'long|compile_check'

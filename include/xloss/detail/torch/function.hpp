@@ -1,0 +1,223 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_DETAIL_TORCH_FUNCTION_HPP
+#define XLOSS_DETAIL_TORCH_FUNCTION_HPP
+
+// One libtorch autograd function for every xloss loss. A reduced loss computes its input's gradient
+// in the forward passes and keeps it for backward (Liger-Kernel's approach: no second pass over
+// the logits); an unreduced one keeps its arguments and computes the gradient for grad_output in
+// backward.
+
+#include <string>
+#include <utility>
+
+#include "../../reduction.hpp"
+#include "tensors.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        namespace detail
+        {
+            namespace torch_bridge
+            {
+                /// The prepared arguments: the input (the student's logits), its target (undefined
+                /// for the cross-entropy) and the labels (undefined without).
+                struct loss_args
+                {
+                    ::torch::Tensor input;
+                    ::torch::Tensor target;
+                    ::torch::Tensor labels;
+                };
+
+                /// What the autograd function needs of a loss (held in the autograd graph).
+                class torch_loss : public ::torch::CustomClassHolder
+                {
+                public:
+
+                    virtual bool reduced() const = 0;
+                    /// The loss; with `grad`, also the input's gradient for grad_output 1 into it.
+                    virtual ::torch::Tensor forward(const loss_args& args, ::torch::Tensor* grad) const = 0;
+                    /// The input's gradient for `grad_output` (of the loss's shape, the compute type).
+                    virtual ::torch::Tensor backward(const loss_args& args, const ::torch::Tensor& grad_output) const = 0;
+                };
+
+                /// A loss adapted by `Call`, whose static members call it on xtensor views:
+                /// `loss(loss, V, args)`, `forward_backward(loss, V, args)` (a result with `.loss` and
+                /// the input's gradient as `grad(r)`) and `backward(loss, V, args, grad_output view)`.
+                template <class Loss, class Call>
+                class adapted_loss final : public torch_loss
+                {
+                public:
+
+                    explicit adapted_loss(const Loss& loss)
+                        : m_loss(loss)
+                    {
+                    }
+
+                    bool reduced() const override
+                    {
+                        return m_loss.options().reduction() != xloss::reduction::none;
+                    }
+
+                    ::torch::Tensor forward(const loss_args& args, ::torch::Tensor* grad) const override
+                    {
+                        return with_value_type(args.input,
+                                               [&](auto v)
+                                               {
+                                                   using V = decltype(v);
+                                                   if (grad == nullptr)
+                                                   {
+                                                       return to_tensor(xt::xarray<V>(Call::template loss<V>(m_loss, args)));
+                                                   }
+                                                   auto r = Call::template forward_backward<V>(m_loss, args);
+                                                   *grad = to_tensor(std::move(Call::grad(r)));
+                                                   return to_tensor(std::move(r.loss));
+                                               });
+                    }
+
+                    ::torch::Tensor backward(const loss_args& args, const ::torch::Tensor& grad_output) const override
+                    {
+                        return with_value_type(args.input,
+                                               [&](auto v)
+                                               {
+                                                   using V = decltype(v);
+                                                   return to_tensor(xt::xarray<V>(
+                                                       Call::template backward<V>(m_loss, args, view<V>(grad_output))));
+                                               });
+                    }
+
+                private:
+
+                    Loss m_loss;
+                };
+
+                /// The autograd function: forward(input, target, labels, loss, keep_grad).
+                class loss_function : public ::torch::autograd::Function<loss_function>
+                {
+                public:
+
+                    /// `target` and `labels` are optional: libtorch's autograd takes no undefined tensor.
+                    static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx, const ::torch::Tensor& input,
+                                                   const c10::optional<::torch::Tensor>& target,
+                                                   const c10::optional<::torch::Tensor>& labels,
+                                                   const c10::intrusive_ptr<torch_loss>& loss, bool keep_grad)
+                    {
+                        const loss_args args{input, target.value_or(::torch::Tensor()), labels.value_or(::torch::Tensor())};
+                        ::torch::Tensor grad;
+                        ::torch::Tensor value = loss->forward(args, keep_grad && loss->reduced() ? &grad : nullptr);
+                        if (keep_grad)
+                        {
+                            ctx->saved_data["loss"] = c10::IValue::make_capsule(loss);
+                            if (loss->reduced())
+                            {
+                                ctx->saved_data["grad"] = grad;
+                            }
+                            else
+                            {
+                                // The arguments (never an output: no reference cycle).
+                                ctx->saved_data["input"] = args.input;
+                                ctx->saved_data["target"] = args.target;
+                                ctx->saved_data["labels"] = args.labels;
+                            }
+                        }
+                        return value;
+                    }
+
+                    static ::torch::autograd::variable_list backward(::torch::autograd::AutogradContext* ctx,
+                                                                     ::torch::autograd::variable_list grads)
+                    {
+                        const auto loss = c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
+                        const ::torch::Tensor& grad_output = grads[0];
+                        ::torch::Tensor grad;
+                        if (loss->reduced())
+                        {
+                            grad = kept_grad(ctx);
+                            // grad_output 1 (a loss's backward()) takes the kept gradient as it is.
+                            if (!(grad_output == 1).all().item<bool>())
+                            {
+                                grad.mul_(grad_output);
+                            }
+                        }
+                        else
+                        {
+                            const loss_args args{ctx->saved_data["input"].toTensor(), ctx->saved_data["target"].toTensor(),
+                                                 ctx->saved_data["labels"].toTensor()};
+                            grad = loss->backward(args, grad_output.to(args.input.scalar_type()).contiguous());
+                        }
+                        return {grad, ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor()};
+                    }
+
+                private:
+
+                    /// The gradient kept by forward, taken out of the graph so that autograd can keep it
+                    /// as the input's .grad without a copy.
+                    static ::torch::Tensor kept_grad(::torch::autograd::AutogradContext* ctx)
+                    {
+                        auto it = ctx->saved_data.find("grad");
+                        if (it == ctx->saved_data.end())
+                        {
+                            throw std::runtime_error("xloss::torch: a reduced loss keeps its gradient for one backward "
+                                                     "pass; a second backward through it (retain_graph) is not supported");
+                        }
+                        ::torch::Tensor grad = it->second.toTensor();
+                        ctx->saved_data.erase("grad");
+                        return grad;
+                    }
+                };
+
+                /// A caller's tensor and its argument's name (for the error messages).
+                struct named_tensor
+                {
+                    ::torch::Tensor tensor;
+                    const char* name;
+                };
+
+                /// `loss` of the caller's tensors through the autograd function, as `Call` calls it: the
+                /// arguments checked, converted to the compute type and made contiguous (libtorch
+                /// operations, which autograd goes back through), the loss in the input's dtype.
+                template <class Call, class Loss>
+                ::torch::Tensor run(const Loss& loss, const char* func, const named_tensor& input,
+                                    const named_tensor& target, const named_tensor& labels)
+                {
+                    check_values(input.tensor, func, input.name);
+                    const bool grad_mode = ::torch::autograd::GradMode::is_enabled();
+                    if (target.tensor.defined())
+                    {
+                        check_same_type(target.tensor, input.tensor, func, target.name, input.name);
+                        if (grad_mode && target.tensor.requires_grad())
+                        {
+                            fail(func, target.name,
+                                 std::string("requires grad; xloss::torch gives the gradient w.r.t. ") + input.name
+                                     + " only (.detach() it)");
+                        }
+                    }
+                    if (labels.tensor.defined())
+                    {
+                        check_labels(labels.tensor, func, labels.name);
+                    }
+                    const auto type = compute_type(input.tensor);
+                    const loss_args args{prepared(input.tensor, type), prepared(target.tensor, type),
+                                         prepared_labels(labels.tensor)};
+                    const bool keep_grad = grad_mode && args.input.requires_grad();
+                    const auto optional = [](const ::torch::Tensor& t)
+                    {
+                        return t.defined() ? c10::optional<::torch::Tensor>(t) : c10::nullopt;
+                    };
+                    ::torch::Tensor value = loss_function::apply(args.input, optional(args.target), optional(args.labels),
+                                                                 c10::intrusive_ptr<torch_loss>(
+                                                                     c10::make_intrusive<adapted_loss<Loss, Call>>(loss)),
+                                                                 keep_grad);
+                    const auto input_type = input.tensor.scalar_type();
+                    return value.scalar_type() == input_type ? value : value.to(input_type);
+                }
+            }
+        }
+    }
+}
+
+#endif

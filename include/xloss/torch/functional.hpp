@@ -1,0 +1,128 @@
+/***************************************************************************
+ * Copyright (c) xloss contributors                                         *
+ * Distributed under the terms of the BSD 3-Clause License.                 *
+ ****************************************************************************/
+
+#ifndef XLOSS_TORCH_FUNCTIONAL_HPP
+#define XLOSS_TORCH_FUNCTIONAL_HPP
+
+/// @file
+/// xloss's losses as functions of libtorch tensors, in torch::nn::functional's style: each returns a
+/// tensor with a working grad_fn.
+
+#include "../cross_entropy.hpp"
+#include "../forward_kl.hpp"
+#include "../generalized_jsd.hpp"
+#include "../kl_div.hpp"
+#include "../kl_div_loss.hpp"
+#include "../reverse_kl.hpp"
+#include "../symmetric_kl.hpp"
+#include "../detail/torch/calls.hpp"
+
+namespace xloss
+{
+    inline namespace XLOSS_ARCH_NAMESPACE
+    {
+        /**
+         * @brief xloss's losses over libtorch tensors, with autograd.
+         *
+         * Every function takes CPU tensors of any strides (contiguous ones are read in place) in
+         * float, double, bfloat16 or half, and returns the loss in the input's dtype with a grad_fn
+         * whose backward gives the input's (the student's) gradient, scaled by grad_output. A reduced
+         * loss computes that gradient in its forward passes and keeps it for one backward; an
+         * unreduced one computes it in backward. bfloat16 and half are converted to float (by
+         * libtorch, a copy) before xloss's kernels. Not supported, each a clear error: CUDA tensors,
+         * other dtypes, a gradient w.r.t. the target or teacher (detach it), double backward, and a
+         * second backward through a reduced loss (retain_graph).
+         *
+         * Inside `namespace xloss`, libtorch is `::torch`.
+         */
+        namespace torch
+        {
+            /// @brief kl_div (xloss::KLDivLoss) of `input` against `target`: torch::kl_div's arguments.
+            inline ::torch::Tensor kl_div(const ::torch::Tensor& input, const ::torch::Tensor& target,
+                                          const kl_div_options& options = kl_div_options())
+            {
+                return detail::torch_bridge::run<detail::torch_bridge::pointwise_call>(
+                    xloss::KLDivLoss<>(options), "xloss::torch::kl_div", {input, "input"}, {target, "target"},
+                    {::torch::Tensor(), "labels"});
+            }
+
+            /// @brief cross_entropy (xloss::CrossEntropyLoss) of the logits against integer labels.
+            inline ::torch::Tensor cross_entropy(const ::torch::Tensor& logits, const ::torch::Tensor& labels,
+                                                 const cross_entropy_options& options = cross_entropy_options())
+            {
+                return detail::torch_bridge::run<detail::torch_bridge::cross_entropy_call>(
+                    xloss::CrossEntropyLoss(options), "xloss::torch::cross_entropy", {logits, "logits"},
+                    {::torch::Tensor(), "target"}, {labels, "labels"});
+            }
+
+            /// @brief forward_kl (xloss::ForwardKLLoss) of the student's against the teacher's logits.
+            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                              const distill_options& options = distill_options())
+            {
+                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>("xloss::torch::forward_kl", student_logits, teacher_logits,
+                                                         ::torch::Tensor(), options);
+            }
+
+            /// @brief forward_kl with labels (ignore_index rows left out, and the hard part's labels).
+            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                              const ::torch::Tensor& labels, const distill_options& options = distill_options())
+            {
+                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>("xloss::torch::forward_kl", student_logits, teacher_logits, labels,
+                                                         options);
+            }
+
+            /// @brief reverse_kl (xloss::ReverseKLLoss) of the student's against the teacher's logits.
+            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                              const distill_options& options = distill_options())
+            {
+                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>("xloss::torch::reverse_kl", student_logits, teacher_logits,
+                                                         ::torch::Tensor(), options);
+            }
+
+            /// @brief reverse_kl with labels.
+            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                              const ::torch::Tensor& labels, const distill_options& options = distill_options())
+            {
+                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>("xloss::torch::reverse_kl", student_logits, teacher_logits, labels,
+                                                         options);
+            }
+
+            /// @brief generalized_jsd (xloss::GeneralizedJSDLoss) of the student's against the teacher's logits.
+            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                                   const jsd_options& options = jsd_options())
+            {
+                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>("xloss::torch::generalized_jsd", student_logits,
+                                                              teacher_logits, ::torch::Tensor(), options);
+            }
+
+            /// @brief generalized_jsd with labels.
+            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                                   const ::torch::Tensor& labels, const jsd_options& options = jsd_options())
+            {
+                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>("xloss::torch::generalized_jsd", student_logits,
+                                                              teacher_logits, labels, options);
+            }
+
+            /// @brief symmetric_kl (xloss::SymmetricKLLoss) of the student's against the teacher's logits.
+            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                                const symmetric_kl_options& options = symmetric_kl_options())
+            {
+                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>("xloss::torch::symmetric_kl", student_logits, teacher_logits,
+                                                           ::torch::Tensor(), options);
+            }
+
+            /// @brief symmetric_kl with labels.
+            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+                                                const ::torch::Tensor& labels,
+                                                const symmetric_kl_options& options = symmetric_kl_options())
+            {
+                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>("xloss::torch::symmetric_kl", student_logits, teacher_logits,
+                                                           labels, options);
+            }
+        }
+    }
+}
+
+#endif

@@ -31,9 +31,9 @@ CMAKE_FLAGS ?=
 # A second language standard's row builds and runs what the standard decides (the strict-warnings
 # consumers, the compile-fail checks, the examples, the README snippets, the package consumers), not
 # the suite: its values do not depend on the standard, and it runs in C++20 on sid (tests/CMakeLists.txt,
-# XLOSS_TEST_SUITE). The -ffast-math rows run the suite on the SIMD kernels only, what such builds
+# XLOSS_TEST_SUITE); nor libtorch's parts (CI time: xloss::torch is tested in each release's first row). The -ffast-math rows run the suite on the SIMD kernels only, what such builds
 # run (the strict-warnings consumer still compiles the scalar kernels there).
-SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF
+SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF -DXLOSS_TORCH=OFF -DXLOSS_EXAMPLE_TORCH=OFF
 # A build of the SIMD suite alone compiles it as two unity units, one per core.
 SIMD_ONLY_FLAGS = -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TEST_UNITY_BATCH=8
 # The -ffast-math rows: the SIMD suite alone, not the examples, the strict-warnings consumers or the
@@ -113,8 +113,9 @@ test-fast-math:
 	$(MAKE) test BUILD=$(BUILD)-clang-fast-math \
 	        CMAKE_FLAGS="-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-ffast-math $(FAST_MATH_ROW_FLAGS) $(CMAKE_FLAGS)"
 
+# Debian 13 with its libtorch (2.x) installed too: xloss::torch's tests against it.
 test-debian13:
-	scripts/test-in-chroot.sh trixie 20
+	scripts/test-in-chroot.sh --torch trixie 20
 
 test-sid:
 	scripts/test-in-chroot.sh sid

@@ -6,6 +6,7 @@
 #   scripts/install-deps.sh build   compiler, CMake, xtensor, xsimd, Catch2, OpenBLAS (the fused linear
 #                                   losses), pkgconf (the pkg-config test), Open MPI (for its example),
 #                                   qemu-user (runs a test on a CPU model without AVX)
+#   scripts/install-deps.sh torch   build + libtorch (xloss::torch and its tests against libtorch)
 #   scripts/install-deps.sh bench   build + Google Benchmark, libtorch, matplotlib
 #   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
 #                                   chroot of `make bench`'s second libtorch baseline)
@@ -29,6 +30,7 @@ build=("${demo[@]}" catch2 libopenblas-dev pkgconf libopenmpi-dev openmpi-bin qe
 case "${1:-build}" in
     demo) wanted=("${demo[@]}") ;;
     build) wanted=("${build[@]}") ;;
+    torch) wanted=("${build[@]}" libtorch-dev) ;;
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     torch-bench) wanted=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev libbenchmark-dev libtorch-dev) ;;
     golden) wanted=(python3-torch) ;;
@@ -37,7 +39,7 @@ case "${1:-build}" in
     tidy) wanted=("${build[@]}" clang-tidy libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [--list] [demo|build|bench|torch-bench|golden|fuzz|clang|tidy|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--list] [demo|build|torch|bench|torch-bench|golden|fuzz|clang|tidy|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 if [ "$list_only" = 1 ]; then

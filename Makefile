@@ -22,6 +22,7 @@
 #   make fuzz-explore  fresh fuzzing from a time-based seed (FUZZ_SECONDS): a finding is saved under
 #                    tests/fuzz/findings/ and reported loudly, but the target exits 0 (CI's exploration)
 #   make tidy        clang-tidy (.clang-tidy) over the headers, through the strict-warnings consumer
+#   make docs        the API reference (Doxygen, docs/Doxyfile) in $(BUILD)-docs/html; fails on a warning
 #   make format      apply .clang-format
 
 BUILD ?= build
@@ -60,7 +61,7 @@ torch2 = $$([ -f $(BUILD)-bench/torch2-$(1).json ] && echo --torch2 $(BUILD)-ben
 # double) on the SIMD and the scalar kernels; .clang-tidy makes a finding in include/xloss an error.
 TIDY_FLAGS = -std=c++17 -Iinclude -fopenmp -Wall -Wextra -DXLOSS_CONSUMER_LINEAR
 
-.PHONY: tidy all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
+.PHONY: docs tidy all deps configure build demo test test-cxx20 test-clang test-clang-cxx20 test-fast-math test-debian13 test-sid test-matrix test-long bench sanitize fuzz fuzz-build fuzz-explore tsan tsan-openmp valgrind golden format clean
 
 all: build
 
@@ -170,6 +171,15 @@ sanitize: deps
 	      $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-asan -j $(JOBS)
 	cd $(BUILD)-asan && $(CTEST) -LE 'long|compile_check'
+
+# The API reference: the public headers (no detail) and the README as its main page, every public
+# entity documented (Doxygen's warnings are errors).
+docs:
+	@scripts/install-deps.sh docs
+	rm -rf $(BUILD)-docs && mkdir -p $(BUILD)-docs
+	/usr/bin/python3 scripts/docs_mainpage.py README.md $(BUILD)-docs/README.md
+	XLOSS_DOCS_DIR=$(BUILD)-docs doxygen docs/Doxyfile
+	@echo "xloss: the API reference is $(BUILD)-docs/html/index.html, with no Doxygen warning"
 
 # clang's libFuzzer with ASan and UBSan, and OpenMP, built by CMake (tests/fuzz/CMakeLists.txt,
 # XLOSS_BUILD_FUZZERS). The checked-in corpus is copied, so a run never changes it; a mismatch or a

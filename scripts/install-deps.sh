@@ -11,6 +11,7 @@
 #   scripts/install-deps.sh torch-bench  what the benchmarks alone need, with libtorch (the Debian 13
 #                                   chroot of `make bench`'s second libtorch baseline)
 #   scripts/install-deps.sh golden  python3-torch, to regenerate the golden values
+#   scripts/install-deps.sh docs    Doxygen and Python, for the API reference (make docs)
 #   scripts/install-deps.sh fuzz    clang and its libFuzzer runtime, with CMake and the headers
 #   scripts/install-deps.sh clang   clang and its OpenMP runtime, to build the suite with clang
 #   scripts/install-deps.sh tidy    clang-tidy and libomp-dev (omp.h for clang), with the build's headers
@@ -34,12 +35,13 @@ case "${1:-build}" in
     bench) wanted=("${build[@]}" libbenchmark-dev libtorch-dev python3-matplotlib) ;;
     torch-bench) wanted=(g++ make cmake libxtensor-dev libxsimd-dev xtl-dev libbenchmark-dev libtorch-dev) ;;
     golden) wanted=(python3-torch) ;;
+    docs) wanted=(doxygen python3) ;;
     fuzz) wanted=("${demo[@]}" clang libclang-rt-dev libomp-dev) ;;
     clang) wanted=("${build[@]}" clang libomp-dev) ;;
     tidy) wanted=("${build[@]}" clang-tidy libomp-dev) ;;
     chroot) wanted=(debootstrap) ;;
     valgrind) wanted=(valgrind) ;;
-    *) echo "usage: $0 [--list] [demo|build|torch|bench|torch-bench|golden|fuzz|clang|tidy|chroot|valgrind]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--list] [demo|build|torch|bench|torch-bench|golden|docs|fuzz|clang|tidy|chroot|valgrind]" >&2; exit 2 ;;
 esac
 
 if [ "$list_only" = 1 ]; then

@@ -58,13 +58,16 @@ namespace xloss
         {
         public:
 
+            /// The options class.
             using options_type = cross_entropy_options;
 
+            /// A loss with the given options.
             explicit CrossEntropyLoss(const cross_entropy_options& options = cross_entropy_options())
                 : m_options(options)
             {
             }
 
+            /// The loss's options.
             const cross_entropy_options& options() const noexcept
             {
                 return m_options;

@@ -63,6 +63,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "cross_entropy_options";
 
         /// The class axis (negative counts from the end). Default PyTorch's: 1, or 0 for a 1-D input.
@@ -91,6 +92,7 @@ namespace xloss
             return m_ignore_index;
         }
 
+        /// Sets the label of rows to leave out.
         constexpr cross_entropy_options& ignore_index(long long i) noexcept
         {
             m_ignore_index = i;

@@ -247,6 +247,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "distill_options";
     };
 
@@ -255,6 +256,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "jsd_options";
 
         /// The weight of the teacher in the mixture M = beta P + (1 - beta) Q, in [0, 1] (default
@@ -285,6 +287,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "symmetric_kl_options";
 
         /// The weight of the forward KL, in [0, 1] (default 0.5, torchtune's `sym_kl_ratio`): the loss

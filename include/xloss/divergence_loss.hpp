@@ -63,13 +63,16 @@ namespace xloss
         {
         public:
 
+            /// The options class.
             using options_type = Options;
 
+            /// A loss with the given options.
             explicit divergence_loss(const Options& options = Options()) noexcept
                 : m_options(options)
             {
             }
 
+            /// The loss's options.
             const Options& options() const noexcept
             {
                 return m_options;
@@ -163,6 +166,7 @@ namespace xloss
              * The `_out` call allocates one byte per class (the ids' check), and 2k values per row for k above 256.
              */
             ///@{
+            /// The loss.
             template <class S, class I, class LP, class L = detail::no_labels>
             auto operator()(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
                             const L& labels = all_rows) const
@@ -170,6 +174,7 @@ namespace xloss
                 return top_k_call<detail::loss_value_t<S, LP>>(student_logits, teacher, labels, name()).loss();
             }
 
+            /// The student's gradient for grad_output 1.
             template <class S, class I, class LP, class L = detail::no_labels>
             auto backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
                           const L& labels = all_rows) const
@@ -177,6 +182,7 @@ namespace xloss
                 return backward(student_logits, teacher, labels, 1.0);
             }
 
+            /// The student's gradient for `grad_output`.
             template <class S, class I, class LP, class L, class G>
             auto backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
                           const L& labels, const G& grad_output) const
@@ -185,6 +191,7 @@ namespace xloss
                     .gradient(grad_output);
             }
 
+            /// The loss and the student's gradient for grad_output 1.
             template <class S, class I, class LP, class L = detail::no_labels>
             auto forward_backward(const xt::xexpression<S>& student_logits, const top_k_teacher<I, LP>& teacher,
                                   const L& labels = all_rows) const
@@ -193,6 +200,7 @@ namespace xloss
                     .forward_backward();
             }
 
+            /// forward_backward() into the caller's outputs.
             template <class LO, class GO, class S, class I, class LP, class L = detail::no_labels>
             void forward_backward_out(LO& loss, GO& grad_student, const xt::xexpression<S>& student_logits,
                                       const top_k_teacher<I, LP>& teacher, const L& labels = all_rows) const
@@ -265,6 +273,7 @@ namespace xloss
                     });
             }
 
+            /// The options.
             Options m_options;
         };
     }

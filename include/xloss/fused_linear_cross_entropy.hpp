@@ -56,8 +56,10 @@ namespace xloss
         {
         public:
 
+            /// The options class.
             using options_type = cross_entropy_options;
 
+            /// A loss with the given options.
             explicit FusedLinearCrossEntropyLoss(const cross_entropy_options& options = cross_entropy_options(),
                                                  const fused_linear_options& linear = fused_linear_options())
                 : m_options(options)
@@ -65,11 +67,13 @@ namespace xloss
             {
             }
 
+            /// The loss's options.
             const cross_entropy_options& options() const noexcept
             {
                 return m_options;
             }
 
+            /// The chunking and output options.
             const fused_linear_options& linear_options() const noexcept
             {
                 return m_linear;

@@ -54,8 +54,10 @@ namespace xloss
         {
         public:
 
+            /// The options class.
             using options_type = Options;
 
+            /// A loss with the given options.
             explicit fused_linear_divergence_loss(const Options& options = Options(),
                                                   const fused_linear_options& linear = fused_linear_options())
                 : m_options(options)
@@ -63,11 +65,13 @@ namespace xloss
             {
             }
 
+            /// The loss's options.
             const Options& options() const noexcept
             {
                 return m_options;
             }
 
+            /// The chunking and output options.
             const fused_linear_options& linear_options() const noexcept
             {
                 return m_linear;
@@ -150,6 +154,7 @@ namespace xloss
                 return n.c_str();
             }
 
+            /// The options.
             Options m_options;
             fused_linear_options m_linear;
         };

@@ -34,6 +34,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "fused_linear_options";
 
         /// The rows per chunk (0: from workspace_bytes()).

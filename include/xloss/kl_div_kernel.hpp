@@ -39,6 +39,7 @@ namespace xloss
          */
         struct kl_div_sum_kernel
         {
+            /// The sum of the n terms, on the kernels of `Arch`.
             template <class Arch, class T>
             double operator()(Arch, const T* input, const T* target, std::size_t n, bool log_target) const noexcept
             {

@@ -46,6 +46,7 @@ namespace xloss
 
         public:
 
+            /// The options class.
             using options_type = kl_div_options;
 
             /// A loss with the given reduction and target space (defaults: mean, probabilities).

@@ -53,6 +53,7 @@ namespace xloss
     {
     public:
 
+        /// The options' name in error messages.
         static constexpr const char* options_name = "kl_div_options";
 
         /// Options with the given reduction and target space (defaults: mean, probabilities).

@@ -29,17 +29,17 @@ namespace xloss
         template <class W, class B = void>
         struct linear_head
         {
-            static constexpr bool has_bias = true;
-            const W& weight;
-            const B& bias;
+            static constexpr bool has_bias = true; ///< whether the layer adds a bias
+            const W& weight;                       ///< (classes, hidden)
+            const B& bias;                         ///< (classes)
         };
 
         /// @brief An output layer without a bias.
         template <class W>
         struct linear_head<W, void>
         {
-            static constexpr bool has_bias = false;
-            const W& weight;
+            static constexpr bool has_bias = false; ///< whether the layer adds a bias
+            const W& weight;                        ///< (classes, hidden)
         };
 
         /// @brief The output layer of weight `weight` (classes x hidden), without a bias.
@@ -64,8 +64,8 @@ namespace xloss
         template <class H, class Head>
         struct linear_teacher
         {
-            const H& hidden;
-            Head head;
+            const H& hidden; ///< the teacher's hidden states
+            Head head;       ///< the teacher's output layer
         };
 
         /// @brief The teacher of hidden states `hidden` and output layer `head` (see linear_teacher).

@@ -230,8 +230,10 @@ namespace xloss
 
         public:
 
+            /// The options class.
             using options_type = Options;
 
+            /// A loss with the given options.
             explicit pointwise_loss(const Options& options = Options()) noexcept
                 : m_options(options)
             {
@@ -300,11 +302,13 @@ namespace xloss
                 return pointwise::forward_backward(as_value(input), as_value(target), m_options, with_target_grad);
             }
 
+            /// The reduction.
             xloss::reduction reduction() const noexcept
             {
                 return m_options.reduction();
             }
 
+            /// The loss's options.
             const Options& options() const noexcept
             {
                 return m_options;
@@ -312,6 +316,7 @@ namespace xloss
 
         protected:
 
+            /// The options.
             Options m_options;
 
         private:

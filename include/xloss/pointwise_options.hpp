@@ -101,6 +101,7 @@ namespace xloss
             return m_target_grad;
         }
 
+        /// Sets target_grad().
         constexpr D& target_grad(bool value) noexcept
         {
             m_target_grad = value;
@@ -176,6 +177,7 @@ namespace xloss
 
     protected:
 
+        /// Options with reduction `r` (the derived options' constructors).
         constexpr explicit pointwise_options(xloss::reduction r = xloss::reduction::mean) noexcept
             : detail::loss_options<D>(r)
         {

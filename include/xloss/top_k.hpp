@@ -26,8 +26,8 @@ namespace xloss
         template <class I, class L>
         struct top_k_teacher
         {
-            const I& ids;
-            const L& log_probs;
+            const I& ids;       ///< the k classes of each row
+            const L& log_probs; ///< their log-probabilities
         };
 
         /// @brief The teacher given as its top k classes and their log-probabilities (see top_k_teacher).

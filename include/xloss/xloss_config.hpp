@@ -9,15 +9,15 @@
 /// @file
 /// Version and build configuration of xloss.
 
-#define XLOSS_VERSION_MAJOR 0
-#define XLOSS_VERSION_MINOR 2
-#define XLOSS_VERSION_PATCH 0
+#define XLOSS_VERSION_MAJOR 0 ///< xloss's major version
+#define XLOSS_VERSION_MINOR 2 ///< xloss's minor version
+#define XLOSS_VERSION_PATCH 0 ///< xloss's patch version
 
 #include "compat.hpp"
 
-// XLOSS_USE_SIMD is 1 when xsimd offers an instruction set for this translation
-// unit. Define XLOSS_NO_SIMD on the command line (never in a header) to force
-// the scalar kernels; every translation unit of a program must agree on it.
+/// XLOSS_USE_SIMD is 1 when xsimd offers an instruction set for this translation
+/// unit. Define XLOSS_NO_SIMD on the command line (never in a header) to force
+/// the scalar kernels; every translation unit of a program must agree on it.
 #if defined(XLOSS_NO_SIMD) || defined(XSIMD_NO_SUPPORTED_ARCHITECTURE)
 #define XLOSS_USE_SIMD 0
 #else

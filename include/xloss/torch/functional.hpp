@@ -35,7 +35,7 @@ namespace xloss
          * other dtypes, a gradient w.r.t. the target or teacher (detach it), double backward, and a
          * second backward through a reduced loss (retain_graph).
          *
-         * Inside `namespace xloss`, libtorch is `::torch`.
+         * Inside namespace xloss, libtorch's namespace needs its leading colons.
          */
         namespace torch
         {

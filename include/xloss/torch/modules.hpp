@@ -27,11 +27,13 @@ namespace xloss
             {
             public:
 
+                /// A loss with the given options.
                 explicit loss_module_impl(const Options& options_ = Options())
                     : options(options_)
                 {
                 }
 
+                /// Nothing to reset: a loss has no parameters or buffers.
                 void reset() override
                 {
                 }
@@ -46,7 +48,7 @@ namespace xloss
             public:
 
                 using ::torch::nn::ModuleHolder<ImplType>::ModuleHolder;
-                using Impl = ImplType;
+                using Impl = ImplType; ///< the module's implementation class
             };
 
             /// @brief kl_div as a module: forward(input, target).
@@ -54,13 +56,15 @@ namespace xloss
             {
             public:
 
-                using loss_module_impl::loss_module_impl;
+                using loss_module_impl::loss_module_impl; ///< the options' constructor
 
+                /// xloss::torch::kl_div with the module's options.
                 ::torch::Tensor forward(const ::torch::Tensor& input, const ::torch::Tensor& target)
                 {
                     return kl_div(input, target, options);
                 }
 
+                /// The module's name, as libtorch prints modules.
                 void pretty_print(std::ostream& stream) const override
                 {
                     stream << "xloss::torch::KLDivLoss";
@@ -72,13 +76,15 @@ namespace xloss
             {
             public:
 
-                using loss_module_impl::loss_module_impl;
+                using loss_module_impl::loss_module_impl; ///< the options' constructor
 
+                /// xloss::torch::cross_entropy with the module's options.
                 ::torch::Tensor forward(const ::torch::Tensor& logits, const ::torch::Tensor& labels)
                 {
                     return cross_entropy(logits, labels, options);
                 }
 
+                /// The module's name, as libtorch prints modules.
                 void pretty_print(std::ostream& stream) const override
                 {
                     stream << "xloss::torch::CrossEntropyLoss";
@@ -92,8 +98,10 @@ namespace xloss
             {
             public:
 
+                /// The options' constructor.
                 using loss_module_impl<typename Loss::options_type, DivergenceLossImpl<Loss>>::loss_module_impl;
 
+                /// The divergence with the module's options (`labels` undefined: every row).
                 ::torch::Tensor forward(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
                                         const ::torch::Tensor& labels = ::torch::Tensor())
                 {
@@ -102,6 +110,7 @@ namespace xloss
                                                                          labels, this->options);
                 }
 
+                /// The module's name, as libtorch prints modules.
                 void pretty_print(std::ostream& stream) const override
                 {
                     stream << "xloss::torch::DivergenceLoss(" << name() << ")";

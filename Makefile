@@ -34,7 +34,7 @@ CMAKE_FLAGS ?=
 # the suite: its values do not depend on the standard, and it runs in C++20 on sid (tests/CMakeLists.txt,
 # XLOSS_TEST_SUITE); nor libtorch's parts (CI time: xloss::torch is tested in each release's first row). The -ffast-math rows run the suite on the SIMD kernels only, what such builds
 # run (the strict-warnings consumer still compiles the scalar kernels there).
-SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF -DXLOSS_TORCH=OFF -DXLOSS_EXAMPLE_TORCH=OFF
+SECOND_STANDARD_FLAGS = -DXLOSS_TEST_SUITE=OFF -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TORCH=OFF -DXLOSS_EXAMPLE_TORCH=OFF
 # A build of the SIMD suite alone compiles it as two unity units, one per core.
 SIMD_ONLY_FLAGS = -DXLOSS_TEST_SCALAR=OFF -DXLOSS_TEST_UNITY_BATCH=8
 # The -ffast-math rows: the SIMD suite alone, not the examples, the strict-warnings consumers or the

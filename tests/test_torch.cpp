@@ -15,6 +15,9 @@
 #include "catch_compat.hpp"
 
 #include <xloss/torch.hpp>
+#ifdef XLOSS_TEST_TORCH_LINEAR
+#include <xloss/torch/fused_linear.hpp>
+#endif
 
 namespace torch_test
 {
@@ -426,3 +429,49 @@ TEST_CASE("xloss::torch errors name the function and the argument", "[torch]")
     loss.backward({}, /*retain_graph=*/true);
     CHECK_THROWS_WITH(loss.backward(), xloss_test::contains("a second backward through it (retain_graph) is not supported"));
 }
+
+#ifdef XLOSS_TEST_TORCH_LINEAR
+TEST_CASE("xloss::torch::fused_linear_cross_entropy against F::cross_entropy of F::linear", "[torch]")
+{
+    using namespace torch_test;
+    torch::manual_seed(6);
+    for (const auto type : {torch::kFloat, torch::kDouble})
+    {
+        for (const bool with_bias : {false, true})
+        {
+            CAPTURE(c10::toString(type), with_bias);
+            const auto h = torch::randn({2, 5, 8}, type).requires_grad_(true);
+            const auto w = (torch::randn({13, 8}, type) / 2).requires_grad_(true);
+            const auto b = torch::randn({13}, type).requires_grad_(true);
+            const auto y = torch::tensor({{1, 12, -100, 0, 7}, {3, 3, -100, 9, 11}}, torch::kLong);
+            const auto options = xloss::cross_entropy_options().label_smoothing(0.05);
+            // Chunks of 3 rows: the 8 kept rows take three chunks.
+            const auto linear = xloss::fused_linear_options().chunk_rows(3);
+            const auto ours = with_bias ? xloss::torch::fused_linear_cross_entropy(h, w, b, y, options, linear)
+                                        : xloss::torch::fused_linear_cross_entropy(h, w, y, options, linear);
+            (2 * ours).backward();
+            const auto grads = std::vector<torch::Tensor>{h.grad().clone(), w.grad().clone(),
+                                                          with_bias ? b.grad().clone() : torch::Tensor()};
+            for (const auto& t : {h, w, b})
+            {
+                t.mutable_grad() = torch::Tensor();
+            }
+            const auto logits = with_bias ? F::linear(h, w, b) : F::linear(h, w);
+            const auto theirs = F::cross_entropy(logits.reshape({10, 13}), y.reshape({10}),
+                                                 F::CrossEntropyFuncOptions().label_smoothing(0.05));
+            (2 * theirs).backward();
+            const double rtol = tolerance(type), atol = absolute(type);
+            CHECK(torch::allclose(ours, theirs, rtol, atol));
+            CHECK(torch::allclose(grads[0], h.grad(), rtol, atol));
+            CHECK(torch::allclose(grads[1], w.grad(), rtol, atol));
+            if (with_bias)
+            {
+                CHECK(torch::allclose(grads[2], b.grad(), rtol, atol));
+            }
+        }
+    }
+    xloss::torch::FusedLinearCrossEntropyLoss module(xloss::cross_entropy_options().reduction(xloss::reduction::none));
+    CHECK_THROWS_WITH(module(torch::randn({2, 4}), torch::randn({3, 4}), torch::tensor({0, 1}, torch::kLong)),
+                      xloss_test::contains("xloss::torch::fused_linear_cross_entropy: options ask for reduction none"));
+}
+#endif

@@ -420,8 +420,20 @@ TEST_CASE("xloss::torch errors name the function and the argument", "[torch]")
                       xloss_test::contains("cross_entropy"));
     CHECK_THROWS_WITH(xloss::torch::cross_entropy(torch::Tensor(), y),
                       xloss_test::contains("xloss::torch::cross_entropy: logits is an undefined tensor"));
+    CHECK_THROWS_WITH(xloss::torch::kl_div(x, torch::Tensor()),
+                      xloss_test::contains("xloss::torch::kl_div: target is an undefined tensor"));
+    CHECK_THROWS_WITH(xloss::torch::cross_entropy(x, torch::Tensor()),
+                      xloss_test::contains("xloss::torch::cross_entropy: labels is an undefined tensor"));
+    CHECK_THROWS_WITH(xloss::torch::generalized_jsd(x, torch::Tensor()),
+                      xloss_test::contains("xloss::torch::generalized_jsd: teacher_logits is an undefined tensor"));
     xloss::torch::ReverseKLLoss reverse;
     CHECK_THROWS_WITH(reverse(x, torch::randn({2, 4})), xloss_test::contains("reverse_kl"));
+
+    // No double backward: an error, not gradients without a graph.
+    const auto c = x.clone().requires_grad_(true);
+    const auto none = xloss::torch::cross_entropy(c, y, xloss::cross_entropy_options().reduction(xloss::reduction::none));
+    CHECK_THROWS_WITH(torch::autograd::grad({none.sum()}, {c}, {}, /*retain_graph=*/true, /*create_graph=*/true),
+                      xloss_test::contains("xloss::torch: a loss has no double backward"));
 
     // A reduced loss keeps its gradient for one backward.
     const auto a = x.clone().requires_grad_(true);

@@ -45,7 +45,7 @@ namespace xloss
             {
                 return detail::torch_bridge::run<detail::torch_bridge::pointwise_call>(
                     xloss::KLDivLoss<>(options), "xloss::torch::kl_div", {input, "input"}, {target, "target"},
-                    {::torch::Tensor(), "labels"});
+                    {::torch::Tensor(), "labels", false});
             }
 
             /// @brief cross_entropy (xloss::CrossEntropyLoss) of the logits against integer labels.
@@ -54,7 +54,7 @@ namespace xloss
             {
                 return detail::torch_bridge::run<detail::torch_bridge::cross_entropy_call>(
                     xloss::CrossEntropyLoss(options), "xloss::torch::cross_entropy", {logits, "logits"},
-                    {::torch::Tensor(), "target"}, {labels, "labels"});
+                    {::torch::Tensor(), "target", false}, {labels, "labels"});
             }
 
             /// @brief forward_kl (xloss::ForwardKLLoss) of the student's against the teacher's logits.

@@ -150,7 +150,7 @@ namespace xloss
                                            const ::torch::Tensor& labels, const typename Loss::options_type& options)
                 {
                     return run<divergence_call>(Loss(options), func, {student, "student_logits"},
-                                                {teacher, "teacher_logits"}, {labels, "labels"});
+                                                {teacher, "teacher_logits"}, {labels, "labels", false});
                 }
             }
         }

@@ -119,10 +119,7 @@ namespace xloss
                             }
                             else
                             {
-                                // The arguments (never an output: no reference cycle).
-                                ctx->saved_data["input"] = args.input;
-                                ctx->saved_data["target"] = args.target;
-                                ctx->saved_data["labels"] = args.labels;
+                                ctx->save_for_backward({args.input, args.target, args.labels});
                             }
                         }
                         return value;
@@ -131,6 +128,7 @@ namespace xloss
                     static ::torch::autograd::variable_list backward(::torch::autograd::AutogradContext* ctx,
                                                                      ::torch::autograd::variable_list grads)
                     {
+                        check_first_order("a loss");
                         const auto loss = c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
                         const ::torch::Tensor& grad_output = grads[0];
                         ::torch::Tensor grad;
@@ -145,8 +143,8 @@ namespace xloss
                         }
                         else
                         {
-                            const loss_args args{ctx->saved_data["input"].toTensor(), ctx->saved_data["target"].toTensor(),
-                                                 ctx->saved_data["labels"].toTensor()};
+                            const auto saved = ctx->get_saved_variables();
+                            const loss_args args{saved[0], saved[1], saved[2]};
                             grad = loss->backward(args, grad_output.to(args.input.scalar_type()).contiguous());
                         }
                         return {grad, ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor()};
@@ -170,11 +168,13 @@ namespace xloss
                     }
                 };
 
-                /// A caller's tensor and its argument's name (for the error messages).
+                /// A caller's tensor, its argument's name (for the error messages) and whether the loss
+                /// needs it.
                 struct named_tensor
                 {
                     ::torch::Tensor tensor;
                     const char* name;
+                    bool required = true;
                 };
 
                 /// `loss` of the caller's tensors through the autograd function, as `Call` calls it: the
@@ -185,6 +185,13 @@ namespace xloss
                                     const named_tensor& target, const named_tensor& labels)
                 {
                     check_values(input.tensor, func, input.name);
+                    for (const named_tensor* t : {&target, &labels})
+                    {
+                        if (t->required && !t->tensor.defined())
+                        {
+                            fail(func, t->name, "is an undefined tensor");
+                        }
+                    }
                     const bool grad_mode = ::torch::autograd::GradMode::is_enabled();
                     if (target.tensor.defined())
                     {

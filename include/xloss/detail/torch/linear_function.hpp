@@ -120,6 +120,7 @@ namespace xloss
                     static ::torch::autograd::variable_list backward(::torch::autograd::AutogradContext* ctx,
                                                                      ::torch::autograd::variable_list grads)
                     {
+                        check_first_order("a fused linear loss");
                         const ::torch::Tensor& grad_output = grads[0];
                         const bool unit = (grad_output == 1).all().item<bool>();
                         ::torch::autograd::variable_list out;

@@ -35,6 +35,16 @@ namespace xloss
                     throw std::invalid_argument(std::string(func) + ": " + arg + " " + what);
                 }
 
+                /// Backward under create_graph would return gradients without a graph: an error instead.
+                inline void check_first_order(const char* what)
+                {
+                    if (::torch::autograd::GradMode::is_enabled())
+                    {
+                        throw std::runtime_error(std::string("xloss::torch: ") + what
+                                                 + " has no double backward (backward with create_graph)");
+                    }
+                }
+
                 inline void check_cpu(const ::torch::Tensor& t, const char* func, const char* arg)
                 {
                     if (!t.defined())
@@ -142,16 +152,16 @@ namespace xloss
                 {
                     auto owner = std::make_unique<xt::xarray<V>>(std::move(a));
                     const std::vector<std::int64_t> sizes(owner->shape().begin(), owner->shape().end());
-                    xt::xarray<V>* held = owner.get();
-                    ::torch::Tensor t = ::torch::from_blob(
+                    // The deleter owns it from here (should from_blob fail after taking it, a leak, not
+                    // a double free).
+                    xt::xarray<V>* held = owner.release();
+                    return ::torch::from_blob(
                         held->data(), sizes,
                         [held](void*)
                         {
                             delete held;
                         },
                         ::torch::TensorOptions().dtype(c10::CppTypeToScalarType<V>::value));
-                    static_cast<void>(owner.release()); // the tensor's deleter owns it now
-                    return t;
                 }
             }
         }

@@ -233,7 +233,7 @@ VALGRIND_EXAMPLES = quickstart train_soft_labels distill interop dispatch
 valgrind: deps
 	@scripts/install-deps.sh valgrind
 	cmake -S . -B $(BUILD)-valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXLOSS_NATIVE=OFF -DXLOSS_BUILD_TESTS=OFF \
-	      -DXLOSS_EXAMPLE_TORCH=OFF $(CMAKE_FLAGS)
+	      -DXLOSS_EXAMPLE_TORCH=OFF -DXLOSS_TORCH=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-valgrind -j $(JOBS) --target $(VALGRIND_EXAMPLES)
 	for example in $(VALGRIND_EXAMPLES); do \
 	    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \

@@ -102,7 +102,7 @@ namespace xloss
             template <class X, class L>
             auto forward_backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels) const
             {
-                using V = detail::loss_value_t<X>;
+                using V = detail::row_value_t<X>;
                 const auto call = make_call(logits, labels, "cross_entropy");
                 cross_entropy_result<V> r;
                 r.loss = detail::new_array<V>(call.loss_shape());
@@ -129,7 +129,7 @@ namespace xloss
             void forward_backward_out(LO& loss, GO& grad_logits, const xt::xexpression<X>& logits,
                                       const xt::xexpression<L>& labels) const
             {
-                using V = detail::loss_value_t<X>;
+                using V = detail::row_value_t<X>;
                 constexpr const char* func = "CrossEntropyLoss::forward_backward_out";
                 const auto call = make_call(logits, labels, func);
                 detail::write_out<V>(
@@ -153,7 +153,7 @@ namespace xloss
             template <class X, class L>
             auto make_call(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels, const char* func) const
             {
-                using V = detail::loss_value_t<X>;
+                using V = detail::row_value_t<X>;
                 using LV = typename L::value_type;
                 return detail::cross_entropy_call<V, LV>(logits.derived_cast(), labels.derived_cast(), m_options, func);
             }

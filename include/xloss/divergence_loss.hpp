@@ -45,7 +45,7 @@ namespace xloss
             }
 
             template <class S, class T>
-            using divergence_value_t = loss_value_t<S, T>;
+            using divergence_value_t = row_value_t<S, T>;
         }
 
         /**

@@ -26,6 +26,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xstorage.hpp)
 #include XLOSS_XTENSOR_HEADER(utils, xutils.hpp)
 
+#include "../../float16.hpp"
 #include "error.hpp"
 
 namespace xloss
@@ -63,12 +64,37 @@ namespace xloss
             template <class... T>
             struct loss_value
             {
-                using type = std::conditional_t<require_loss_values<T...>(), std::common_type_t<std::decay_t<T>...>,
-                                                float>;
+                using type =
+                    std::conditional_t<require_loss_values<T...>(), std::common_type_t<std::decay_t<T>...>, float>;
             };
 
             template <class... E>
             using loss_value_t = typename loss_value<typename E::value_type...>::type;
+
+            /// Whether T is a value a scalar output or grad_output may be: arithmetic, or a 16-bit float.
+            template <class T>
+            struct is_scalar_value : std::integral_constant<bool, std::is_arithmetic<T>::value || is_float16<T>::value>
+            {
+            };
+
+            /**
+             * The value type of the row losses' arguments (cross_entropy and the divergences from logits),
+             * which also read the 16-bit types: bfloat16 or half when every argument is of that type;
+             * else as loss_value, a 16-bit argument counting as float.
+             */
+            template <class First, class... T>
+            struct row_value
+            {
+                using type = std::conditional_t<
+                    is_float16<std::decay_t<First>>::value
+                        && (std::is_same<std::decay_t<First>, std::decay_t<T>>::value && ...),
+                    std::decay_t<First>,
+                    typename loss_value<std::conditional_t<is_float16<std::decay_t<First>>::value, float, First>,
+                                        std::conditional_t<is_float16<std::decay_t<T>>::value, float, T>...>::type>;
+            };
+
+            template <class... E>
+            using row_value_t = typename row_value<typename E::value_type...>::type;
 
             template <class S>
             inline shape_type to_shape(const S& s)

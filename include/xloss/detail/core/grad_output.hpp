@@ -36,8 +36,8 @@ namespace xloss
             {
                 if constexpr (xt::is_xexpression<G>::value)
                 {
-                    static_assert(std::is_arithmetic<typename G::value_type>::value,
-                                  "xloss: grad_output must hold arithmetic values");
+                    static_assert(is_scalar_value<typename G::value_type>::value,
+                                  "xloss: grad_output must hold arithmetic, bfloat16 or half values");
                     const shape_type got = to_shape(grad_output.shape());
                     if (got.empty())
                     {
@@ -60,7 +60,7 @@ namespace xloss
                 }
                 else
                 {
-                    static_assert(std::is_arithmetic<G>::value,
+                    static_assert(is_scalar_value<G>::value,
                                   "xloss: grad_output must be an xtensor expression or an arithmetic scalar");
                     return uniform(static_cast<double>(grad_output));
                 }

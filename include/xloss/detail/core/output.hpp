@@ -138,10 +138,10 @@ namespace xloss
             template <class L>
             inline bool check_loss_out(const L& loss, const shape_type& loss_shape, const char* func, const char* name)
             {
-                if constexpr (std::is_arithmetic<L>::value)
+                if constexpr (is_scalar_value<L>::value)
                 {
-                    static_assert(std::is_floating_point<L>::value,
-                                  "xloss: a scalar loss output must be float or double");
+                    static_assert(!std::is_integral<L>::value,
+                                  "xloss: a scalar loss output must be float, double, bfloat16 or half");
                     if (!loss_shape.empty())
                     {
                         detail::raise(std::invalid_argument(std::string("xloss::") + func + ": " + name
@@ -161,7 +161,7 @@ namespace xloss
             template <class L>
             inline void store_loss(L& loss, double value)
             {
-                if constexpr (std::is_arithmetic<L>::value)
+                if constexpr (is_scalar_value<L>::value)
                 {
                     loss = static_cast<L>(value);
                 }
@@ -183,7 +183,7 @@ namespace xloss
             template <class L, class R>
             inline void assign_loss(L& loss, const R& result)
             {
-                if constexpr (std::is_arithmetic<L>::value)
+                if constexpr (is_scalar_value<L>::value)
                 {
                     loss = static_cast<L>(result());
                 }

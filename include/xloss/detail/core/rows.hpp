@@ -11,8 +11,10 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "../kernels/convert.hpp"
 #include "error.hpp"
 #include "expression.hpp"
 
@@ -67,42 +69,54 @@ namespace xloss
                     return (k / inner) * length * inner + k % inner;
                 }
 
-                /// Row k of data: in place when contiguous, else gathered into buf (length elements).
-                template <class V>
-                const V* read(const V* data, std::size_t k, V* buf) const noexcept
+                /// Whether row k of data of S is read and written in place as V (else through a buffer).
+                template <class S, class V>
+                bool in_place() const noexcept
                 {
-                    const V* p = data + start(k);
-                    if (inner == 1)
+                    return inner == 1 && std::is_same<S, V>::value;
+                }
+
+                /// Row k of data as V: in place when contiguous and of type V, else gathered and converted
+                /// into buf (length elements).
+                template <class S, class V>
+                const V* read(const S* data, std::size_t k, V* buf) const noexcept
+                {
+                    const S* p = data + start(k);
+                    if constexpr (std::is_same<S, V>::value)
                     {
-                        return p;
+                        if (inner == 1)
+                        {
+                            return p;
+                        }
                     }
-                    for (std::size_t j = 0; j < length; ++j)
+                    widen_row(p, inner, length, buf);
+                    return buf;
+                }
+
+                /// Where to write row k of data: in place when contiguous and of type V, else buf (then
+                /// call scatter).
+                template <class S, class V>
+                V* write(S* data, std::size_t k, V* buf) const noexcept
+                {
+                    if constexpr (std::is_same<S, V>::value)
                     {
-                        buf[j] = p[j * inner];
+                        if (inner == 1)
+                        {
+                            return data + start(k);
+                        }
                     }
                     return buf;
                 }
 
-                /// Where to write row k of data: in place when contiguous, else buf (then call scatter).
-                template <class V>
-                V* write(V* data, std::size_t k, V* buf) const noexcept
+                /// Copies (converts) buf into row k of data, when write() returned buf.
+                template <class S, class V>
+                void scatter(S* data, std::size_t k, const V* buf) const noexcept
                 {
-                    return inner == 1 ? data + start(k) : buf;
-                }
-
-                /// Copies buf into row k of data, when write() returned buf.
-                template <class V>
-                void scatter(V* data, std::size_t k, const V* buf) const noexcept
-                {
-                    if (inner == 1)
+                    if (in_place<S, V>())
                     {
                         return;
                     }
-                    V* p = data + start(k);
-                    for (std::size_t j = 0; j < length; ++j)
-                    {
-                        p[j * inner] = buf[j];
-                    }
+                    narrow_row(buf, length, data + start(k), inner);
                 }
             };
 

@@ -157,7 +157,7 @@ namespace xloss
 
                 /// Runs rows [range.first, range.last) into `out`; returns their sum / divisor (checks
                 /// every kept row first with row_checks::before_writing).
-                double run(row_range range, const row_outputs<V>& out, row_workspace<V>& workspace,
+                double run(row_range range, const row_outputs<V>& out, row_workspace<compute_t<V>>& workspace,
                            row_checks checks = row_checks::while_running) const
                 {
                     if (range.first > range.last || range.last > m_rows.rows)
@@ -166,10 +166,10 @@ namespace xloss
                             std::string("xloss::") + m_func + ": rows [" + std::to_string(range.first) + ", "
                             + std::to_string(range.last) + ") of a call of " + std::to_string(m_rows.rows) + " rows"));
                     }
-                    const cross_entropy_rows<default_batch<V>, LV> rows(
+                    const cross_entropy_rows<default_batch<compute_t<V>>, LV, V> rows(
                         cross_entropy_source<V, LV>{m_logits.data, m_rows, m_row_shape, m_labels.values.data,
                                                     m_options.ignore_index(), m_func},
-                        cross_entropy_terms_of<V>(m_options, m_rows.length));
+                        cross_entropy_terms_of<compute_t<V>>(m_options, m_rows.length));
                     if (checks == row_checks::before_writing)
                     {
                         rows.check_rows();
@@ -180,7 +180,7 @@ namespace xloss
 
                 double run(const row_outputs<V>& out, row_checks checks = row_checks::while_running) const
                 {
-                    row_workspace<V> workspace;
+                    row_workspace<compute_t<V>> workspace;
                     return run(row_range{0, m_rows.rows}, out, workspace, checks);
                 }
 

@@ -65,14 +65,16 @@ namespace xloss
                 const std::size_t* row_ids = nullptr; ///< the caller's row of each row (errors name it), or null
             };
 
-            template <class B, class L>
+            /// The rows of a cross-entropy of logits stored as S (the 16-bit types read into B's float row
+            /// by row).
+            template <class B, class L, class S = value_type_t<B>>
             class cross_entropy_rows
             {
             public:
 
                 using V = value_type_t<B>;
 
-                cross_entropy_rows(const cross_entropy_source<V, L>& source, const cross_entropy_terms<V>& terms)
+                cross_entropy_rows(const cross_entropy_source<S, L>& source, const cross_entropy_terms<V>& terms)
                     : m_src(source)
                     , m_terms(terms)
                     , m_keep{source.labels, source.ignore_index}
@@ -85,7 +87,7 @@ namespace xloss
                 /// Throws for a kept row whose softmax is undefined, before anything is written.
                 void check_rows() const
                 {
-                    std::vector<V> buf(m_src.rows.inner == 1 ? 0 : m_src.rows.length);
+                    std::vector<V> buf(m_src.rows.template in_place<S, V>() ? 0 : m_src.rows.length);
                     for (std::size_t k = 0; k < m_src.rows.rows; ++k)
                     {
                         if (m_keep(k))
@@ -101,10 +103,10 @@ namespace xloss
                 }
 
                 /// Runs rows [range.first, range.last) into `out`; returns the sum of their losses.
-                double run(row_range range, const row_outputs<V>& out, int threads, row_workspace<V>& workspace) const
+                double run(row_range range, const row_outputs<S>& out, int threads, row_workspace<V>& workspace) const
                 {
                     // Rows along an inner axis are gathered, and their gradients written aside first.
-                    const std::size_t area = m_src.rows.inner == 1 ? 0 : 2 * m_src.rows.length;
+                    const std::size_t area = m_src.rows.template in_place<S, V>() ? 0 : 2 * m_src.rows.length;
                     return run_row_groups(
                         range, row_team{team_size(threads), area}, workspace,
                         [&](std::size_t k, V* mine, row_fault& f)
@@ -184,7 +186,7 @@ namespace xloss
                 }
 
                 /// One row: its loss (0 when ignored), its gradient row and its `none` loss.
-                double row(std::size_t k, const row_outputs<V>& out, V* scratch, row_fault& fault) const
+                double row(std::size_t k, const row_outputs<S>& out, V* scratch, row_fault& fault) const
                 {
                     const std::size_t n = m_src.rows.length;
                     V* grad = out.grad_student ? m_src.rows.write(out.grad_student, k, scratch ? scratch + n : nullptr)
@@ -200,7 +202,7 @@ namespace xloss
                     }
                     if (out.loss)
                     {
-                        out.loss[k] = static_cast<V>(value);
+                        out.loss[k] = static_cast<S>(static_cast<V>(value));
                     }
                     if (grad)
                     {
@@ -216,7 +218,7 @@ namespace xloss
                     double spread;
                 };
 
-                double kept_row(const V* x, std::size_t k, const row_outputs<V>& out, V* grad, row_fault& f) const
+                double kept_row(const V* x, std::size_t k, const row_outputs<S>& out, V* grad, row_fault& f) const
                 {
                     const V raw_max = row_max<B>(x, m_src.rows.length);
                     f = fault(x, raw_max);
@@ -233,7 +235,7 @@ namespace xloss
                 }
 
                 template <bool Smoothing, bool Capped>
-                double kept_row(const V* x, V raw_max, std::size_t k, const row_outputs<V>& out, V* grad) const
+                double kept_row(const V* x, V raw_max, std::size_t k, const row_outputs<S>& out, V* grad) const
                 {
                     const std::size_t n = m_src.rows.length;
                     const V m = capped_value<Capped>(raw_max);
@@ -325,7 +327,7 @@ namespace xloss
                                       });
                 }
 
-                cross_entropy_source<V, L> m_src;
+                cross_entropy_source<S, L> m_src;
                 cross_entropy_terms<V> m_terms;
                 keep_labels<L> m_keep;
                 V m_inv_cap;

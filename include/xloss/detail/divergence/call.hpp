@@ -90,7 +90,8 @@ namespace xloss
             }
 
             /**
-             * The arguments of one call, checked: the logits as contiguous data of V, their rows
+             * The arguments of one call, checked: the logits as contiguous data of V (float, double, or
+             * a 16-bit type the engine reads row by row into float), their rows
              * along the axis, the labels' rows to keep, the divisor and the threads.
              */
             template <class V, class LV>
@@ -119,7 +120,7 @@ namespace xloss
                     , m_weight_hard(options.weight_hard())
                     , m_labels(labels)
                 {
-                    check_row_options<V>(options, func);
+                    check_row_options<compute_t<V>>(options, func);
                     check_labels(labels, m_row_shape, m_shape, func);
                     check_hard_labels(labels, options);
                     const auto keep = m_labels.keep(m_ignore_index);
@@ -192,7 +193,7 @@ namespace xloss
                            row_checks checks = row_checks::while_running,
                            row_memory memory = row_memory::spare_rows) const
                 {
-                    row_workspace<V> workspace;
+                    row_workspace<compute_t<V>> workspace;
                     return run(policy, row_range{0, m_rows.rows}, out, workspace, checks, memory);
                 }
 
@@ -207,7 +208,7 @@ namespace xloss
                  */
                 template <class Policy>
                 double run(const Policy& policy, row_range range, const row_outputs<V>& out,
-                           row_workspace<V>& workspace, row_checks checks = row_checks::while_running,
+                           row_workspace<compute_t<V>>& workspace, row_checks checks = row_checks::while_running,
                            row_memory memory = row_memory::spare_rows) const
                 {
                     if (range.first > range.last || range.last > m_rows.rows)
@@ -217,7 +218,7 @@ namespace xloss
                             + std::to_string(range.last) + ") of a call of " + std::to_string(m_rows.rows) + " rows"));
                     }
                     const auto keep = m_labels.keep(m_ignore_index);
-                    const row_engine<default_batch<V>, Policy, decltype(keep)> engine(
+                    const row_engine<default_batch<compute_t<V>>, Policy, decltype(keep), V> engine(
                         policy, row_source<V>{m_student.data, m_teacher.data, m_rows, m_row_shape}, keep,
                         row_settings{m_temperature, m_scale, m_input, m_layout, checks, m_func, m_weight_soft,
                                      m_weight_hard});

@@ -56,7 +56,7 @@ namespace xloss
                 const bool grad_fits = check_out_shape(to.grad, call.shape(), func, to.grad_name, "the logits' shape");
                 V* g = grad_fits ? writable_data<V>(to.grad) : nullptr;
                 V* lo = nullptr;
-                if constexpr (!std::is_arithmetic<LO>::value)
+                if constexpr (!is_scalar_value<LO>::value)
                 {
                     lo = loss_fits && !call.reduced() ? writable_data<V>(to.loss) : nullptr;
                 }

@@ -162,14 +162,15 @@ namespace xloss
                 double weight_hard = 0.; ///< the weight of the cross-entropy with the rows' labels (0: none)
             };
 
-            template <class B, class Policy, class Keep>
+            /// The engine over rows stored as S (the 16-bit types read into B's float row by row).
+            template <class B, class Policy, class Keep, class S = value_type_t<B>>
             class row_engine
             {
             public:
 
                 using V = value_type_t<B>;
 
-                row_engine(const Policy& policy, const row_source<V>& source, Keep keep, const row_settings& settings)
+                row_engine(const Policy& policy, const row_source<S>& source, Keep keep, const row_settings& settings)
                     : m_policy(policy)
                     , m_student(source.student)
                     , m_teacher(source.teacher)
@@ -199,7 +200,7 @@ namespace xloss
                 /// logit; before anything is written (row_checks::before_writing).
                 void check_rows() const
                 {
-                    std::vector<V> buf(m_rows.inner == 1 ? 0 : 2 * m_rows.length);
+                    std::vector<V> buf(m_rows.template in_place<S, V>() ? 0 : 2 * m_rows.length);
                     const std::size_t n = m_rows.length;
                     for (std::size_t k = 0; k < m_rows.rows && n > 0; ++k)
                     {
@@ -217,7 +218,7 @@ namespace xloss
                 }
 
                 /// Runs every row; returns the sum of the kept rows' values (T^2 D), in row order.
-                double run(const row_outputs<V>& out, int threads, row_memory memory) const
+                double run(const row_outputs<S>& out, int threads, row_memory memory) const
                 {
                     row_workspace<V> workspace;
                     return run(row_range{0, m_rows.rows}, out, threads, memory, workspace);
@@ -230,7 +231,7 @@ namespace xloss
                  * returns the sum of those rows' values in row order. Rows go to OpenMP threads in fixed
                  * groups, so the results do not depend on the thread count.
                  */
-                double run(row_range range, const row_outputs<V>& out, int threads, row_memory memory,
+                double run(row_range range, const row_outputs<S>& out, int threads, row_memory memory,
                            row_workspace<V>& workspace) const
                 {
                     const run_scratch scratch = scratch_for(out, threads, memory);
@@ -266,9 +267,10 @@ namespace xloss
                     }
                 };
 
-                run_scratch scratch_for(const row_outputs<V>& out, int threads, row_memory memory) const noexcept
+                run_scratch scratch_for(const row_outputs<S>& out, int threads, row_memory memory) const noexcept
                 {
-                    const std::size_t gathered = m_rows.inner == 1 ? 0 : row_scratch<V>::parts * m_rows.length;
+                    const std::size_t gathered =
+                        m_rows.template in_place<S, V>() ? 0 : row_scratch<V>::parts * m_rows.length;
                     // The exponentials' rows only where a later pass reads them: not for a loss-phase
                     // policy's loss alone.
                     const bool later_passes =
@@ -352,7 +354,7 @@ namespace xloss
 
                 /// One row: its value T^2 D (0 when ignored), and its outputs; `spare` rows (logits only)
                 /// keep the exponentials of its sums pass.
-                double row(std::size_t k, const row_outputs<V>& out, V* block, const row_exps<V>& spare,
+                double row(std::size_t k, const row_outputs<S>& out, V* block, const row_exps<V>& spare,
                            row_fault& fault) const
                 {
                     const std::size_t n = m_rows.length;
@@ -403,9 +405,9 @@ namespace xloss
                     }
                     if (out.loss && !per_class)
                     {
-                        out.loss[k] = static_cast<V>(value);
+                        out.loss[k] = static_cast<S>(static_cast<V>(value));
                     }
-                    for (auto [data, row] : {std::pair<V*, V*>{out.grad_student, to.grad_student},
+                    for (auto [data, row] : {std::pair<S*, V*>{out.grad_student, to.grad_student},
                                              {out.grad_teacher, to.grad_teacher},
                                              {out.loss, to.loss}})
                     {
@@ -418,7 +420,7 @@ namespace xloss
                 }
 
                 /// weight_soft D + weight_hard CE, the parts kept when asked for.
-                double mix(double soft, double hard, std::size_t k, const row_outputs<V>& out) const noexcept
+                double mix(double soft, double hard, std::size_t k, const row_outputs<S>& out) const noexcept
                 {
                     if (out.parts)
                     {
@@ -532,7 +534,7 @@ namespace xloss
 
                 /// The driver of one kept row: its maxima and checks, then the strategy its input and
                 /// policy take (a row of log-probabilities, the loss phase, or the pulls' pass).
-                double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
+                double kept_row(const V* s, const V* t, std::size_t k, const row_outputs<S>& out,
                                 const row_targets<V>& to, const row_exps<V>& spare, row_fault& fault, double& zs) const
                 {
                     const std::size_t n = m_rows.length;
@@ -561,7 +563,7 @@ namespace xloss
 
                 /// A row whose policy has a loss phase: the partition sums and the policy's running sums
                 /// in one pass, then, when anything per class is asked for, one pass that writes it.
-                double loss_phase_row(const row_args& r, std::size_t k, const row_outputs<V>& out,
+                double loss_phase_row(const row_args& r, std::size_t k, const row_outputs<S>& out,
                                       const row_targets<V>& to, const row_exps<V>& spare, double& z_student) const
                 {
                     const std::size_t n = m_rows.length;
@@ -619,7 +621,7 @@ namespace xloss
 
                 /// A row of any policy: the sums pass, a pass of the terms and the pulls (the pulls kept
                 /// in the gradient rows), and one that turns the pulls into gradients.
-                double pulls_row(const row_args& r, std::size_t k, const row_outputs<V>& out, const row_targets<V>& to,
+                double pulls_row(const row_args& r, std::size_t k, const row_outputs<S>& out, const row_targets<V>& to,
                                  const row_exps<V>& spare, double& z_student) const
                 {
                     const row_softmax sm = softmax_sums(r, spare);
@@ -791,7 +793,7 @@ namespace xloss
 
                 /// A row of log-probabilities: the terms and the gradients w.r.t. log q and log p (the
                 /// pulls themselves) in one pass; no softmax, T = 1.
-                double log_prob_row(const V* s, const V* t, std::size_t k, const row_outputs<V>& out,
+                double log_prob_row(const V* s, const V* t, std::size_t k, const row_outputs<S>& out,
                                     const row_targets<V>& to) const
                 {
                     constexpr V lowest = -std::numeric_limits<V>::infinity();
@@ -828,7 +830,7 @@ namespace xloss
                 }
 
                 /// The grad_output of row k (1 when it comes per class, weighing the pulls).
-                static double row_grad_output(std::size_t k, const row_outputs<V>& out,
+                static double row_grad_output(std::size_t k, const row_outputs<S>& out,
                                               const row_targets<V>& to) noexcept
                 {
                     return to.grad_output    ? 1.
@@ -912,8 +914,8 @@ namespace xloss
                 }
 
                 const Policy& m_policy;
-                const V* m_student;
-                const V* m_teacher;
+                const S* m_student;
+                const S* m_teacher;
                 const row_layout& m_rows;
                 const shape_type& m_row_shape;
                 const std::size_t* m_row_ids;

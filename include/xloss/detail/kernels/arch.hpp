@@ -24,6 +24,9 @@
 // | table_log<B>          | false                             | AVX-512DQ: log_normal (a table log of   |
 // |                       |                                   | positive normal numbers) and            |
 // |                       |                                   | finite_and_normal_or_zero(x, t)         |
+// | wide_rows<S>          | false: one element at a time      | F16C (half), AVX2 (bfloat16): rows to   |
+// |                       |                                   | and from float, 8 at a time (the same   |
+// |                       |                                   | roundings)                              |
 //
 // The architecture files are included whatever the translation unit's -m flags, on every x86 build:
 // the hooks' definitions must agree across translation units built for different instruction sets
@@ -31,6 +34,7 @@
 
 #include <type_traits>
 
+#include "../../float16.hpp"
 #include "classify.hpp"
 #include "simd.hpp"
 
@@ -113,6 +117,17 @@ namespace xloss
             /// normal number or a zero) exist for B.
             template <class B, class = void>
             struct table_log : std::false_type
+            {
+            };
+
+            /**
+             * Whether contiguous rows of the storage type S convert to and from float with
+             * instructions of their own; a specialisation has `static void widen(const S* src,
+             * std::size_t n, float* dst)` and `static void narrow(const float* src, std::size_t n,
+             * S* dst)`, which round as S's conversions do.
+             */
+            template <class S, class = void>
+            struct wide_rows : std::false_type
             {
             };
 

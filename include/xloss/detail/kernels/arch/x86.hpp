@@ -11,6 +11,7 @@
 // rounding trick does not survive -ffast-math. Included by ../arch.hpp only.
 
 #include <cmath>
+#include <cstddef>
 #include <type_traits>
 
 #include <immintrin.h>
@@ -83,6 +84,90 @@ namespace xloss
                 __asm__("" : "+v"(r));
                 return r;
             }
+#endif
+
+#if defined(__F16C__)
+            // F16C converts 8 halves at a time; its roundings are float_to_half_bits's (nearest even,
+            // NaN quieted with the top of its payload), and MXCSR's flush and denormals-are-zero modes
+            // (-ffast-math's) do not touch them: a half subnormal is a normal float.
+            template <>
+            struct wide_rows<half> : std::true_type
+            {
+                static void widen(const half* src, std::size_t n, float* dst) noexcept
+                {
+                    std::size_t j = 0;
+                    for (; j + 8 <= n; j += 8)
+                    {
+                        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
+                        _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(h));
+                    }
+                    for (; j < n; ++j)
+                    {
+                        dst[j] = static_cast<float>(src[j]);
+                    }
+                }
+
+                static void narrow(const float* src, std::size_t n, half* dst) noexcept
+                {
+                    std::size_t j = 0;
+                    for (; j + 8 <= n; j += 8)
+                    {
+                        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT);
+                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), h);
+                    }
+                    for (; j < n; ++j)
+                    {
+                        dst[j] = half(src[j]);
+                    }
+                }
+            };
+#endif
+
+#if defined(__AVX2__)
+            // bfloat16 is a float's top half: widening is a shift, narrowing rounds off the low half in
+            // integers (ties to even, NaN quieted), as float_to_bfloat16_bits does, 8 at a time.
+            template <>
+            struct wide_rows<bfloat16> : std::true_type
+            {
+                static void widen(const bfloat16* src, std::size_t n, float* dst) noexcept
+                {
+                    std::size_t j = 0;
+                    for (; j + 8 <= n; j += 8)
+                    {
+                        const __m256i u =
+                            _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j)));
+                        _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
+                    }
+                    for (; j < n; ++j)
+                    {
+                        dst[j] = static_cast<float>(src[j]);
+                    }
+                }
+
+                static void narrow(const float* src, std::size_t n, bfloat16* dst) noexcept
+                {
+                    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+                    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
+                    const __m256i quiet = _mm256_set1_epi32(0x40);
+                    std::size_t j = 0;
+                    for (; j + 8 <= n; j += 8)
+                    {
+                        const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src + j));
+                        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+                        const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), odd), 16);
+                        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+                        const __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet);
+                        const __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);
+                        // 32-bit lanes to 16: pack (within 128-bit halves), then gather the halves' low words.
+                        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm256_castsi256_si128(packed));
+                    }
+                    for (; j < n; ++j)
+                    {
+                        dst[j] = bfloat16(src[j]);
+                    }
+                }
+            };
 #endif
 
 #if defined(__FAST_MATH__) && !defined(__SSE4_1__)

@@ -196,7 +196,8 @@ TEST_CASE("xloss::torch::cross_entropy against torch::nn::functional::cross_entr
                 [&](const torch::Tensor& in)
                 {
                     return xloss::torch::cross_entropy(
-                        in, y, xloss::cross_entropy_options().reduction(reduction).weight(weights).label_smoothing(0.1));
+                        in, y,
+                        xloss::cross_entropy_options().reduction(reduction).weight(weights).label_smoothing(0.1));
                 },
                 [&](const torch::Tensor& in)
                 {
@@ -302,7 +303,8 @@ TEST_CASE("xloss::torch gradients: finite differences in double through autograd
         {"kl_div with logits input",
          [&](const torch::Tensor& in)
          {
-             return xloss::torch::kl_div(in, p, xloss::kl_div_options(xloss::reduction::batchmean).input(xloss::row_input::logits));
+             return xloss::torch::kl_div(
+                 in, p, xloss::kl_div_options(xloss::reduction::batchmean).input(xloss::row_input::logits));
          }},
         {"cross_entropy with z-loss and softcap",
          [&](const torch::Tensor& in)
@@ -314,8 +316,16 @@ TEST_CASE("xloss::torch gradients: finite differences in double through autograd
          {
              return xloss::torch::forward_kl(in, t, y, xloss::distill_options().temperature(2.0).weight_hard(0.5));
          }},
-        {"reverse_kl", [&](const torch::Tensor& in) { return xloss::torch::reverse_kl(in, t); }},
-        {"generalized_jsd", [&](const torch::Tensor& in) { return xloss::torch::generalized_jsd(in, t, y); }},
+        {"reverse_kl",
+         [&](const torch::Tensor& in)
+         {
+             return xloss::torch::reverse_kl(in, t);
+         }},
+        {"generalized_jsd",
+         [&](const torch::Tensor& in)
+         {
+             return xloss::torch::generalized_jsd(in, t, y);
+         }},
         {"symmetric_kl",
          [&](const torch::Tensor& in)
          {
@@ -324,12 +334,14 @@ TEST_CASE("xloss::torch gradients: finite differences in double through autograd
         {"cross_entropy, none",
          [&](const torch::Tensor& in)
          {
-             return xloss::torch::cross_entropy(in, y, xloss::cross_entropy_options().reduction(xloss::reduction::none));
+             return xloss::torch::cross_entropy(in, y,
+                                                xloss::cross_entropy_options().reduction(xloss::reduction::none));
          }},
         {"kl_div with logits input, none",
          [&](const torch::Tensor& in)
          {
-             return xloss::torch::kl_div(in, p, xloss::kl_div_options(xloss::reduction::none).input(xloss::row_input::logits));
+             return xloss::torch::kl_div(in, p,
+                                         xloss::kl_div_options(xloss::reduction::none).input(xloss::row_input::logits));
          }},
     };
     for (const auto& [name, f] : losses)
@@ -350,9 +362,16 @@ TEST_CASE("xloss::torch grad_output, strides, bfloat16 and half", "[torch]")
 
     SECTION("a reduced loss scaled by grad_output: the kept gradient times it")
     {
-        const auto [unit, g1] = value_and_grad(x, [&](const torch::Tensor& in) { return xloss::torch::forward_kl(in, t); });
-        const auto [scaled, g3] =
-            value_and_grad(x, [&](const torch::Tensor& in) { return 3 * xloss::torch::forward_kl(in, t); });
+        const auto [unit, g1] = value_and_grad(x,
+                                               [&](const torch::Tensor& in)
+                                               {
+                                                   return xloss::torch::forward_kl(in, t);
+                                               });
+        const auto [scaled, g3] = value_and_grad(x,
+                                                 [&](const torch::Tensor& in)
+                                                 {
+                                                     return 3 * xloss::torch::forward_kl(in, t);
+                                                 });
         CHECK(torch::allclose(g3, 3 * g1, 1e-6, 0));
     }
     SECTION("an unreduced loss: grad_output per row, against torch")
@@ -371,23 +390,63 @@ TEST_CASE("xloss::torch grad_output, strides, bfloat16 and half", "[torch]")
         const auto xt_ = torch::randn({6, 4}).t(); // (4, 6), not contiguous
         REQUIRE_FALSE(xt_.is_contiguous());
         check_same(
-            xt_, [&](const torch::Tensor& in) { return xloss::torch::cross_entropy(in, y); },
-            [&](const torch::Tensor& in) { return F::cross_entropy(in, y); }, 2e-5, 1e-7);
+            xt_,
+            [&](const torch::Tensor& in)
+            {
+                return xloss::torch::cross_entropy(in, y);
+            },
+            [&](const torch::Tensor& in)
+            {
+                return F::cross_entropy(in, y);
+            },
+            2e-5, 1e-7);
     }
-    SECTION("bfloat16 and half: the loss of the converted logits, the gradient in the input's dtype")
+    SECTION("bfloat16 and half: the float loss of their values, the loss and gradient in the input's dtype")
     {
         for (const auto type : {torch::kBFloat16, torch::kHalf})
         {
             CAPTURE(c10::toString(type));
             const auto low = x.to(type);
-            const auto [value, grad] =
-                value_and_grad(low, [&](const torch::Tensor& in) { return xloss::torch::cross_entropy(in, y); });
-            const auto [value32, grad32] = value_and_grad(
-                low.to(torch::kFloat), [&](const torch::Tensor& in) { return xloss::torch::cross_entropy(in, y); });
+            const auto [value, grad] = value_and_grad(low,
+                                                      [&](const torch::Tensor& in)
+                                                      {
+                                                          return xloss::torch::cross_entropy(in, y);
+                                                      });
+            const auto [value32, grad32] = value_and_grad(low.to(torch::kFloat),
+                                                          [&](const torch::Tensor& in)
+                                                          {
+                                                              return xloss::torch::cross_entropy(in, y);
+                                                          });
             CHECK(value.scalar_type() == type);
             CHECK(grad.scalar_type() == type);
             CHECK(torch::equal(value, value32.to(type)));
             CHECK(torch::equal(grad, grad32.to(type)));
+            const auto jsd = [&](const torch::Tensor& in)
+            {
+                return xloss::torch::generalized_jsd(in, t.to(type), y, xloss::jsd_options().beta(0.3));
+            };
+            const auto [jv, jg] = value_and_grad(low, jsd);
+            const auto [jv32, jg32] =
+                value_and_grad(low.to(torch::kFloat),
+                               [&](const torch::Tensor& in)
+                               {
+                                   return xloss::torch::generalized_jsd(in, t.to(type).to(torch::kFloat), y,
+                                                                        xloss::jsd_options().beta(0.3));
+                               });
+            CHECK(torch::equal(jv, jv32.to(type)));
+            CHECK(torch::equal(jg, jg32.to(type)));
+            // Read in place: the loss's node takes the leaf itself, with no conversion between.
+            const auto leaf = low.clone().requires_grad_(true);
+            const auto edge = xloss::torch::cross_entropy(leaf, y).grad_fn()->next_edges()[0].function;
+            CHECK(edge->name().find("AccumulateGrad") != std::string::npos);
+            // kl_div's kernels read float: libtorch converts first, and autograd goes back through it.
+            const auto [kv, kg] = value_and_grad(x.log_softmax(1).to(type),
+                                                 [&](const torch::Tensor& in)
+                                                 {
+                                                     return xloss::torch::kl_div(in, t.softmax(1).to(type));
+                                                 });
+            CHECK(kv.scalar_type() == type);
+            CHECK(kg.scalar_type() == type);
         }
     }
     SECTION("no grad_fn without grad mode, the same value")
@@ -431,7 +490,8 @@ TEST_CASE("xloss::torch errors name the function and the argument", "[torch]")
 
     // No double backward: an error, not gradients without a graph.
     const auto c = x.clone().requires_grad_(true);
-    const auto none = xloss::torch::cross_entropy(c, y, xloss::cross_entropy_options().reduction(xloss::reduction::none));
+    const auto none =
+        xloss::torch::cross_entropy(c, y, xloss::cross_entropy_options().reduction(xloss::reduction::none));
     CHECK_THROWS_WITH(torch::autograd::grad({none.sum()}, {c}, {}, /*retain_graph=*/true, /*create_graph=*/true),
                       xloss_test::contains("xloss::torch: a loss has no double backward"));
 
@@ -439,7 +499,8 @@ TEST_CASE("xloss::torch errors name the function and the argument", "[torch]")
     const auto a = x.clone().requires_grad_(true);
     const auto loss = xloss::torch::cross_entropy(a, y);
     loss.backward({}, /*retain_graph=*/true);
-    CHECK_THROWS_WITH(loss.backward(), xloss_test::contains("a second backward through it (retain_graph) is not supported"));
+    CHECK_THROWS_WITH(loss.backward(),
+                      xloss_test::contains("a second backward through it (retain_graph) is not supported"));
 }
 
 #ifdef XLOSS_TEST_TORCH_LINEAR

@@ -11,13 +11,13 @@
 /// tensor with a working grad_fn.
 
 #include "../cross_entropy.hpp"
+#include "../detail/torch/calls.hpp"
 #include "../forward_kl.hpp"
 #include "../generalized_jsd.hpp"
 #include "../kl_div.hpp"
 #include "../kl_div_loss.hpp"
 #include "../reverse_kl.hpp"
 #include "../symmetric_kl.hpp"
-#include "../detail/torch/calls.hpp"
 
 namespace xloss
 {
@@ -30,8 +30,10 @@ namespace xloss
          * float, double, bfloat16 or half, and returns the loss in the input's dtype with a grad_fn
          * whose backward gives the input's (the student's) gradient, scaled by grad_output. A reduced
          * loss computes that gradient in its forward passes and keeps it for one backward; an
-         * unreduced one computes it in backward. bfloat16 and half are converted to float (by
-         * libtorch, a copy) before xloss's kernels. Not supported, each a clear error: CUDA tensors,
+         * unreduced one computes it in backward. cross_entropy and the divergences read bfloat16
+         * and half tensors in place (row by row into float; the loss and the gradient rounded to the
+         * input's dtype, as libtorch's are); kl_div converts them to float first (by libtorch, a copy).
+         * Not supported, each a clear error: CUDA tensors,
          * other dtypes, a gradient w.r.t. the target or teacher (detach it), double backward, and a
          * second backward through a reduced loss (retain_graph).
          *
@@ -58,68 +60,75 @@ namespace xloss
             }
 
             /// @brief forward_kl (xloss::ForwardKLLoss) of the student's against the teacher's logits.
-            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits,
+                                              const ::torch::Tensor& teacher_logits,
                                               const distill_options& options = distill_options())
             {
-                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>("xloss::torch::forward_kl", student_logits, teacher_logits,
-                                                         ::torch::Tensor(), options);
+                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>(
+                    "xloss::torch::forward_kl", student_logits, teacher_logits, ::torch::Tensor(), options);
             }
 
             /// @brief forward_kl with labels (ignore_index rows left out, and the hard part's labels).
-            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
-                                              const ::torch::Tensor& labels, const distill_options& options = distill_options())
+            inline ::torch::Tensor forward_kl(const ::torch::Tensor& student_logits,
+                                              const ::torch::Tensor& teacher_logits, const ::torch::Tensor& labels,
+                                              const distill_options& options = distill_options())
             {
-                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>("xloss::torch::forward_kl", student_logits, teacher_logits, labels,
-                                                         options);
+                return detail::torch_bridge::divergence<xloss::ForwardKLLoss>(
+                    "xloss::torch::forward_kl", student_logits, teacher_logits, labels, options);
             }
 
             /// @brief reverse_kl (xloss::ReverseKLLoss) of the student's against the teacher's logits.
-            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits,
+                                              const ::torch::Tensor& teacher_logits,
                                               const distill_options& options = distill_options())
             {
-                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>("xloss::torch::reverse_kl", student_logits, teacher_logits,
-                                                         ::torch::Tensor(), options);
+                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>(
+                    "xloss::torch::reverse_kl", student_logits, teacher_logits, ::torch::Tensor(), options);
             }
 
             /// @brief reverse_kl with labels.
-            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
-                                              const ::torch::Tensor& labels, const distill_options& options = distill_options())
+            inline ::torch::Tensor reverse_kl(const ::torch::Tensor& student_logits,
+                                              const ::torch::Tensor& teacher_logits, const ::torch::Tensor& labels,
+                                              const distill_options& options = distill_options())
             {
-                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>("xloss::torch::reverse_kl", student_logits, teacher_logits, labels,
-                                                         options);
+                return detail::torch_bridge::divergence<xloss::ReverseKLLoss>(
+                    "xloss::torch::reverse_kl", student_logits, teacher_logits, labels, options);
             }
 
             /// @brief generalized_jsd (xloss::GeneralizedJSDLoss) of the student's against the teacher's logits.
-            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits,
+                                                   const ::torch::Tensor& teacher_logits,
                                                    const jsd_options& options = jsd_options())
             {
-                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>("xloss::torch::generalized_jsd", student_logits,
-                                                              teacher_logits, ::torch::Tensor(), options);
+                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>(
+                    "xloss::torch::generalized_jsd", student_logits, teacher_logits, ::torch::Tensor(), options);
             }
 
             /// @brief generalized_jsd with labels.
-            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
-                                                   const ::torch::Tensor& labels, const jsd_options& options = jsd_options())
+            inline ::torch::Tensor generalized_jsd(const ::torch::Tensor& student_logits,
+                                                   const ::torch::Tensor& teacher_logits, const ::torch::Tensor& labels,
+                                                   const jsd_options& options = jsd_options())
             {
-                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>("xloss::torch::generalized_jsd", student_logits,
-                                                              teacher_logits, labels, options);
+                return detail::torch_bridge::divergence<xloss::GeneralizedJSDLoss>(
+                    "xloss::torch::generalized_jsd", student_logits, teacher_logits, labels, options);
             }
 
             /// @brief symmetric_kl (xloss::SymmetricKLLoss) of the student's against the teacher's logits.
-            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
+            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits,
+                                                const ::torch::Tensor& teacher_logits,
                                                 const symmetric_kl_options& options = symmetric_kl_options())
             {
-                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>("xloss::torch::symmetric_kl", student_logits, teacher_logits,
-                                                           ::torch::Tensor(), options);
+                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>(
+                    "xloss::torch::symmetric_kl", student_logits, teacher_logits, ::torch::Tensor(), options);
             }
 
             /// @brief symmetric_kl with labels.
-            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits, const ::torch::Tensor& teacher_logits,
-                                                const ::torch::Tensor& labels,
+            inline ::torch::Tensor symmetric_kl(const ::torch::Tensor& student_logits,
+                                                const ::torch::Tensor& teacher_logits, const ::torch::Tensor& labels,
                                                 const symmetric_kl_options& options = symmetric_kl_options())
             {
-                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>("xloss::torch::symmetric_kl", student_logits, teacher_logits,
-                                                           labels, options);
+                return detail::torch_bridge::divergence<xloss::SymmetricKLLoss>(
+                    "xloss::torch::symmetric_kl", student_logits, teacher_logits, labels, options);
             }
         }
     }

@@ -23,6 +23,8 @@ namespace xloss
             {
                 struct pointwise_call
                 {
+                    static constexpr dtypes read = dtypes::float_double;
+
                     template <class V, class Loss>
                     static auto loss(const Loss& l, const loss_args& a)
                     {
@@ -50,6 +52,8 @@ namespace xloss
 
                 struct cross_entropy_call
                 {
+                    static constexpr dtypes read = dtypes::with_16_bit;
+
                     template <class V, class Loss>
                     static auto loss(const Loss& l, const loss_args& a)
                     {
@@ -89,6 +93,8 @@ namespace xloss
 
                 struct divergence_call
                 {
+                    static constexpr dtypes read = dtypes::with_16_bit;
+
                     /// f(labels): all_rows without labels.
                     template <class F>
                     static auto with_any_labels(const ::torch::Tensor& labels, F&& f)
@@ -125,12 +131,12 @@ namespace xloss
                     template <class V, class Loss, class G>
                     static auto backward(const Loss& l, const loss_args& a, const G& grad_output)
                     {
-                        return with_any_labels(
-                            a.labels,
-                            [&](const auto& y)
-                            {
-                                return xt::xarray<V>(l.backward(view<V>(a.input), view<V>(a.target), y, grad_output));
-                            });
+                        return with_any_labels(a.labels,
+                                               [&](const auto& y)
+                                               {
+                                                   return xt::xarray<V>(
+                                                       l.backward(view<V>(a.input), view<V>(a.target), y, grad_output));
+                                               });
                     }
                 };
 
@@ -146,8 +152,9 @@ namespace xloss
 
                 /// A divergence of the caller's tensors (`labels` undefined: all rows).
                 template <class Loss>
-                ::torch::Tensor divergence(const char* func, const ::torch::Tensor& student, const ::torch::Tensor& teacher,
-                                           const ::torch::Tensor& labels, const typename Loss::options_type& options)
+                ::torch::Tensor divergence(const char* func, const ::torch::Tensor& student,
+                                           const ::torch::Tensor& teacher, const ::torch::Tensor& labels,
+                                           const typename Loss::options_type& options)
                 {
                     return run<divergence_call>(Loss(options), func, {student, "student_logits"},
                                                 {teacher, "teacher_logits"}, {labels, "labels", false});

@@ -43,7 +43,8 @@ namespace xloss
                     /// The loss; with `grad`, also the input's gradient for grad_output 1 into it.
                     virtual ::torch::Tensor forward(const loss_args& args, ::torch::Tensor* grad) const = 0;
                     /// The input's gradient for `grad_output` (of the loss's shape, the compute type).
-                    virtual ::torch::Tensor backward(const loss_args& args, const ::torch::Tensor& grad_output) const = 0;
+                    virtual ::torch::Tensor backward(const loss_args& args,
+                                                     const ::torch::Tensor& grad_output) const = 0;
                 };
 
                 /// A loss adapted by `Call`, whose static members call it on xtensor views:
@@ -66,29 +67,31 @@ namespace xloss
 
                     ::torch::Tensor forward(const loss_args& args, ::torch::Tensor* grad) const override
                     {
-                        return with_value_type(args.input,
-                                               [&](auto v)
-                                               {
-                                                   using V = decltype(v);
-                                                   if (grad == nullptr)
-                                                   {
-                                                       return to_tensor(xt::xarray<V>(Call::template loss<V>(m_loss, args)));
-                                                   }
-                                                   auto r = Call::template forward_backward<V>(m_loss, args);
-                                                   *grad = to_tensor(std::move(Call::grad(r)));
-                                                   return to_tensor(std::move(r.loss));
-                                               });
+                        return with_value_type<Call::read>(
+                            args.input,
+                            [&](auto v)
+                            {
+                                using V = decltype(v);
+                                if (grad == nullptr)
+                                {
+                                    return to_tensor(xt::xarray<V>(Call::template loss<V>(m_loss, args)));
+                                }
+                                auto r = Call::template forward_backward<V>(m_loss, args);
+                                *grad = to_tensor(std::move(Call::grad(r)));
+                                return to_tensor(std::move(r.loss));
+                            });
                     }
 
                     ::torch::Tensor backward(const loss_args& args, const ::torch::Tensor& grad_output) const override
                     {
-                        return with_value_type(args.input,
-                                               [&](auto v)
-                                               {
-                                                   using V = decltype(v);
-                                                   return to_tensor(xt::xarray<V>(
-                                                       Call::template backward<V>(m_loss, args, view<V>(grad_output))));
-                                               });
+                        return with_value_type<Call::read>(
+                            args.input,
+                            [&](auto v)
+                            {
+                                using V = decltype(v);
+                                return to_tensor(
+                                    xt::xarray<V>(Call::template backward<V>(m_loss, args, view<V>(grad_output))));
+                            });
                     }
 
                 private:
@@ -102,12 +105,14 @@ namespace xloss
                 public:
 
                     /// `target` and `labels` are optional: libtorch's autograd takes no undefined tensor.
-                    static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx, const ::torch::Tensor& input,
+                    static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx,
+                                                   const ::torch::Tensor& input,
                                                    const c10::optional<::torch::Tensor>& target,
                                                    const c10::optional<::torch::Tensor>& labels,
                                                    const c10::intrusive_ptr<torch_loss>& loss, bool keep_grad)
                     {
-                        const loss_args args{input, target.value_or(::torch::Tensor()), labels.value_or(::torch::Tensor())};
+                        const loss_args args{input, target.value_or(::torch::Tensor()),
+                                             labels.value_or(::torch::Tensor())};
                         ::torch::Tensor grad;
                         ::torch::Tensor value = loss->forward(args, keep_grad && loss->reduced() ? &grad : nullptr);
                         if (keep_grad)
@@ -129,7 +134,8 @@ namespace xloss
                                                                      ::torch::autograd::variable_list grads)
                     {
                         check_first_order("a loss");
-                        const auto loss = c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
+                        const auto loss =
+                            c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
                         const ::torch::Tensor& grad_output = grads[0];
                         ::torch::Tensor grad;
                         if (loss->reduced())
@@ -159,8 +165,9 @@ namespace xloss
                         auto it = ctx->saved_data.find("grad");
                         if (it == ctx->saved_data.end())
                         {
-                            throw std::runtime_error("xloss::torch: a reduced loss keeps its gradient for one backward "
-                                                     "pass; a second backward through it (retain_graph) is not supported");
+                            throw std::runtime_error(
+                                "xloss::torch: a reduced loss keeps its gradient for one backward "
+                                "pass; a second backward through it (retain_graph) is not supported");
                         }
                         ::torch::Tensor grad = it->second.toTensor();
                         ctx->saved_data.erase("grad");
@@ -178,8 +185,9 @@ namespace xloss
                 };
 
                 /// `loss` of the caller's tensors through the autograd function, as `Call` calls it: the
-                /// arguments checked, converted to the compute type and made contiguous (libtorch
-                /// operations, which autograd goes back through), the loss in the input's dtype.
+                /// arguments checked, converted to the type its kernels read (Call::read) and made
+                /// contiguous (libtorch operations, which autograd goes back through), the loss in the
+                /// input's dtype.
                 template <class Call, class Loss>
                 ::torch::Tensor run(const Loss& loss, const char* func, const named_tensor& input,
                                     const named_tensor& target, const named_tensor& labels)
@@ -207,7 +215,7 @@ namespace xloss
                     {
                         check_labels(labels.tensor, func, labels.name);
                     }
-                    const auto type = compute_type(input.tensor);
+                    const auto type = compute_type(input.tensor, Call::read);
                     const loss_args args{prepared(input.tensor, type), prepared(target.tensor, type),
                                          prepared_labels(labels.tensor)};
                     const bool keep_grad = grad_mode && args.input.requires_grad();
@@ -215,10 +223,9 @@ namespace xloss
                     {
                         return t.defined() ? c10::optional<::torch::Tensor>(t) : c10::nullopt;
                     };
-                    ::torch::Tensor value = loss_function::apply(args.input, optional(args.target), optional(args.labels),
-                                                                 c10::intrusive_ptr<torch_loss>(
-                                                                     c10::make_intrusive<adapted_loss<Loss, Call>>(loss)),
-                                                                 keep_grad);
+                    ::torch::Tensor value = loss_function::apply(
+                        args.input, optional(args.target), optional(args.labels),
+                        c10::intrusive_ptr<torch_loss>(c10::make_intrusive<adapted_loss<Loss, Call>>(loss)), keep_grad);
                     const auto input_type = input.tensor.scalar_type();
                     return value.scalar_type() == input_type ? value : value.to(input_type);
                 }

@@ -49,16 +49,17 @@ namespace xloss
                                             const ::torch::Tensor& bias, const ::torch::Tensor& labels,
                                             ::torch::Tensor* grads) const override
                     {
-                        return with_value_type(hidden,
-                                               [&](auto v)
-                                               {
-                                                   using V = decltype(v);
-                                                   return with_labels(labels,
-                                                                      [&](const auto& y)
-                                                                      {
-                                                                          return run<V>(hidden, weight, bias, y, grads);
-                                                                      });
-                                               });
+                        return with_value_type<dtypes::float_double>(
+                            hidden,
+                            [&](auto v)
+                            {
+                                using V = decltype(v);
+                                return with_labels(labels,
+                                                   [&](const auto& y)
+                                                   {
+                                                       return run<V>(hidden, weight, bias, y, grads);
+                                                   });
+                            });
                     }
 
                 private:
@@ -78,7 +79,8 @@ namespace xloss
                     }
 
                     template <class Head, class H, class Y>
-                    ::torch::Tensor result(const Head& head, const H& hidden, const Y& labels, ::torch::Tensor* grads) const
+                    ::torch::Tensor result(const Head& head, const H& hidden, const Y& labels,
+                                           ::torch::Tensor* grads) const
                     {
                         using V = typename H::value_type;
                         if (grads == nullptr)
@@ -100,8 +102,9 @@ namespace xloss
                 {
                 public:
 
-                    static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx, const ::torch::Tensor& hidden,
-                                                   const ::torch::Tensor& weight, const c10::optional<::torch::Tensor>& bias,
+                    static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx,
+                                                   const ::torch::Tensor& hidden, const ::torch::Tensor& weight,
+                                                   const c10::optional<::torch::Tensor>& bias,
                                                    const ::torch::Tensor& labels,
                                                    const c10::intrusive_ptr<torch_linear_loss>& loss, bool keep_grad)
                     {
@@ -129,9 +132,10 @@ namespace xloss
                             auto it = ctx->saved_data.find(name);
                             if (it == ctx->saved_data.end())
                             {
-                                throw std::runtime_error("xloss::torch: a fused linear loss keeps its gradients for one "
-                                                         "backward pass; a second backward through it (retain_graph) "
-                                                         "is not supported");
+                                throw std::runtime_error(
+                                    "xloss::torch: a fused linear loss keeps its gradients for one "
+                                    "backward pass; a second backward through it (retain_graph) "
+                                    "is not supported");
                             }
                             ::torch::Tensor g = it->second.toTensor();
                             ctx->saved_data.erase(name);
@@ -168,9 +172,11 @@ namespace xloss
                     const ::torch::Tensor h = prepared(hidden, type);
                     const ::torch::Tensor w = prepared(weight, type);
                     const ::torch::Tensor b = prepared(bias, type);
-                    const bool keep_grad = ::torch::autograd::GradMode::is_enabled()
-                                        && (h.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
-                    const c10::intrusive_ptr<torch_linear_loss> adapted = c10::make_intrusive<adapted_linear_loss<Loss>>(loss);
+                    const bool keep_grad =
+                        ::torch::autograd::GradMode::is_enabled()
+                        && (h.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
+                    const c10::intrusive_ptr<torch_linear_loss> adapted =
+                        c10::make_intrusive<adapted_linear_loss<Loss>>(loss);
                     ::torch::Tensor value = linear_loss_function::apply(
                         h, w, b.defined() ? c10::optional<::torch::Tensor>(b) : c10::nullopt, prepared_labels(labels),
                         adapted, keep_grad);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,8 @@
 #include "../../compat.hpp"
 #include XLOSS_XTENSOR_HEADER(containers, xadapt.hpp)
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
+
+#include "../../float16.hpp"
 
 namespace xloss
 {
@@ -94,13 +97,32 @@ namespace xloss
                     check_cpu(t, func, arg);
                     if (!c10::isIntegralType(t.scalar_type(), /*includeBool=*/false))
                     {
-                        fail(func, arg, std::string("has dtype ") + c10::toString(t.scalar_type()) + "; labels are integers");
+                        fail(func, arg,
+                             std::string("has dtype ") + c10::toString(t.scalar_type()) + "; labels are integers");
                     }
                 }
 
-                /// The type xloss computes in: double for double tensors, float for the others.
-                inline ::torch::ScalarType compute_type(const ::torch::Tensor& t)
+                /// The dtypes a loss's kernels read: float and double, or the 16-bit ones too (the row
+                /// losses, which convert them row by row).
+                enum class dtypes
                 {
+                    float_double,
+                    with_16_bit
+                };
+
+                inline bool is_16_bit(::torch::ScalarType type) noexcept
+                {
+                    return type == ::torch::kBFloat16 || type == ::torch::kHalf;
+                }
+
+                /// The dtype xloss reads the tensor in: its own where the kernels read it, else double for
+                /// double tensors and float for the others.
+                inline ::torch::ScalarType compute_type(const ::torch::Tensor& t, dtypes read = dtypes::float_double)
+                {
+                    if (read == dtypes::with_16_bit && is_16_bit(t.scalar_type()))
+                    {
+                        return t.scalar_type();
+                    }
                     return t.scalar_type() == ::torch::kDouble ? ::torch::kDouble : ::torch::kFloat;
                 }
 
@@ -122,19 +144,60 @@ namespace xloss
                     return (direct ? t : t.to(::torch::kLong)).contiguous();
                 }
 
+                /// The dtype of elements of type V (xloss's 16-bit types have c10's layouts).
+                template <class V>
+                constexpr ::torch::ScalarType scalar_type_of() noexcept
+                {
+                    if constexpr (std::is_same<V, xloss::bfloat16>::value)
+                    {
+                        return ::torch::kBFloat16;
+                    }
+                    else if constexpr (std::is_same<V, xloss::half>::value)
+                    {
+                        return ::torch::kHalf;
+                    }
+                    else
+                    {
+                        return c10::CppTypeToScalarType<V>::value;
+                    }
+                }
+
+                /// A contiguous CPU tensor's elements as V (checked against its dtype).
+                template <class V>
+                V* data_of(const ::torch::Tensor& t)
+                {
+                    if (t.scalar_type() != scalar_type_of<V>())
+                    {
+                        throw std::logic_error("xloss::torch: a tensor read in another dtype than its own");
+                    }
+                    return static_cast<V*>(t.data_ptr());
+                }
+
                 /// An xtensor view of a contiguous CPU tensor of element type V.
                 template <class V>
                 auto view(const ::torch::Tensor& t)
                 {
                     std::vector<std::size_t> shape(t.sizes().begin(), t.sizes().end());
-                    return xt::adapt(t.data_ptr<V>(), static_cast<std::size_t>(t.numel()), xt::no_ownership(),
+                    return xt::adapt(data_of<V>(t), static_cast<std::size_t>(t.numel()), xt::no_ownership(),
                                      std::move(shape));
                 }
 
-                /// f(value) with a value of the tensor's compute type (float or double).
-                template <class F>
+                /// f(value) with a value of the prepared tensor's type: float or double, or bfloat16 and half
+                /// where the loss reads them (Read).
+                template <dtypes Read, class F>
                 ::torch::Tensor with_value_type(const ::torch::Tensor& t, F&& f)
                 {
+                    if constexpr (Read == dtypes::with_16_bit)
+                    {
+                        if (t.scalar_type() == ::torch::kBFloat16)
+                        {
+                            return f(xloss::bfloat16{});
+                        }
+                        if (t.scalar_type() == ::torch::kHalf)
+                        {
+                            return f(xloss::half{});
+                        }
+                    }
                     return t.scalar_type() == ::torch::kDouble ? f(double{}) : f(float{});
                 }
 
@@ -161,7 +224,7 @@ namespace xloss
                         {
                             delete held;
                         },
-                        ::torch::TensorOptions().dtype(c10::CppTypeToScalarType<V>::value));
+                        ::torch::TensorOptions().dtype(scalar_type_of<V>()));
                 }
             }
         }

@@ -34,13 +34,13 @@ namespace
         return o;
     }
 
-    template <class V>
-    void check_golden_case(const xloss_test::golden_case& c, double rtol, double atol)
+    /// A case against its labels (class indices) or probability targets (of V).
+    template <class V, class L>
+    void check_golden_case(const xloss_test::golden_case& c, const L& labels, double rtol, double atol)
     {
         INFO("case " << c.name);
         const xloss::CrossEntropyLoss loss(golden_options(c));
         const xt::xarray<V> x = c.tensors.at("logits").as<V>();
-        const xt::xarray<long long> labels = c.tensors.at("labels").as<long long>();
         const xt::xarray<double> expected = c.tensors.at("loss").as<double>();
         CHECK(xloss_test::compare(loss(x, labels), expected, rtol, atol) == "");
         if (c.tensors.count("grad") == 0)
@@ -64,15 +64,17 @@ namespace
         }
     }
 
-    /// sum(g * loss), for the finite differences.
-    double weighted(const xloss::CrossEntropyLoss& loss, const xt::xarray<double>& x, const xt::xarray<int>& labels,
+    /// sum(g * loss), for the finite differences (labels, or probability targets).
+    template <class L>
+    double weighted(const xloss::CrossEntropyLoss& loss, const xt::xarray<double>& x, const L& labels,
                     const xt::xarray<double>& g)
     {
         return xt::sum(loss(x, labels) * g)();
     }
 
-    void check_gradients(const xloss::CrossEntropyLoss& loss, const xt::xarray<double>& x,
-                         const xt::xarray<int>& labels, const xt::xarray<double>& g)
+    template <class L>
+    void check_gradients(const xloss::CrossEntropyLoss& loss, const xt::xarray<double>& x, const L& labels,
+                         const xt::xarray<double>& g)
     {
         const xt::xarray<double> grad = loss.backward(x, labels, g);
         const double h = 1e-6;
@@ -91,18 +93,33 @@ namespace
 TEST_CASE("cross_entropy matches PyTorch's F.cross_entropy", "[golden][cross_entropy]")
 {
     const auto cases = xloss_test::read_golden(XLOSS_CROSS_ENTROPY_GOLDEN_FILE);
-    REQUIRE(cases.size() >= 130);
+    REQUIRE(cases.size() >= 180);
+    std::size_t soft = 0;
     for (const auto& c : cases)
     {
+        const auto run = [&](auto v, double rtol, double atol)
+        {
+            using V = decltype(v);
+            if (c.tensors.count("targets"))
+            {
+                ++soft;
+                check_golden_case<V>(c, xt::xarray<V>(c.tensors.at("targets").as<V>()), rtol, atol);
+            }
+            else
+            {
+                check_golden_case<V>(c, xt::xarray<long long>(c.tensors.at("labels").as<long long>()), rtol, atol);
+            }
+        };
         if (c.dtype == "float")
         {
-            check_golden_case<float>(c, 3e-5, 3e-6);
+            run(float{}, 3e-5, 3e-6);
         }
         else
         {
-            check_golden_case<double>(c, 1e-10, 1e-12);
+            run(double{}, 1e-10, 1e-12);
         }
     }
+    CHECK(soft == 72);
 }
 
 TEST_CASE("cross_entropy gradients match finite differences with every option", "[gradcheck][cross_entropy]")
@@ -132,6 +149,51 @@ TEST_CASE("cross_entropy gradients match finite differences with every option", 
     const xt::xarray<double> y = xt::transpose(x, {0, 2, 1});
     check_gradients(xloss::CrossEntropyLoss(xloss::cross_entropy_options().label_smoothing(0.1).weight(w)), y, labels,
                     xt::xarray<double>(1.0));
+}
+
+TEST_CASE("cross_entropy with probability targets: gradients, masked classes, errors", "[gradcheck][cross_entropy]")
+{
+    const xt::xarray<double> x = {{{0.3, -1.2, 2.0, 0.1, 0.7}, {1.5, 0.2, -0.7, 0.9, -2.0}},
+                                  {{-0.4, 0.8, 0.05, -2.1, 1.2}, {0.6, 0.6, 1.1, -0.3, 0.0}}};
+    const xt::xarray<double> t = {{{0.1, 0.2, 0.3, 0.0, 0.4}, {0.0, 0.0, 1.0, 0.0, 0.0}},
+                                  {{0.5, 0.25, 0.25, 0.0, 0.0}, {0.2, 0.2, 0.2, 0.2, 0.2}}};
+    const std::vector<double> w = {0.5, 1.5, 1.0, 2.0, 0.25};
+    for (const auto r : {xloss::reduction::none, xloss::reduction::sum, xloss::reduction::mean})
+    {
+        const xt::xarray<double> g =
+            r == xloss::reduction::none ? xt::xarray<double>{{0.7, -1.3}, {0.4, 1.1}} : xt::xarray<double>(0.75);
+        const auto o = xloss::cross_entropy_options().class_axis(-1).reduction(r);
+        check_gradients(xloss::CrossEntropyLoss(o), x, t, g);
+        check_gradients(xloss::CrossEntropyLoss(
+                            xloss::cross_entropy_options(o).weight(w).label_smoothing(0.2).z_loss(0.01).softcap(1.5)),
+                        x, t, g);
+    }
+    // The same targets as one-hot rows give the labels' loss; `mean` divides by the rows, not the weights.
+    const xt::xarray<double> hot = {{0., 0., 0., 1., 0.}, {1., 0., 0., 0., 0.}};
+    const xt::xarray<double> x2 = xt::view(x, 0, xt::all(), xt::all());
+    const auto mean = xloss::cross_entropy_options().weight(w);
+    CHECK(xloss::cross_entropy(x2, hot, mean)()
+          == Approx(xt::sum(xloss::cross_entropy(x2, xt::xarray<int>{3, 0},
+                                                 xloss::cross_entropy_options(mean).reduction("sum")))()
+                    / 2)
+                 .epsilon(1e-12));
+    // A masked class (logit -inf) with target 0 adds nothing: no NaN (PyTorch's 0 * -inf is NaN);
+    // with target mass the loss is +inf.
+    xt::xarray<double> masked = x2;
+    masked(0, 3) = -std::numeric_limits<double>::infinity();
+    const xt::xarray<double> t2 = xt::view(t, 0, xt::all(), xt::all());
+    const auto none = xloss::cross_entropy_options().reduction(xloss::reduction::none);
+    const auto fb = xloss::CrossEntropyLoss(none).forward_backward(masked, t2);
+    CHECK(std::isfinite(fb.loss(0)));
+    CHECK(fb.grad_logits(0, 3) == 0.);
+    CHECK(std::isfinite(fb.grad_logits(0, 0)));
+    masked(0, 0) = -std::numeric_limits<double>::infinity();
+    CHECK(xloss::cross_entropy(masked, t2, none)(0) == std::numeric_limits<double>::infinity());
+    CHECK_THROWS_WITH((void)xloss::cross_entropy(x2, xt::xarray<double>{0.5, 0.5}),
+                      "xloss::cross_entropy: probability targets of shape (2) and logits of shape (2, 5) differ "
+                      "(class indices are integers)");
+    CHECK_THROWS_WITH((void)xloss::cross_entropy(x2, t2, xloss::cross_entropy_options().ignore_index(0)),
+                      "xloss::cross_entropy: ignore_index 0 is not supported with probability targets");
 }
 
 TEST_CASE("cross_entropy: class axes, flattened labels, empty means and the divisor", "[cross_entropy]")

@@ -7,8 +7,8 @@
 #define XLOSS_CROSS_ENTROPY_HPP
 
 /// @file
-/// The cross-entropy from logits and class labels: PyTorch's F.cross_entropy, with LM training's
-/// z-loss and logit soft-capping.
+/// The cross-entropy from logits and class labels or probability targets: PyTorch's F.cross_entropy,
+/// with LM training's z-loss and logit soft-capping.
 
 #include <optional>
 #include <type_traits>
@@ -47,6 +47,12 @@ namespace xloss
          * as many elements (read in row-major order); a label that is neither a class nor ignore_index
          * is an error naming its row, as is a kept row of -inf logits or with a +inf logit. Ignored rows
          * are never read.
+         *
+         * **Probability targets** (PyTorch's soft labels): targets of floating-point type and of the
+         * logits' shape, t' = (1 - eps) t + eps / C, give each row
+         * `sum_j w_j t'_j (lse - x'_j) + z lse^2`; every row counts, `mean` divides by the number of rows
+         * (as PyTorch, whatever the weights) and ignore_index must stay negative. A class whose target is
+         * 0 adds nothing, also where its logit is -inf (PyTorch's `0 * -inf` gives NaN there).
          *
          * @code
          * xt::xarray<float> x = {{2.f, 0.5f, -1.f}, {0.f, 1.f, 2.f}};

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Golden values of cross_entropy, from PyTorch's own F.cross_entropy with class indices.
+"""Golden values of cross_entropy, from PyTorch's own F.cross_entropy with class indices and with
+probability targets (soft labels).
 
-Each case stores float or double logits and int64 labels (some -100, ignored), and PyTorch's loss
+Each case stores float or double logits and int64 labels (some -100, ignored) or probability
+targets of the logits' shape (some classes exactly 0), and PyTorch's loss
 and autograd gradient of the logits for a grad_output of 0.75 (reduced) or one per row (none),
 computed in float64 from the stored values. Options: the class axis (PyTorch's 1 on (N, C) and
 (N, C, d1, d2); the last axis of an LM's (B, S, V) layout, moved to 1 for F.cross_entropy),
@@ -35,7 +37,8 @@ LAYOUTS = {
 }
 
 VARIANTS = {
-    # name: (ignore some rows, label_smoothing, weighted, z_loss, softcap)
+    # name: (ignore some rows, label_smoothing, weighted, z_loss, softcap); "soft" variants take
+    # probability targets instead of labels (ignore is then unused)
     "plain": (False, 0.0, False, 0.0, 0.0),
     "ignore": (True, 0.0, False, 0.0, 0.0),
     "smooth": (True, 0.1, False, 0.0, 0.0),
@@ -44,18 +47,25 @@ VARIANTS = {
     "z_loss": (True, 0.0, False, 1e-3, 0.0),
     "softcap": (True, 0.1, False, 0.0, 2.5),
     "all_ignored": (None, 0.0, False, 0.0, 0.0),
+    "soft": (False, 0.0, False, 0.0, 0.0),
+    "soft_weight_smooth": (False, 0.2, True, 0.0, 0.0),
+    "soft_z_loss_softcap": (False, 0.0, False, 1e-3, 2.5),
 }
 
 
 def cross_entropy(x, labels, axis, reduction, smoothing, weight, z_loss, cap):
+    """labels: class indices, or probability targets of x's shape."""
+    soft = labels.is_floating_point()
     if axis != 1:
         x = x.movedim(axis, 1)
+        if soft:
+            labels = labels.movedim(axis, 1)
     if cap > 0:
         x = cap * torch.tanh(x / cap)
     loss = F.cross_entropy(x, labels, weight=weight, ignore_index=IGNORE, reduction="none" if z_loss else reduction,
                            label_smoothing=smoothing)
     if z_loss:
-        keep = labels != IGNORE
+        keep = torch.ones_like(loss, dtype=torch.bool) if soft else labels != IGNORE
         loss = loss + torch.where(keep, z_loss * torch.logsumexp(x, 1) ** 2, torch.zeros_like(loss))
         if reduction == "sum":
             loss = loss.sum()
@@ -82,7 +92,13 @@ def main():
             for variant, (ignore, smoothing, weighted, z_loss, cap) in VARIANTS.items():
                 x = (torch.randn(shape) * 2).to(dtype)
                 labels = torch.randint(0, classes, row_shape)
-                if ignore is None:
+                soft = variant.startswith("soft")
+                if soft:
+                    # Probabilities along the class axis, a few exactly 0 (masked classes).
+                    p = torch.randn(shape).double()
+                    p.view(-1)[2::5] = -float("inf")
+                    labels = torch.softmax(p, axis)
+                elif ignore is None:
                     labels[...] = IGNORE
                 elif ignore:
                     labels.view(-1)[1::3] = IGNORE
@@ -94,7 +110,7 @@ def main():
                     wd = weight.double() if weighted else None
                     loss = cross_entropy(xd, labels, axis, reduction, smoothing, wd, z_loss, cap)
                     g = torch.rand(row_shape, dtype=torch.float64) * 2 - 0.5 if reduction == "none" else torch.tensor(0.75, dtype=torch.float64)
-                    tensors = {"logits": x.double(), "labels": labels.double()}
+                    tensors = {"logits": x.double(), "targets" if soft else "labels": labels.double()}
                     if weighted:
                         tensors["weight"] = wd
                     tensors["loss"] = loss.detach()

@@ -93,27 +93,48 @@ namespace xloss
                 return options.empty_mean() == xloss::empty_mean::zero ? 0. : std::numeric_limits<double>::quiet_NaN();
             }
 
+            /// Whether targets of element type T are probabilities (of the logits' shape), not class indices.
+            template <class T>
+            struct is_soft_target
+                : std::integral_constant<bool, std::is_floating_point<T>::value || is_float16<T>::value>
+            {
+            };
+
+            /**
+             * One call: the logits V (float, double or a 16-bit type) and targets LV, class indices
+             * (integers) or probabilities (floating point, of the logits' shape: PyTorch's soft labels).
+             */
             template <class V, class LV>
             class cross_entropy_call : public row_call_base<cross_entropy_call<V, LV>, V>
             {
             public:
 
+                static constexpr bool soft = is_soft_target<LV>::value;
+
                 template <class X, class L>
-                cross_entropy_call(const X& logits, const L& labels, const cross_entropy_options& options,
+                cross_entropy_call(const X& logits, const L& targets, const cross_entropy_options& options,
                                    const char* func)
                     : m_func(func)
                     , m_shape(to_shape(logits.shape()))
                     , m_rows(checked_rows(options))
                     , m_logits(logits)
-                    , m_labels(labels)
+                    , m_labels(targets)
                     , m_options(options)
                     , m_threads(resolve_threads(options.num_threads(), func))
                 {
                     static_assert(!std::is_same<LV, bool>::value,
                                   "xloss::cross_entropy: labels are class indices, not a mask");
                     check_cross_entropy_options(options, m_rows.length, func);
-                    check_labels(labels, m_row_shape, m_shape, func);
-                    count_kept(options);
+                    if constexpr (soft)
+                    {
+                        check_soft_targets(targets, options);
+                        m_divisor = cross_entropy_divisor(options, static_cast<double>(m_rows.rows));
+                    }
+                    else
+                    {
+                        check_labels(targets, m_row_shape, m_shape, func);
+                        count_kept(options);
+                    }
                 }
 
                 const shape_type& shape() const noexcept
@@ -152,7 +173,15 @@ namespace xloss
                 /// Whether n elements from p share memory with the logits.
                 bool overlaps_inputs(const V* p, std::size_t n) const noexcept
                 {
-                    return overlap_bytes(p, n * sizeof(V), m_logits.data, size_of(m_shape) * sizeof(V));
+                    const std::size_t bytes = size_of(m_shape) * sizeof(V);
+                    if constexpr (soft)
+                    {
+                        if (overlap_bytes(p, n * sizeof(V), m_labels.data, bytes))
+                        {
+                            return true;
+                        }
+                    }
+                    return overlap_bytes(p, n * sizeof(V), m_logits.data, bytes);
                 }
 
                 /// Runs rows [range.first, range.last) into `out`; returns their sum / divisor (checks
@@ -166,10 +195,8 @@ namespace xloss
                             std::string("xloss::") + m_func + ": rows [" + std::to_string(range.first) + ", "
                             + std::to_string(range.last) + ") of a call of " + std::to_string(m_rows.rows) + " rows"));
                     }
-                    const cross_entropy_rows<default_batch<compute_t<V>>, LV, V> rows(
-                        cross_entropy_source<V, LV>{m_logits.data, m_rows, m_row_shape, m_labels.values.data,
-                                                    m_options.ignore_index(), m_func},
-                        cross_entropy_terms_of<compute_t<V>>(m_options, m_rows.length));
+                    const cross_entropy_rows<default_batch<compute_t<V>>, label_type, V> rows(
+                        source(), cross_entropy_terms_of<compute_t<V>>(m_options, m_rows.length));
                     if (checks == row_checks::before_writing)
                     {
                         rows.check_rows();
@@ -185,6 +212,43 @@ namespace xloss
                 }
 
             private:
+
+                /// Class indices, or for probability targets none (the rows read `targets` instead).
+                using label_type = std::conditional_t<soft, long long, LV>;
+
+                cross_entropy_source<V, label_type> source() const noexcept
+                {
+                    if constexpr (soft)
+                    {
+                        return {m_logits.data, m_rows,  m_row_shape,  nullptr, m_options.ignore_index(),
+                                m_func,        nullptr, m_labels.data};
+                    }
+                    else
+                    {
+                        return {m_logits.data, m_rows, m_row_shape, m_labels.values.data, m_options.ignore_index(),
+                                m_func};
+                    }
+                }
+
+                /// Probability targets: of the logits' shape, and no ignore_index (as PyTorch's).
+                template <class T>
+                void check_soft_targets(const T& targets, const cross_entropy_options& options) const
+                {
+                    const shape_type got = to_shape(targets.shape());
+                    if (got != m_shape)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func
+                                                            + ": probability targets of shape " + shape_to_string(got)
+                                                            + " and logits of shape " + shape_to_string(m_shape)
+                                                            + " differ (class indices are integers)"));
+                    }
+                    if (options.ignore_index() >= 0)
+                    {
+                        detail::raise(std::invalid_argument(std::string("xloss::") + m_func + ": ignore_index "
+                                                            + std::to_string(options.ignore_index())
+                                                            + " is not supported with probability targets"));
+                    }
+                }
 
                 /// Whether `mean` divides by 0 (no kept row, or kept rows whose weights sum to 0).
                 bool empty() const noexcept
@@ -236,7 +300,7 @@ namespace xloss
                 shape_type m_row_shape;
                 row_layout m_rows;
                 contiguous_array<V> m_logits;
-                label_store<LV> m_labels;
+                std::conditional_t<soft, contiguous_array<V>, label_store<LV>> m_labels; ///< labels or targets
                 const cross_entropy_options& m_options;
                 int m_threads;
                 double m_divisor = 1.;

@@ -63,6 +63,7 @@ namespace xloss
                 long long ignore_index;
                 const char* func;
                 const std::size_t* row_ids = nullptr; ///< the caller's row of each row (errors name it), or null
+                const V* targets = nullptr; ///< probability targets in the logits' layout (then no labels), or null
             };
 
             /// The rows of a cross-entropy of logits stored as S (the 16-bit types read into B's float row
@@ -90,7 +91,7 @@ namespace xloss
                     std::vector<V> buf(m_src.rows.template in_place<S, V>() ? 0 : m_src.rows.length);
                     for (std::size_t k = 0; k < m_src.rows.rows; ++k)
                     {
-                        if (m_keep(k))
+                        if (kept(k))
                         {
                             const V* x = m_src.rows.read(m_src.logits, k, buf.data());
                             const row_fault f = fault(x, row_max<B>(x, m_src.rows.length));
@@ -105,8 +106,10 @@ namespace xloss
                 /// Runs rows [range.first, range.last) into `out`; returns the sum of their losses.
                 double run(row_range range, const row_outputs<S>& out, int threads, row_workspace<V>& workspace) const
                 {
-                    // Rows along an inner axis are gathered, and their gradients written aside first.
-                    const std::size_t area = m_src.rows.template in_place<S, V>() ? 0 : 2 * m_src.rows.length;
+                    // Rows along an inner axis (or of a 16-bit type) are gathered, the targets' too, and
+                    // their gradients written aside first.
+                    const std::size_t area =
+                        m_src.rows.template in_place<S, V>() ? 0 : (m_src.targets ? 3 : 2) * m_src.rows.length;
                     return run_row_groups(
                         range, row_team{team_size(threads), area}, workspace,
                         [&](std::size_t k, V* mine, row_fault& f)
@@ -120,6 +123,12 @@ namespace xloss
                 }
 
             private:
+
+                /// Whether row k counts: every row with probability targets, else a row whose label is kept.
+                bool kept(std::size_t k) const noexcept
+                {
+                    return m_src.targets || m_keep(k);
+                }
 
                 /// A +inf logit, or a row of -inf (without NaN): no softmax.
                 row_fault fault(const V* x, V m) const noexcept
@@ -192,9 +201,14 @@ namespace xloss
                     V* grad = out.grad_student ? m_src.rows.write(out.grad_student, k, scratch ? scratch + n : nullptr)
                                                : nullptr;
                     double value = 0.;
-                    if (m_keep(k) && n > 0)
+                    if (kept(k) && n > 0)
                     {
-                        value = kept_row(m_src.rows.read(m_src.logits, k, scratch), k, out, grad, fault);
+                        const V* x = m_src.rows.read(m_src.logits, k, scratch);
+                        value =
+                            m_src.targets
+                                ? soft_row(x, m_src.rows.read(m_src.targets, k, scratch ? scratch + 2 * n : nullptr), k,
+                                           out, grad, fault)
+                                : kept_row(x, k, out, grad, fault);
                     }
                     else if (grad)
                     {
@@ -300,7 +314,7 @@ namespace xloss
                     constexpr std::size_t lanes = batch_traits<B>::size;
                     const V* const w = m_terms.weight;
                     const B scale(static_cast<V>(g)), coef(static_cast<V>(a)), inv(static_cast<V>(inv_z));
-                    const B share(m_share), inv_cap(m_inv_cap);
+                    const B share(m_share);
                     // The label's batch subtracts `hot` in the label's lane.
                     const std::size_t label_batch = y - y % lanes;
                     alignas(64) V hot_lanes[lanes] = {};
@@ -318,12 +332,118 @@ namespace xloss
                                           {
                                               d -= hot_batch;
                                           }
-                                          if constexpr (Capped)
+                                          store_lanes(grad + i, capped_slope<Capped>(d, x, i) * scale, count);
+                                      });
+                }
+
+                /// d times the cap's derivative at batch i of x, 1 - tanh(x / c)^2 (Capped), or d.
+                template <bool Capped>
+                XLOSS_INLINE B capped_slope(const B& d, const V* x, std::size_t i) const noexcept
+                {
+                    if constexpr (Capped)
+                    {
+                        const B th = tanh(load_row<B>(x, i, m_src.rows.length, V(0)) * B(m_inv_cap));
+                        return d * (B(1) - th * th);
+                    }
+                    else
+                    {
+                        return d;
+                    }
+                }
+
+                /**
+                 * A row with probability targets t (PyTorch's soft labels), t' = (1 - eps) t + eps / C:
+                 * sum_j w_j t'_j (lse - x'_j) + z lse^2; a class whose target is 0 adds nothing, also at a
+                 * logit of -inf (PyTorch's 0 * -inf is NaN there). Gradient:
+                 * g ((sum_j w_j t'_j + 2 z lse) q_j - w_j t'_j) (times the cap's derivative).
+                 */
+                double soft_row(const V* x, const V* t, std::size_t k, const row_outputs<S>& out, V* grad,
+                                row_fault& f) const
+                {
+                    const V raw_max = row_max<B>(x, m_src.rows.length);
+                    f = fault(x, raw_max);
+                    if (f != row_fault::none)
+                    {
+                        return 0.; // the run throws after this group of rows
+                    }
+                    return m_cap != V(0) ? soft_row<true>(x, t, raw_max, k, out, grad)
+                                         : soft_row<false>(x, t, raw_max, k, out, grad);
+                }
+
+                template <bool Capped>
+                double soft_row(const V* x, const V* t, V raw_max, std::size_t k, const row_outputs<S>& out,
+                                V* grad) const
+                {
+                    const V m = capped_value<Capped>(raw_max);
+                    const soft_sums sums = soft_sums_pass<Capped>(x, t, m, grad);
+                    const double log_z = std::log(sums.z), lse = static_cast<double>(m) + log_z;
+                    const double value = sums.mass * log_z - sums.shifted + m_terms.z_loss * lse * lse;
+                    if (grad)
+                    {
+                        const double g = out.grad_output ? static_cast<double>(out.grad_output[k]) : out.grad_scalar;
+                        soft_gradient_pass<Capped>(x, t, 1. / sums.z, sums.mass + 2. * m_terms.z_loss * lse, g, grad);
+                    }
+                    return value;
+                }
+
+                /// A soft row's sums: Z, sum_j w_j t'_j (the mass) and sum_j w_j t'_j (x'_j - m').
+                struct soft_sums
+                {
+                    double z;
+                    double mass;
+                    double shifted;
+                };
+
+                /// The targets t'_j w_j of batch i (padded with 0).
+                XLOSS_INLINE B weighted_target(const V* t, std::size_t i) const noexcept
+                {
+                    const std::size_t n = m_src.rows.length;
+                    const B tt = load_row<B>(t, i, n, V(0)) * B(static_cast<V>(1. - m_terms.smoothing)) + B(m_share);
+                    return first_lanes_of(m_terms.weight ? tt * load_row<B>(m_terms.weight, i, n, V(0)) : tt, i, n);
+                }
+
+                /// v with the lanes past the row's end 0.
+                static XLOSS_INLINE B first_lanes_of(const B& v, std::size_t i, std::size_t n) noexcept
+                {
+                    return first_lanes(v, std::min(n - i, batch_traits<B>::size), V(0));
+                }
+
+                template <bool Capped>
+                soft_sums soft_sums_pass(const V* x, const V* t, V m, V* keep) const
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
+                    const std::size_t n = m_src.rows.length;
+                    row_sum<B> z, mass, shifted;
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          const B v = capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m);
+                                          const B b = select(is_nan(v), v, min(v, B(0)));
+                                          const B e = first_lanes(exp_nonpositive(b), count, V(0));
+                                          if (keep)
                                           {
-                                              const B th = tanh(load_row<B>(x, i, n, V(0)) * inv_cap);
-                                              d *= B(1) - th * th;
+                                              store_lanes(keep + i, e, count);
                                           }
-                                          store_lanes(grad + i, d * scale, count);
+                                          z.add(e);
+                                          const B wt = weighted_target(t, i);
+                                          mass.add(wt);
+                                          // A class without target mass adds 0, whatever its logit.
+                                          shifted.add(select(is_zero(wt), B(0), wt * b));
+                                      });
+                    return {z.total(), mass.total(), shifted.total()};
+                }
+
+                template <bool Capped>
+                void soft_gradient_pass(const V* x, const V* t, double inv_z, double a, double g, V* grad) const
+                {
+                    const std::size_t n = m_src.rows.length;
+                    const B scale(static_cast<V>(g)), coef(static_cast<V>(a)), inv(static_cast<V>(inv_z));
+                    for_each_batch<B>(n,
+                                      [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
+                                      {
+                                          const B d =
+                                              coef * (load_row<B>(grad, i, n, V(0)) * inv) - weighted_target(t, i);
+                                          store_lanes(grad + i, capped_slope<Capped>(d, x, i) * scale, count);
                                       });
                 }
 

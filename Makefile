@@ -140,6 +140,8 @@ bench:
 	      --benchmark_out=$(BUILD)-bench/divergence.json --benchmark_out_format=json $(BENCH_FLAGS)
 	$(BUILD)-bench/benchmarks/xloss_bench_cross_entropy $(BENCH_ROW_FLAGS) $(TORCH_CONTEXT) \
 	      --benchmark_out=$(BUILD)-bench/cross_entropy.json --benchmark_out_format=json $(BENCH_FLAGS)
+	$(BUILD)-bench/benchmarks/xloss_bench_float16 $(BENCH_ROW_FLAGS) \
+	      --benchmark_out=$(BUILD)-bench/float16.json --benchmark_out_format=json $(BENCH_FLAGS)
 	@if [ -x $(BUILD)-bench/benchmarks/xloss_bench_fused_linear ]; then \
 	    $(BUILD)-bench/benchmarks/xloss_bench_fused_linear $(BENCH_LINEAR_FLAGS) $(TORCH_CONTEXT) \
 	        --benchmark_out=$(BUILD)-bench/fused_linear.json --benchmark_out_format=json $(BENCH_FLAGS) && \

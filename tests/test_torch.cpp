@@ -204,6 +204,21 @@ TEST_CASE("xloss::torch::cross_entropy against torch::nn::functional::cross_entr
                     return F::cross_entropy(in, y, torch_options().weight(w).label_smoothing(0.1));
                 },
                 tolerance(type), absolute(type));
+            // Probability targets (soft labels), weighted and smoothed.
+            const auto p = torch::softmax(torch::randn({6, 9}, type), 1);
+            check_same(
+                x,
+                [&](const torch::Tensor& in)
+                {
+                    return xloss::torch::cross_entropy(
+                        in, p,
+                        xloss::cross_entropy_options().reduction(reduction).weight(weights).label_smoothing(0.2));
+                },
+                [&](const torch::Tensor& in)
+                {
+                    return F::cross_entropy(in, p, torch_options().weight(w).label_smoothing(0.2));
+                },
+                tolerance(type), absolute(type));
         }
         // PyTorch's (N, C, d1, d2) layout: the classes on axis 1, int32 labels.
         const auto x4 = torch::randn({2, 5, 3, 2}, type);
@@ -289,6 +304,41 @@ TEST_CASE("xloss::torch divergences against libtorch compositions", "[torch]")
         xloss::torch::ForwardKLLoss forward;
         CHECK(torch::allclose(forward(s, t), torch_forward_kl(s, t, all), tol, absolute(type)));
     }
+}
+
+TEST_CASE("xloss::torch::forward_kl_top_k against the forward KL over the teacher's k classes", "[torch]")
+{
+    using namespace torch_test;
+    torch::manual_seed(9);
+    for (const auto type : {torch::kFloat, torch::kDouble})
+    {
+        CAPTURE(c10::toString(type));
+        const auto s = torch::randn({5, 12}, type) * 2;
+        const auto ids = torch::stack({torch::randperm(12).slice(0, 0, 4), torch::randperm(12).slice(0, 0, 4),
+                                       torch::randperm(12).slice(0, 0, 4), torch::randperm(12).slice(0, 0, 4),
+                                       torch::randperm(12).slice(0, 0, 4)})
+                             .to(torch::kInt);
+        const auto lp = torch::log_softmax(torch::randn({5, 4}, type), 1);
+        const auto y = torch::tensor({1, -100, 3, 0, 2}, torch::kLong);
+        check_same(
+            s,
+            [&](const torch::Tensor& in)
+            {
+                return xloss::torch::forward_kl_top_k(in, ids, lp, y);
+            },
+            [&](const torch::Tensor& in)
+            {
+                // The default top_k_tail::renormalize: p = softmax over the k classes.
+                const auto p = torch::softmax(lp, 1);
+                const auto lq = torch::log_softmax(in, 1).gather(1, ids.to(torch::kLong));
+                const auto per_row = (p * (torch::log(p) - lq)).sum(1);
+                const auto keep = (y != -100).to(type);
+                return (per_row * keep).sum() / keep.sum();
+            },
+            tolerance(type), absolute(type));
+    }
+    CHECK_THROWS_WITH(xloss::torch::forward_kl_top_k(torch::randn({2, 5}), torch::randn({2, 2}), torch::randn({2, 2})),
+                      xloss_test::contains("xloss::torch::forward_kl_top_k: teacher_ids has dtype Float"));
 }
 
 TEST_CASE("xloss::torch gradients: finite differences in double through autograd", "[torch]")
@@ -435,6 +485,24 @@ TEST_CASE("xloss::torch grad_output, strides, bfloat16 and half", "[torch]")
                                });
             CHECK(torch::equal(jv, jv32.to(type)));
             CHECK(torch::equal(jg, jg32.to(type)));
+            // Scaled (fp16 loss scaling): the gradient for grad_output 1024 rounded once, not the kept one
+            // rounded and then scaled. Entries of about 3e-8 (below half's smallest, 6e-8) survive.
+            auto peaked = torch::zeros({4, 4096});
+            peaked.select(1, 7).fill_(16.f);
+            const auto seven = torch::full({4}, 7, torch::kLong);
+            const auto [sv, sg] = value_and_grad(peaked.to(type),
+                                                 [&](const torch::Tensor& in)
+                                                 {
+                                                     return 1024 * xloss::torch::cross_entropy(in, seven);
+                                                 });
+            const auto [sv32, sg32] = value_and_grad(peaked,
+                                                     [&](const torch::Tensor& in)
+                                                     {
+                                                         return 1024 * xloss::torch::cross_entropy(in, seven);
+                                                     });
+            CHECK(sg.scalar_type() == type);
+            CHECK(sg[0][0].item<float>() > 0.f);
+            CHECK(torch::allclose(sg.to(torch::kFloat), sg32.to(type).to(torch::kFloat), 1e-2, 0));
             // Read in place: the loss's node takes the leaf itself, with no conversion between.
             const auto leaf = low.clone().requires_grad_(true);
             const auto edge = xloss::torch::cross_entropy(leaf, y).grad_fn()->next_edges()[0].function;
@@ -469,8 +537,12 @@ TEST_CASE("xloss::torch errors name the function and the argument", "[torch]")
     const auto y = torch::tensor({0, 1}, torch::kLong);
     CHECK_THROWS_WITH(xloss::torch::cross_entropy(x.to(torch::kInt), y),
                       xloss_test::contains("xloss::torch::cross_entropy: logits has dtype Int; xloss takes float"));
+    // Floating-point labels are probability targets, of the logits' shape.
     CHECK_THROWS_WITH(xloss::torch::cross_entropy(x, y.to(torch::kFloat)),
-                      xloss_test::contains("xloss::torch::cross_entropy: labels has dtype Float; labels are integers"));
+                      xloss_test::contains("xloss::cross_entropy: probability targets of shape (2) and logits of shape "
+                                           "(2, 3) differ (class indices are integers)"));
+    CHECK_THROWS_WITH(xloss::torch::cross_entropy(x, y.to(torch::kBool)),
+                      xloss_test::contains("xloss::torch::cross_entropy: labels has dtype Bool; labels are integers"));
     CHECK_THROWS_WITH(xloss::torch::kl_div(x, x.to(torch::kDouble)),
                       xloss_test::contains("xloss::torch::kl_div: target has dtype Double and input Float"));
     CHECK_THROWS_WITH(xloss::torch::forward_kl(x, x.clone().requires_grad_(true)),
@@ -546,5 +618,49 @@ TEST_CASE("xloss::torch::fused_linear_cross_entropy against F::cross_entropy of 
     xloss::torch::FusedLinearCrossEntropyLoss module(xloss::cross_entropy_options().reduction(xloss::reduction::none));
     CHECK_THROWS_WITH(module(torch::randn({2, 4}), torch::randn({3, 4}), torch::tensor({0, 1}, torch::kLong)),
                       xloss_test::contains("xloss::torch::fused_linear_cross_entropy: options ask for reduction none"));
+}
+
+TEST_CASE("xloss::torch fused linear divergences against the divergences of F::linear's logits", "[torch]")
+{
+    using namespace torch_test;
+    torch::manual_seed(8);
+    for (const auto type : {torch::kFloat, torch::kDouble})
+    {
+        CAPTURE(c10::toString(type));
+        const auto h = torch::randn({2, 5, 8}, type).requires_grad_(true);
+        const auto w = (torch::randn({13, 8}, type) / 2).requires_grad_(true);
+        const auto th = torch::randn({2, 5, 6}, type);
+        const auto tw = torch::randn({13, 6}, type) / 2;
+        const auto y = torch::tensor({{1, 12, -100, 0, 7}, {3, 3, -100, 9, 11}}, torch::kLong);
+        const auto linear = xloss::fused_linear_options().chunk_rows(3);
+        const auto jsd = xloss::jsd_options().beta(0.3).temperature(2.);
+        const auto compare = [&](const torch::Tensor& ours, const torch::Tensor& theirs_of_logits)
+        {
+            ours.backward();
+            const auto gh = h.grad().clone(), gw = w.grad().clone();
+            h.mutable_grad() = torch::Tensor();
+            w.mutable_grad() = torch::Tensor();
+            theirs_of_logits.backward();
+            const double rtol = tolerance(type), atol = absolute(type);
+            CHECK(torch::allclose(ours, theirs_of_logits, rtol, atol));
+            CHECK(torch::allclose(gh, h.grad(), rtol, atol));
+            CHECK(torch::allclose(gw, w.grad(), rtol, atol));
+            h.mutable_grad() = torch::Tensor();
+            w.mutable_grad() = torch::Tensor();
+        };
+        // The logits' divergences are tested against libtorch compositions above.
+        compare(xloss::torch::fused_linear_generalized_jsd(h, w, th, tw, y, jsd, linear),
+                xloss::torch::generalized_jsd(F::linear(h, w), F::linear(th, tw), y, jsd));
+        compare(xloss::torch::fused_linear_forward_kl(h, w, th, tw, torch::Tensor(), xloss::distill_options(), linear),
+                xloss::torch::forward_kl(F::linear(h, w), F::linear(th, tw)));
+        compare(xloss::torch::fused_linear_reverse_kl(h, w, th, tw, y),
+                xloss::torch::reverse_kl(F::linear(h, w), F::linear(th, tw), y));
+        xloss::torch::FusedLinearSymmetricKLLoss symmetric(xloss::symmetric_kl_options(), linear);
+        compare(symmetric(h, w, th, tw, y), xloss::torch::symmetric_kl(F::linear(h, w), F::linear(th, tw), y));
+    }
+    CHECK_THROWS_WITH(xloss::torch::fused_linear_forward_kl(torch::randn({2, 4}), torch::randn({3, 4}),
+                                                            torch::randn({2, 4}).requires_grad_(true),
+                                                            torch::randn({3, 4})),
+                      xloss_test::contains("xloss::torch::fused_linear_forward_kl: teacher_hidden requires grad"));
 }
 #endif

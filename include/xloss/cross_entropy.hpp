@@ -113,14 +113,14 @@ namespace xloss
                 cross_entropy_result<V> r;
                 r.loss = detail::new_array<V>(call.loss_shape());
                 r.grad_logits = detail::new_array<V>(call.shape());
-                std::optional<xt::xarray<V>> spread;
+                detail::grad_rows<V> spread;
                 detail::row_outputs<V> out = call.grad_output(1.0, spread);
                 out.loss = call.reduced() ? nullptr : r.loss.data();
                 out.grad_student = r.grad_logits.data();
                 const double value = call.run(out);
                 if (call.reduced())
                 {
-                    r.loss() = static_cast<V>(value);
+                    r.loss() = detail::stored_as<V>(value);
                 }
                 return r;
             }
@@ -128,8 +128,9 @@ namespace xloss
             /**
              * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
              * loss's shape) and `grad_logits` (of the logits' shape). With contiguous logits and
-             * outputs of the right shape it allocates nothing (rows along the last axis); on an error
-             * nothing is written; outputs that share memory with the logits are computed aside first.
+             * outputs of the right shape it allocates nothing (rows along the last axis; 16-bit logits take rows of
+             * float scratch per thread); on an error nothing is written; outputs that share memory with the logits are
+             * computed aside first.
              */
             template <class LO, class GO, class X, class L>
             void forward_backward_out(LO& loss, GO& grad_logits, const xt::xexpression<X>& logits,

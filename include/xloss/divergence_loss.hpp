@@ -135,8 +135,9 @@ namespace xloss
             /**
              * forward_backward() into the caller's outputs: `loss` (a scalar, or an expression of the
              * loss's shape) and `grad_student` (of the logits' shape). With contiguous logits and
-             * outputs of the right shape it allocates nothing; outputs xtensor would resize are
-             * resized; on an error nothing is written. Outputs that share memory with the logits
+             * outputs of the right shape it allocates nothing (16-bit logits: rows of float scratch per thread);
+             * outputs xtensor would resize are resized; on an error nothing is written. Outputs that share memory with
+             * the logits
              * (`forward_backward_out(loss, s, s, t)`) are computed aside first.
              */
             template <class LO, class GO, class S, class T, class L = detail::no_labels>

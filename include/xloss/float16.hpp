@@ -14,6 +14,8 @@
 #include <ostream>
 #include <type_traits>
 
+#include "xloss_config.hpp"
+
 namespace xloss
 {
     /// @defgroup float16 16-bit storage
@@ -21,7 +23,9 @@ namespace xloss
     /// The losses that take them (cross_entropy and the divergences from logits) read them row by row
     /// into float, compute and accumulate in float, and write their results in the inputs' type.
     /// Conversions round to nearest, ties to even, as PyTorch's do; they use integer operations
-    /// only, so that no compiler flag changes them.
+    /// only, so that no compiler flag changes their results, and are always inlined: these types
+    /// live outside the instruction set's inline namespace, and no out-of-line copy compiled with
+    /// one translation unit's -m flags may reach another's callers.
     /// @{
 
     // The conversions, outside `detail`: this header may come before or after the others, and an
@@ -29,7 +33,7 @@ namespace xloss
     namespace float16_bits
     {
         /// The bits of a float.
-        inline std::uint32_t bits_of_float(float f) noexcept
+        XLOSS_INLINE std::uint32_t bits_of_float(float f) noexcept
         {
             std::uint32_t u;
             std::memcpy(&u, &f, sizeof u);
@@ -37,7 +41,7 @@ namespace xloss
         }
 
         /// The float of these bits.
-        inline float float_of_bits(std::uint32_t u) noexcept
+        XLOSS_INLINE float float_of_bits(std::uint32_t u) noexcept
         {
             float f;
             std::memcpy(&f, &u, sizeof f);
@@ -45,7 +49,7 @@ namespace xloss
         }
 
         /// The bfloat16 nearest to f (ties to even); a NaN stays a NaN, quiet.
-        inline std::uint16_t float_to_bfloat16_bits(float f) noexcept
+        XLOSS_INLINE std::uint16_t float_to_bfloat16_bits(float f) noexcept
         {
             const std::uint32_t u = bits_of_float(f);
             if ((u & 0x7fffffffu) > 0x7f800000u)
@@ -55,14 +59,14 @@ namespace xloss
             return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
         }
 
-        inline float bfloat16_bits_to_float(std::uint16_t h) noexcept
+        XLOSS_INLINE float bfloat16_bits_to_float(std::uint16_t h) noexcept
         {
             return float_of_bits(static_cast<std::uint32_t>(h) << 16);
         }
 
         /// The IEEE binary16 nearest to f (ties to even): subnormal below 2^-14, infinite from 65520 on;
         /// a NaN stays a NaN, quiet, with the top of its payload (as x86's F16C conversion).
-        inline std::uint16_t float_to_half_bits(float f) noexcept
+        XLOSS_INLINE std::uint16_t float_to_half_bits(float f) noexcept
         {
             const std::uint32_t u = bits_of_float(f);
             const auto sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
@@ -93,14 +97,14 @@ namespace xloss
             return static_cast<std::uint16_t>(sign | q);
         }
 
-        inline float half_bits_to_float(std::uint16_t h) noexcept
+        XLOSS_INLINE float half_bits_to_float(std::uint16_t h) noexcept
         {
             const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
             std::uint32_t e = (h >> 10) & 0x1fu;
             std::uint32_t m = h & 0x3ffu;
-            if (e == 0x1fu)
+            if (e == 0x1fu) // infinite, or NaN: quiet, as F16C's conversion gives it
             {
-                return float_of_bits(sign | 0x7f800000u | (m << 13));
+                return float_of_bits(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
             }
             if (e == 0)
             {
@@ -118,89 +122,94 @@ namespace xloss
             }
             return float_of_bits(sign | ((e + 112u) << 23) | (m << 13));
         }
+
+        /// bfloat16's conversions.
+        struct bfloat16_format
+        {
+            static XLOSS_INLINE std::uint16_t from_float(float f) noexcept
+            {
+                return float_to_bfloat16_bits(f);
+            }
+
+            static XLOSS_INLINE float to_float(std::uint16_t h) noexcept
+            {
+                return bfloat16_bits_to_float(h);
+            }
+        };
+
+        /// half's conversions.
+        struct half_format
+        {
+            static XLOSS_INLINE std::uint16_t from_float(float f) noexcept
+            {
+                return float_to_half_bits(f);
+            }
+
+            static XLOSS_INLINE float to_float(std::uint16_t h) noexcept
+            {
+                return half_bits_to_float(h);
+            }
+        };
     }
 
     /**
-     * Brain floating point: a float's sign, exponent and top 7 mantissa bits, the layout of PyTorch's
-     * `torch::kBFloat16` (c10::BFloat16) and of `__bf16`. Converts implicitly from and to float; usable
-     * as the value type of `xt::xarray` and through `xt::adapt` over a tensor's data.
+     * A float stored in 16 bits of the given format (float16_bits::bfloat16_format or half_format).
+     * Converts implicitly from float (to the nearest value, ties to even) and to float (exactly);
+     * usable as the value type of `xt::xarray` and through `xt::adapt` over a tensor's data.
      */
-    struct bfloat16
+    template <class Format>
+    struct float16_storage
     {
         std::uint16_t bits; ///< the stored bits
 
-        /// Uninitialised, as a float is: arrays of it are not written before use (`bfloat16{}` is zero).
-        bfloat16() noexcept = default;
+        /// Uninitialised, as a float is: arrays of it are not written before use (`{}` is zero).
+        float16_storage() noexcept = default;
 
-        /// The bfloat16 nearest to f.
-        bfloat16(float f) noexcept // NOLINT(google-explicit-constructor): a float's storage
-            : bits(float16_bits::float_to_bfloat16_bits(f))
+        /// The value nearest to f.
+        XLOSS_INLINE float16_storage(float f) noexcept // NOLINT(google-explicit-constructor): a float's storage
+            : bits(Format::from_float(f))
         {
         }
 
         /// The value, exactly.
-        operator float() const noexcept // NOLINT(google-explicit-constructor)
+        XLOSS_INLINE operator float() const noexcept // NOLINT(google-explicit-constructor)
         {
-            return float16_bits::bfloat16_bits_to_float(bits);
+            return Format::to_float(bits);
         }
 
-        /// The bfloat16 of these bits.
-        static constexpr bfloat16 from_bits(std::uint16_t b) noexcept
+        /// The value of these bits.
+        static constexpr float16_storage from_bits(std::uint16_t b) noexcept
         {
-            bfloat16 r{};
+            float16_storage r{};
             r.bits = b;
             return r;
         }
     };
 
-    /**
-     * IEEE 754 binary16: 5 exponent and 10 mantissa bits, the layout of PyTorch's `torch::kHalf`
-     * (c10::Half) and of `_Float16`. Converts implicitly from and to float; usable as the value type of
-     * `xt::xarray` and through `xt::adapt`.
-     */
-    struct half
-    {
-        std::uint16_t bits; ///< the stored bits
+    /// Brain floating point: a float's sign, exponent and top 7 mantissa bits, the layout of PyTorch's
+    /// `torch::kBFloat16` (c10::BFloat16) and of `__bf16`.
+    using bfloat16 = float16_storage<float16_bits::bfloat16_format>;
 
-        /// Uninitialised, as a float is: arrays of it are not written before use (`half{}` is zero).
-        half() noexcept = default;
-
-        /// The half nearest to f.
-        half(float f) noexcept // NOLINT(google-explicit-constructor): a float's storage
-            : bits(float16_bits::float_to_half_bits(f))
-        {
-        }
-
-        /// The value, exactly.
-        operator float() const noexcept // NOLINT(google-explicit-constructor)
-        {
-            return float16_bits::half_bits_to_float(bits);
-        }
-
-        /// The half of these bits.
-        static constexpr half from_bits(std::uint16_t b) noexcept
-        {
-            half r{};
-            r.bits = b;
-            return r;
-        }
-    };
+    /// IEEE 754 binary16: 5 exponent and 10 mantissa bits, the layout of PyTorch's `torch::kHalf`
+    /// (c10::Half) and of `_Float16`.
+    using half = float16_storage<float16_bits::half_format>;
 
     /// Prints the value as a float.
-    inline std::ostream& operator<<(std::ostream& os, bfloat16 v)
-    {
-        return os << static_cast<float>(v);
-    }
-
-    /// Prints the value as a float.
-    inline std::ostream& operator<<(std::ostream& os, half v)
+    template <class Format>
+    XLOSS_INLINE std::ostream& operator<<(std::ostream& os, float16_storage<Format> v)
     {
         return os << static_cast<float>(v);
     }
 
     /// Whether T is one of the 16-bit storage types (bfloat16, half).
     template <class T>
-    struct is_float16 : std::integral_constant<bool, std::is_same<T, bfloat16>::value || std::is_same<T, half>::value>
+    struct is_float16 : std::false_type
+    {
+    };
+
+    /// A 16-bit storage type.
+    template <class Format>
+    struct is_float16<float16_storage<Format>> : std::true_type
     {
     };
 

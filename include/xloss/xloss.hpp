@@ -14,6 +14,7 @@
 #include "distill_options.hpp"
 #include "divergence_loss.hpp"
 #include "divergence_result.hpp"
+#include "float16.hpp"
 #include "forward_kl.hpp"
 #include "generalized_jsd.hpp"
 #include "kl_div.hpp"

@@ -80,11 +80,19 @@
 #else
 #define XLOSS_FLOAT_MODE
 #endif
-#define XLOSS_PASTE_IMPL(isa, kernels, threading, mode) isa##_##kernels##_##threading##mode
-#define XLOSS_PASTE(isa, kernels, threading, mode) XLOSS_PASTE_IMPL(isa, kernels, threading, mode)
-/// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp` (with
-/// `_fast_math` appended under -ffast-math, `_finite_math` under -ffinite-math-only alone).
-#define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING, XLOSS_FLOAT_MODE)
+// F16C, which converts rows of half, comes with some flag sets of an instruction set above and not
+// with others (-march=haswell has it, -mavx2 -mfma lacks it): its code gets copies of their own too.
+#if defined(__F16C__)
+#define XLOSS_HALF_MODE _f16c
+#else
+#define XLOSS_HALF_MODE
+#endif
+#define XLOSS_PASTE_IMPL(isa, kernels, threading, mode, half) isa##_##kernels##_##threading##mode##half
+#define XLOSS_PASTE(isa, kernels, threading, mode, half) XLOSS_PASTE_IMPL(isa, kernels, threading, mode, half)
+/// The inline namespace of this translation unit's xloss code, for example `avx512bw_simd_omp_f16c`
+/// (`_fast_math` before `_f16c` under -ffast-math, `_finite_math` under -ffinite-math-only alone;
+/// no `_f16c` without F16C).
+#define XLOSS_ARCH_NAMESPACE XLOSS_PASTE(XLOSS_ISA, XLOSS_KERNELS, XLOSS_THREADING, XLOSS_FLOAT_MODE, XLOSS_HALF_MODE)
 
 /// Small kernel helpers called from loop bodies that the compiler's inlining budget would leave as
 /// calls (a batch passed through memory per element group).

@@ -157,6 +157,16 @@ int exercise()
         differ(ce_step.grad_logits, xloss::cross_entropy_backward(student, classes, V(1), ce.options())) ? 1 : 0;
     ce.forward_backward_out(value, grad, student, classes);
     failures += differ_scalar(value, ce_step.loss()) || differ(grad, ce_step.grad_logits) ? 1 : 0;
+    // bfloat16 and half logits: the float loss of their values, rounded; probability targets.
+    const xt::xarray<xloss::bfloat16> low = student;
+    const xt::xarray<float> low_values = low;
+    const xloss::bfloat16 low_loss = xloss::cross_entropy(low, classes, co)();
+    failures += low_loss.bits == xloss::bfloat16(xloss::cross_entropy(low_values, classes, co)()).bits ? 0 : 1;
+    const xt::xarray<xloss::half> low_h = student;
+    const auto low_fb = jsd.forward_backward(low_h, low_h, classes); // equal arguments: 0
+    failures += static_cast<float>(low_fb.loss()) == 0.f ? 0 : 1;
+    const xt::xarray<V> soft = xt::ones_like(student) / static_cast<V>(student.shape()[1]);
+    failures += std::isfinite(xloss::cross_entropy(student, soft, co)()) ? 0 : 1;
 #ifdef XLOSS_CONSUMER_LINEAR
     // The fused linear cross-entropy (a BLAS linked): its loss equals the cross-entropy of h W^T + b.
     const xt::xarray<V> h = {{V(0.5), V(-1)}, {V(2), V(0.25)}};

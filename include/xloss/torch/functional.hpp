@@ -50,13 +50,20 @@ namespace xloss
                     {::torch::Tensor(), "labels", false});
             }
 
-            /// @brief cross_entropy (xloss::CrossEntropyLoss) of the logits against integer labels.
+            /**
+             * @brief cross_entropy (xloss::CrossEntropyLoss) of the logits against integer labels, or
+             *        against probability targets of the logits' shape and dtype (F::cross_entropy's
+             *        soft labels; no gradient w.r.t. them).
+             */
             inline ::torch::Tensor cross_entropy(const ::torch::Tensor& logits, const ::torch::Tensor& labels,
                                                  const cross_entropy_options& options = cross_entropy_options())
             {
+                using detail::torch_bridge::named_tensor;
+                const bool soft = labels.defined() && labels.is_floating_point();
                 return detail::torch_bridge::run<detail::torch_bridge::cross_entropy_call>(
                     xloss::CrossEntropyLoss(options), "xloss::torch::cross_entropy", {logits, "logits"},
-                    {::torch::Tensor(), "target", false}, {labels, "labels"});
+                    soft ? named_tensor{labels, "target"} : named_tensor{::torch::Tensor(), "target", false},
+                    soft ? named_tensor{::torch::Tensor(), "labels", false} : named_tensor{labels, "labels"});
             }
 
             /// @brief forward_kl (xloss::ForwardKLLoss) of the student's against the teacher's logits.
@@ -75,6 +82,27 @@ namespace xloss
             {
                 return detail::torch_bridge::divergence<xloss::ForwardKLLoss>(
                     "xloss::torch::forward_kl", student_logits, teacher_logits, labels, options);
+            }
+
+            /**
+             * @brief forward_kl from a teacher given as its top k classes per row: `teacher_ids` (any
+             *        integer dtype) and `teacher_log_probs` (the student's dtype), both (rows..., k), against
+             *        the student's full softmax over the last axis (xloss::ForwardKLLoss with top_k; see
+             *        top_k_tail for the mass outside the k classes). `labels` may be undefined (every row).
+             */
+            inline ::torch::Tensor forward_kl_top_k(const ::torch::Tensor& student_logits,
+                                                    const ::torch::Tensor& teacher_ids,
+                                                    const ::torch::Tensor& teacher_log_probs,
+                                                    const ::torch::Tensor& labels = ::torch::Tensor(),
+                                                    const distill_options& options = distill_options())
+            {
+                namespace bridge = detail::torch_bridge;
+                constexpr const char* func = "xloss::torch::forward_kl_top_k";
+                bridge::check_labels(teacher_ids, func, "teacher_ids");
+                return bridge::run<bridge::top_k_call>(
+                    bridge::top_k_loss{xloss::ForwardKLLoss(options), teacher_ids.to(::torch::kLong).contiguous()},
+                    func, {student_logits, "student_logits"}, {teacher_log_probs, "teacher_log_probs"},
+                    {labels, "labels", false});
             }
 
             /// @brief reverse_kl (xloss::ReverseKLLoss) of the student's against the teacher's logits.

@@ -19,6 +19,7 @@
 #include XLOSS_XTENSOR_HEADER(containers, xarray.hpp)
 #include XLOSS_XTENSOR_HEADER(containers, xtensor.hpp)
 
+#include "../kernels/convert.hpp"
 #include "error.hpp"
 #include "expression.hpp"
 #include "options_check.hpp"
@@ -163,7 +164,7 @@ namespace xloss
             {
                 if constexpr (is_scalar_value<L>::value)
                 {
-                    loss = static_cast<L>(value);
+                    loss = stored_as<L>(value);
                 }
                 else
                 {
@@ -171,11 +172,11 @@ namespace xloss
                     if (loss.dimension() != 0)
                     {
                         xt::xarray<T> r = xt::xarray<T>::from_shape({});
-                        r() = static_cast<T>(value);
+                        r() = stored_as<T>(value);
                         assign_out(loss, r); // resizes (check_loss_out let only resizable outputs through)
                         return;
                     }
-                    loss() = static_cast<T>(value);
+                    loss() = stored_as<T>(value);
                 }
             }
 

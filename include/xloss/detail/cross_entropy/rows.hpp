@@ -216,7 +216,7 @@ namespace xloss
                     }
                     if (out.loss)
                     {
-                        out.loss[k] = static_cast<S>(static_cast<V>(value));
+                        out.loss[k] = stored_as<S>(value);
                     }
                     if (grad)
                     {
@@ -275,26 +275,38 @@ namespace xloss
                     return value;
                 }
 
+                /**
+                 * Batch i of a sums pass: returns b = x' - m' (at most 0: a capped logit stays at most its
+                 * row's max whatever tanh's rounding; NaN kept, as x86's min returns its second operand
+                 * for it) and sets e = e^b (0 past the row's end), kept in `keep` when given.
+                 */
+                template <bool Capped>
+                XLOSS_INLINE B shifted_exp(const V* x, std::size_t i, std::size_t count, V m, V* keep,
+                                           B& e) const noexcept
+                {
+                    constexpr V lowest = -std::numeric_limits<V>::infinity();
+                    const B v = capped<Capped>(load_row<B>(x, i, m_src.rows.length, lowest)) - B(m);
+                    const B b = select(is_nan(v), v, min(v, B(0)));
+                    e = first_lanes(exp_nonpositive(b), count, V(0));
+                    if (keep)
+                    {
+                        store_lanes(keep + i, e, count);
+                    }
+                    return b;
+                }
+
                 /// Z and, with smoothing, sum_j w_j (m' - x'_j); keeps e^(x' - m') in `keep` when given.
                 template <bool Smoothing, bool Capped>
                 row_sums sums_pass(const V* x, V m, V* keep) const
                 {
-                    constexpr V lowest = -std::numeric_limits<V>::infinity();
                     const std::size_t n = m_src.rows.length;
                     const V* const w = m_terms.weight;
                     row_sum<B> z, spread;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          // min: a capped logit at most its row's max, whatever tanh's rounding;
-                                          // NaN kept (x86's min returns its second operand for NaN).
-                                          const B v = capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m);
-                                          const B b = select(is_nan(v), v, min(v, B(0)));
-                                          const B e = first_lanes(exp_nonpositive(b), count, V(0));
-                                          if (keep)
-                                          {
-                                              store_lanes(keep + i, e, count);
-                                          }
+                                          B e;
+                                          const B b = shifted_exp<Capped>(x, i, count, m, keep, e);
                                           z.add(e);
                                           if constexpr (Smoothing)
                                           {
@@ -411,19 +423,13 @@ namespace xloss
                 template <bool Capped>
                 soft_sums soft_sums_pass(const V* x, const V* t, V m, V* keep) const
                 {
-                    constexpr V lowest = -std::numeric_limits<V>::infinity();
                     const std::size_t n = m_src.rows.length;
                     row_sum<B> z, mass, shifted;
                     for_each_batch<B>(n,
                                       [&](std::size_t i, std::size_t count) XLOSS_FLATTEN XLOSS_INLINE_LAMBDA
                                       {
-                                          const B v = capped<Capped>(load_row<B>(x, i, n, lowest)) - B(m);
-                                          const B b = select(is_nan(v), v, min(v, B(0)));
-                                          const B e = first_lanes(exp_nonpositive(b), count, V(0));
-                                          if (keep)
-                                          {
-                                              store_lanes(keep + i, e, count);
-                                          }
+                                          B e;
+                                          const B b = shifted_exp<Capped>(x, i, count, m, keep, e);
                                           z.add(e);
                                           const B wt = weighted_target(t, i);
                                           mass.add(wt);

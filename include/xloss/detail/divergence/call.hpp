@@ -245,7 +245,7 @@ namespace xloss
                     const double value = run(policy, out);
                     if (reduced())
                     {
-                        loss() = static_cast<V>(value);
+                        loss() = stored_as<V>(value);
                     }
                     return loss;
                 }
@@ -254,7 +254,7 @@ namespace xloss
                 template <class Policy, class G>
                 xt::xarray<V> gradient(const Policy& policy, const G& g, wrt which) const
                 {
-                    std::optional<xt::xarray<V>> spread;
+                    grad_rows<V> spread;
                     row_outputs<V> out = this->grad_output(g, spread);
                     xt::xarray<V> grad = new_array<V>(m_shape);
                     (which == wrt::student ? out.grad_student : out.grad_teacher) = grad.data();
@@ -270,7 +270,7 @@ namespace xloss
                     r.loss = new_array<V>(loss_shape());
                     r.grad_student = new_array<V>(m_shape);
                     r.grad_teacher = new_array<V>(teacher_grad ? m_shape : shape_type{0});
-                    std::optional<xt::xarray<V>> spread;
+                    grad_rows<V> spread;
                     row_outputs<V> out = grad_output(1.0, spread);
                     out.loss = reduced() ? nullptr : r.loss.data();
                     out.grad_student = r.grad_student.data();
@@ -280,7 +280,7 @@ namespace xloss
                     const double value = run(policy, out);
                     if (reduced())
                     {
-                        r.loss() = static_cast<V>(value);
+                        r.loss() = stored_as<V>(value);
                     }
                     r.soft_loss = mixed() ? this->reduce_part(parts, 0) : new_array<V>(shape_type{0});
                     r.hard_loss = mixed() ? this->reduce_part(parts, 1) : new_array<V>(shape_type{0});

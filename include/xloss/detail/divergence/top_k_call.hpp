@@ -172,7 +172,7 @@ namespace xloss
                     r.loss = new_array<V>(loss_shape());
                     r.grad_student = new_array<V>(m_shape);
                     r.grad_teacher = new_array<V>(shape_type{0});
-                    std::optional<xt::xarray<V>> spread;
+                    grad_rows<V> spread;
                     row_outputs<V> out = this->grad_output(1.0, spread);
                     out.loss = reduced() ? nullptr : r.loss.data();
                     out.grad_student = r.grad_student.data();

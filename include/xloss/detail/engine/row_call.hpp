@@ -30,6 +30,11 @@ namespace xloss
     {
         namespace detail
         {
+            /// Where a call's grad_output array is spread to the loss's shape: in the compute type, so that
+            /// 16-bit logits do not round it.
+            template <class V>
+            using grad_rows = std::optional<xt::xarray<compute_t<V>>>;
+
             /// An `_out` call's outputs: the loss and the gradient; the call's and the gradient's names
             /// for the outputs' messages.
             template <class LO, class GO>
@@ -69,14 +74,15 @@ namespace xloss
                     assign_out(to.grad, grad_of(r));
                     return;
                 }
-                std::optional<xt::xarray<V>> rows;
+                grad_rows<V> rows;
                 row_outputs<V> out = call.grad_output(1.0, rows);
                 out.loss = lo;
                 out.grad_student = g;
                 const double value = run(out);
                 if (call.reduced())
                 {
-                    store_loss(to.loss, value);
+                    // Rounded to V first, as the loss computed aside and the allocating calls' are.
+                    store_loss(to.loss, static_cast<double>(stored_as<V>(value)));
                 }
             }
 
@@ -91,7 +97,7 @@ namespace xloss
                  * `rows`), or a scalar.
                  */
                 template <class G>
-                row_outputs<V> grad_output(const G& g, std::optional<xt::xarray<V>>& rows) const
+                row_outputs<V> grad_output(const G& g, grad_rows<V>& rows) const
                 {
                     row_outputs<V> out;
                     visit_grad_output(
@@ -102,7 +108,7 @@ namespace xloss
                         },
                         [&](const auto& e)
                         {
-                            rows.emplace(xt::broadcast(xt::cast<V>(e), call().loss_shape()));
+                            rows.emplace(xt::broadcast(xt::cast<compute_t<V>>(e), call().loss_shape()));
                             out.grad_output = rows->data();
                         });
                     return out;
@@ -117,7 +123,7 @@ namespace xloss
                     const double value = call().run(out);
                     if (call().reduced())
                     {
-                        loss() = static_cast<V>(value);
+                        loss() = stored_as<V>(value);
                     }
                     return loss;
                 }
@@ -126,7 +132,7 @@ namespace xloss
                 template <class G>
                 xt::xarray<V> gradient(const G& g) const
                 {
-                    std::optional<xt::xarray<V>> spread;
+                    grad_rows<V> spread;
                     row_outputs<V> out = grad_output(g, spread);
                     xt::xarray<V> grad = new_array<V>(call().shape());
                     out.grad_student = grad.data();
@@ -146,13 +152,13 @@ namespace xloss
                     {
                         if (!call().reduced())
                         {
-                            r.data()[k] = static_cast<V>(parts[2 * k + p]);
+                            r.data()[k] = stored_as<V>(parts[2 * k + p]);
                         }
                         total += parts[2 * k + p];
                     }
                     if (call().reduced())
                     {
-                        r() = static_cast<V>(total / call().divisor());
+                        r() = stored_as<V>(total / call().divisor());
                     }
                     return r;
                 }

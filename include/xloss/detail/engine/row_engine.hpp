@@ -59,13 +59,14 @@ namespace xloss
             template <class V>
             struct row_outputs
             {
-                V* loss = nullptr;              ///< the `none` loss, in the engine's loss_layout
-                V* grad_student = nullptr;      ///< the student's gradient, in the logits' layout
-                V* grad_teacher = nullptr;      ///< the teacher's gradient, in the logits' layout
-                const V* grad_output = nullptr; ///< grad_output of the `none` loss, in its layout
-                double grad_scalar = 0.;        ///< the grad_output of every element when grad_output is null,
-                                                ///< already divided by the divisor
-                double* parts = nullptr;        ///< per row, its soft and hard parts (unweighted), when mixed
+                V* loss = nullptr;                         ///< the `none` loss, in the engine's loss_layout
+                V* grad_student = nullptr;                 ///< the student's gradient, in the logits' layout
+                V* grad_teacher = nullptr;                 ///< the teacher's gradient, in the logits' layout
+                const compute_t<V>* grad_output = nullptr; ///< grad_output of the `none` loss, in its layout (in the
+                                                           ///< compute type: not rounded to a 16-bit V)
+                double grad_scalar = 0.; ///< the grad_output of every element when grad_output is null,
+                                         ///< already divided by the divisor
+                double* parts = nullptr; ///< per row, its soft and hard parts (unweighted), when mixed
 
                 bool gradients() const noexcept
                 {
@@ -405,7 +406,7 @@ namespace xloss
                     }
                     if (out.loss && !per_class)
                     {
-                        out.loss[k] = static_cast<S>(static_cast<V>(value));
+                        out.loss[k] = stored_as<S>(value);
                     }
                     for (auto [data, row] : {std::pair<S*, V*>{out.grad_student, to.grad_student},
                                              {out.grad_teacher, to.grad_teacher},

@@ -27,6 +27,14 @@ namespace xloss
             template <class S>
             using compute_t = std::conditional_t<is_float16<S>::value, float, S>;
 
+            /// A value as an element of type S: rounded to S's compute type first (a 16-bit element is
+            /// made from a float; one made from a double would round twice all the same).
+            template <class S>
+            XLOSS_INLINE S stored_as(double value) noexcept
+            {
+                return static_cast<S>(static_cast<compute_t<S>>(value));
+            }
+
             /// n elements of src, `stride` apart, into dst as V.
             template <class S, class V>
             inline void widen_row(const S* src, std::size_t stride, std::size_t n, V* dst) noexcept

@@ -42,7 +42,7 @@ namespace xloss
                     virtual bool reduced() const = 0;
                     /// The loss; with `grad`, also the input's gradient for grad_output 1 into it.
                     virtual ::torch::Tensor forward(const loss_args& args, ::torch::Tensor* grad) const = 0;
-                    /// The input's gradient for `grad_output` (of the loss's shape, the compute type).
+                    /// The input's gradient for `grad_output` (of the loss's shape; of the input's type for `none`).
                     virtual ::torch::Tensor backward(const loss_args& args,
                                                      const ::torch::Tensor& grad_output) const = 0;
                 };
@@ -89,6 +89,11 @@ namespace xloss
                             [&](auto v)
                             {
                                 using V = decltype(v);
+                                if (reduced()) // one value, as a double: not rounded to a 16-bit V
+                                {
+                                    return to_tensor(xt::xarray<V>(
+                                        Call::template backward<V>(m_loss, args, grad_output.item<double>())));
+                                }
                                 return to_tensor(
                                     xt::xarray<V>(Call::template backward<V>(m_loss, args, view<V>(grad_output))));
                             });
@@ -122,7 +127,9 @@ namespace xloss
                             {
                                 ctx->saved_data["grad"] = grad;
                             }
-                            else
+                            // The arguments, for a gradient computed in backward: `none`'s, and a 16-bit
+                            // reduced loss's when grad_output is not 1 (see backward).
+                            if (!loss->reduced() || is_16_bit(args.input.scalar_type()))
                             {
                                 ctx->save_for_backward({args.input, args.target, args.labels});
                             }
@@ -137,41 +144,43 @@ namespace xloss
                         const auto loss =
                             c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
                         const ::torch::Tensor& grad_output = grads[0];
-                        ::torch::Tensor grad;
-                        if (loss->reduced())
+                        ::torch::Tensor grad = kept_grad(ctx);
+                        const bool unit = loss->reduced() && (grad_output == 1).all().item<bool>();
+                        if (loss->reduced() && (unit || !is_16_bit(grad.scalar_type())))
                         {
-                            grad = kept_grad(ctx);
                             // grad_output 1 (a loss's backward()) takes the kept gradient as it is.
-                            if (!(grad_output == 1).all().item<bool>())
+                            if (!unit)
                             {
                                 grad.mul_(grad_output);
                             }
                         }
                         else
                         {
+                            // `none`, or a 16-bit reduced loss scaled (fp16 loss scaling): its kept gradient
+                            // is rounded already, and scaling it would round twice (losing the entries
+                            // below the type's smallest), so the gradient is computed again for grad_output.
                             const auto saved = ctx->get_saved_variables();
                             const loss_args args{saved[0], saved[1], saved[2]};
-                            grad = loss->backward(args, grad_output.to(args.input.scalar_type()).contiguous());
+                            grad = loss->backward(args, loss->reduced()
+                                                            ? grad_output
+                                                            : grad_output.to(args.input.scalar_type()).contiguous());
                         }
                         return {grad, ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor(), ::torch::Tensor()};
                     }
 
                 private:
 
-                    /// The gradient kept by forward, taken out of the graph so that autograd can keep it
-                    /// as the input's .grad without a copy.
+                    /// The gradient kept by forward (undefined for `none`), taken out of the graph so that
+                    /// autograd can keep it as the input's .grad without a copy.
                     static ::torch::Tensor kept_grad(::torch::autograd::AutogradContext* ctx)
                     {
-                        auto it = ctx->saved_data.find("grad");
-                        if (it == ctx->saved_data.end())
+                        const auto loss =
+                            c10::static_intrusive_pointer_cast<torch_loss>(ctx->saved_data["loss"].toCapsule());
+                        if (!loss->reduced())
                         {
-                            throw std::runtime_error(
-                                "xloss::torch: a reduced loss keeps its gradient for one backward "
-                                "pass; a second backward through it (retain_graph) is not supported");
+                            return ::torch::Tensor();
                         }
-                        ::torch::Tensor grad = it->second.toTensor();
-                        ctx->saved_data.erase("grad");
-                        return grad;
+                        return take_kept(ctx, "grad", "a reduced loss");
                     }
                 };
 

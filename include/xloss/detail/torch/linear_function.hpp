@@ -11,8 +11,11 @@
 // keeps them for backward, which scales them by grad_output.
 
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "../../fused_linear_cross_entropy.hpp"
+#include "../../fused_linear_divergence.hpp"
 #include "tensors.hpp"
 
 namespace xloss
@@ -34,14 +37,29 @@ namespace xloss
                                                     ::torch::Tensor* grads) const = 0;
                 };
 
-                /// A cross-entropy-like fused loss `Loss` (FusedLinearCrossEntropyLoss): loss(h, head, labels).
-                template <class Loss>
+                /// No teacher: the fused cross-entropy, loss(h, head, labels).
+                struct no_teacher
+                {
+                };
+
+                /// A teacher's layer: its hidden states and weight, in the student's compute type and
+                /// contiguous (no gradient flows to them), for loss(h, head, teacher_layer(...), labels).
+                struct teacher_tensors
+                {
+                    ::torch::Tensor hidden;
+                    ::torch::Tensor weight;
+                };
+
+                /// A fused linear loss `Loss`: the cross-entropy (FusedLinearCrossEntropyLoss) without a
+                /// teacher, a divergence (fused_linear_divergence_loss) with one.
+                template <class Loss, class Teacher = no_teacher>
                 class adapted_linear_loss final : public torch_linear_loss
                 {
                 public:
 
-                    explicit adapted_linear_loss(const Loss& loss)
+                    explicit adapted_linear_loss(const Loss& loss, Teacher teacher = Teacher())
                         : m_loss(loss)
+                        , m_teacher(std::move(teacher))
                     {
                     }
 
@@ -54,11 +72,18 @@ namespace xloss
                             [&](auto v)
                             {
                                 using V = decltype(v);
-                                return with_labels(labels,
-                                                   [&](const auto& y)
-                                                   {
-                                                       return run<V>(hidden, weight, bias, y, grads);
-                                                   });
+                                const auto go = [&](const auto& y)
+                                {
+                                    return run<V>(hidden, weight, bias, y, grads);
+                                };
+                                if constexpr (std::is_same<Teacher, no_teacher>::value)
+                                {
+                                    return with_labels(labels, go);
+                                }
+                                else
+                                {
+                                    return labels.defined() ? with_labels(labels, go) : go(all_rows);
+                                }
                             });
                     }
 
@@ -83,18 +108,40 @@ namespace xloss
                                            ::torch::Tensor* grads) const
                     {
                         using V = typename H::value_type;
-                        if (grads == nullptr)
+                        return with_teacher<V>(
+                            [&](const auto&... teacher)
+                            {
+                                if (grads == nullptr)
+                                {
+                                    return to_tensor(xt::xarray<V>(m_loss(hidden, head, teacher..., labels)));
+                                }
+                                auto r = m_loss.forward_backward(hidden, head, teacher..., labels);
+                                grads[0] = to_tensor(std::move(r.grad_hidden));
+                                grads[1] = to_tensor(std::move(r.grad_weight));
+                                grads[2] = head.has_bias ? to_tensor(std::move(r.grad_bias)) : ::torch::Tensor();
+                                return to_tensor(std::move(r.loss));
+                            });
+                    }
+
+                    /// f() without a teacher, else f(the teacher's layer over views of its tensors).
+                    template <class V, class F>
+                    ::torch::Tensor with_teacher(F&& f) const
+                    {
+                        if constexpr (std::is_same<Teacher, no_teacher>::value)
                         {
-                            return to_tensor(xt::xarray<V>(m_loss(hidden, head, labels)));
+                            return f();
                         }
-                        auto r = m_loss.forward_backward(hidden, head, labels);
-                        grads[0] = to_tensor(std::move(r.grad_hidden));
-                        grads[1] = to_tensor(std::move(r.grad_weight));
-                        grads[2] = head.has_bias ? to_tensor(std::move(r.grad_bias)) : ::torch::Tensor();
-                        return to_tensor(std::move(r.loss));
+                        else
+                        {
+                            const auto hidden = view<V>(m_teacher.hidden);
+                            const auto weight = view<V>(m_teacher.weight);
+                            const auto head = linear(weight);
+                            return f(teacher_layer(hidden, head));
+                        }
                     }
 
                     Loss m_loss;
+                    Teacher m_teacher;
                 };
 
                 /// The autograd function: forward(hidden, weight, bias, labels, loss, keep_grad).
@@ -105,12 +152,13 @@ namespace xloss
                     static ::torch::Tensor forward(::torch::autograd::AutogradContext* ctx,
                                                    const ::torch::Tensor& hidden, const ::torch::Tensor& weight,
                                                    const c10::optional<::torch::Tensor>& bias,
-                                                   const ::torch::Tensor& labels,
+                                                   const c10::optional<::torch::Tensor>& labels,
                                                    const c10::intrusive_ptr<torch_linear_loss>& loss, bool keep_grad)
                     {
                         ::torch::Tensor grads[3];
-                        ::torch::Tensor value = loss->forward(hidden, weight, bias.value_or(::torch::Tensor()), labels,
-                                                              keep_grad ? grads : nullptr);
+                        ::torch::Tensor value =
+                            loss->forward(hidden, weight, bias.value_or(::torch::Tensor()),
+                                          labels.value_or(::torch::Tensor()), keep_grad ? grads : nullptr);
                         if (keep_grad)
                         {
                             ctx->saved_data["grad_hidden"] = grads[0];
@@ -129,16 +177,7 @@ namespace xloss
                         ::torch::autograd::variable_list out;
                         for (const char* name : {"grad_hidden", "grad_weight", "grad_bias"})
                         {
-                            auto it = ctx->saved_data.find(name);
-                            if (it == ctx->saved_data.end())
-                            {
-                                throw std::runtime_error(
-                                    "xloss::torch: a fused linear loss keeps its gradients for one "
-                                    "backward pass; a second backward through it (retain_graph) "
-                                    "is not supported");
-                            }
-                            ::torch::Tensor g = it->second.toTensor();
-                            ctx->saved_data.erase(name);
+                            ::torch::Tensor g = take_kept(ctx, name, "a fused linear loss");
                             if (g.defined() && !unit)
                             {
                                 g.mul_(grad_output);
@@ -150,11 +189,34 @@ namespace xloss
                     }
                 };
 
-                /// A fused linear loss of the caller's tensors through the autograd function.
-                template <class Loss>
+                /// A teacher layer's tensors checked against the student's hidden states and prepared in
+                /// their compute type.
+                inline teacher_tensors prepared_teacher(const ::torch::Tensor& hidden, const ::torch::Tensor& weight,
+                                                        const ::torch::Tensor& student, const char* func)
+                {
+                    for (const auto& [t, name] :
+                         {std::pair<const ::torch::Tensor&, const char*>{hidden, "teacher_hidden"},
+                          {weight, "teacher_weight"}})
+                    {
+                        check_same_type(t, student, func, name, "hidden");
+                        if (::torch::autograd::GradMode::is_enabled() && t.requires_grad())
+                        {
+                            fail(func, name, "requires grad; the teacher gets no gradient (.detach() it)");
+                        }
+                    }
+                    const auto type = compute_type(student);
+                    return {prepared(hidden, type), prepared(weight, type)};
+                }
+
+                /**
+                 * A fused linear loss of the caller's tensors through the autograd function: the
+                 * cross-entropy (no teacher; labels required) or a divergence from `teacher` (labels
+                 * optional: undefined keeps every row).
+                 */
+                template <class Loss, class Teacher = no_teacher>
                 ::torch::Tensor run_linear(const Loss& loss, const char* func, const ::torch::Tensor& hidden,
                                            const ::torch::Tensor& weight, const ::torch::Tensor& bias,
-                                           const ::torch::Tensor& labels)
+                                           const ::torch::Tensor& labels, Teacher teacher = Teacher())
                 {
                     check_values(hidden, func, "hidden");
                     check_same_type(weight, hidden, func, "weight", "hidden");
@@ -162,7 +224,10 @@ namespace xloss
                     {
                         check_same_type(bias, hidden, func, "bias", "hidden");
                     }
-                    check_labels(labels, func, "labels");
+                    if (std::is_same<Teacher, no_teacher>::value || labels.defined())
+                    {
+                        check_labels(labels, func, "labels");
+                    }
                     if (loss.options().reduction() == xloss::reduction::none)
                     {
                         fail(func, "options",
@@ -176,11 +241,29 @@ namespace xloss
                         ::torch::autograd::GradMode::is_enabled()
                         && (h.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad()));
                     const c10::intrusive_ptr<torch_linear_loss> adapted =
-                        c10::make_intrusive<adapted_linear_loss<Loss>>(loss);
+                        c10::make_intrusive<adapted_linear_loss<Loss, Teacher>>(loss, std::move(teacher));
+                    const auto optional = [](const ::torch::Tensor& t)
+                    {
+                        return t.defined() ? c10::optional<::torch::Tensor>(t) : c10::nullopt;
+                    };
                     ::torch::Tensor value = linear_loss_function::apply(
-                        h, w, b.defined() ? c10::optional<::torch::Tensor>(b) : c10::nullopt, prepared_labels(labels),
-                        adapted, keep_grad);
+                        h, w, optional(b), optional(prepared_labels(labels)), adapted, keep_grad);
                     return value.scalar_type() == hidden.scalar_type() ? value : value.to(hidden.scalar_type());
+                }
+
+                /// A fused linear divergence `Loss` of the student's (hidden, weight) against the teacher's.
+                template <class Loss>
+                ::torch::Tensor fused_linear_divergence(const char* func, const ::torch::Tensor& hidden,
+                                                        const ::torch::Tensor& weight,
+                                                        const ::torch::Tensor& teacher_hidden,
+                                                        const ::torch::Tensor& teacher_weight,
+                                                        const ::torch::Tensor& labels,
+                                                        const typename Loss::options_type& options,
+                                                        const fused_linear_options& linear)
+                {
+                    check_values(hidden, func, "hidden");
+                    return run_linear(Loss(options, linear), func, hidden, weight, ::torch::Tensor(), labels,
+                                      prepared_teacher(teacher_hidden, teacher_weight, hidden, func));
                 }
             }
         }

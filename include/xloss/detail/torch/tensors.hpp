@@ -48,6 +48,24 @@ namespace xloss
                     }
                 }
 
+                /// A gradient the forward kept in the graph (saved_data[name]), taken out so that autograd
+                /// can keep it as the input's .grad without a copy; `what` names the loss for the error a
+                /// second backward (retain_graph) gets.
+                inline ::torch::Tensor take_kept(::torch::autograd::AutogradContext* ctx, const char* name,
+                                                 const char* what)
+                {
+                    auto it = ctx->saved_data.find(name);
+                    if (it == ctx->saved_data.end())
+                    {
+                        throw std::runtime_error(std::string("xloss::torch: ") + what
+                                                 + " keeps its gradients for one backward pass; a second backward "
+                                                   "through it (retain_graph) is not supported");
+                    }
+                    ::torch::Tensor grad = it->second.toTensor();
+                    ctx->saved_data.erase(it);
+                    return grad;
+                }
+
                 inline void check_cpu(const ::torch::Tensor& t, const char* func, const char* arg)
                 {
                     if (!t.defined())

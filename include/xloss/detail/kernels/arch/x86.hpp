@@ -86,87 +86,96 @@ namespace xloss
             }
 #endif
 
-#if defined(__F16C__)
-            // F16C converts 8 halves at a time; its roundings are float_to_half_bits's (nearest even,
-            // NaN quieted with the top of its payload), and MXCSR's flush and denormals-are-zero modes
-            // (-ffast-math's) do not touch them: a half subnormal is a normal float.
-            template <>
-            struct wide_rows<half> : std::true_type
+#if defined(__AVX__)
+            /// Rows of the 16-bit type S converted 8 at a time by `Eight` (`static __m256 widen(const S*)`,
+            /// `static __m128i narrow(__m256)`), the tail one by one with S's own conversions.
+            template <class S, class Eight>
+            struct rows_by_eight : std::true_type
             {
-                static void widen(const half* src, std::size_t n, float* dst) noexcept
+                static void widen(const S* src, std::size_t n, float* dst) noexcept
                 {
-                    std::size_t j = 0;
-                    for (; j + 8 <= n; j += 8)
+                    const std::size_t whole = n - n % 8;
+                    for (std::size_t j = 0; j < whole; j += 8)
                     {
-                        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j));
-                        _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(h));
+                        _mm256_storeu_ps(dst + j, Eight::widen(src + j));
                     }
-                    for (; j < n; ++j)
+                    for (std::size_t j = whole; j < n; ++j)
                     {
                         dst[j] = static_cast<float>(src[j]);
                     }
                 }
 
-                static void narrow(const float* src, std::size_t n, half* dst) noexcept
+                static void narrow(const float* src, std::size_t n, S* dst) noexcept
                 {
-                    std::size_t j = 0;
-                    for (; j + 8 <= n; j += 8)
+                    const std::size_t whole = n - n % 8;
+                    for (std::size_t j = 0; j < whole; j += 8)
                     {
-                        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + j), _MM_FROUND_TO_NEAREST_INT);
-                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), h);
+                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), Eight::narrow(_mm256_loadu_ps(src + j)));
                     }
-                    for (; j < n; ++j)
+                    for (std::size_t j = whole; j < n; ++j)
                     {
-                        dst[j] = half(src[j]);
+                        dst[j] = S(src[j]);
                     }
                 }
+            };
+
+            XLOSS_INLINE __m128i load_eight(const void* p) noexcept
+            {
+                return _mm_loadu_si128(static_cast<const __m128i*>(p));
+            }
+#endif
+
+#if defined(__F16C__)
+            // F16C's roundings are float_to_half_bits's (nearest even, NaN quieted with the top of its
+            // payload), and MXCSR's flush and denormals-are-zero modes (-ffast-math's) do not touch
+            // them: a half subnormal is a normal float.
+            struct half_by_eight
+            {
+                static XLOSS_INLINE __m256 widen(const half* p) noexcept
+                {
+                    return _mm256_cvtph_ps(load_eight(p));
+                }
+
+                static XLOSS_INLINE __m128i narrow(__m256 v) noexcept
+                {
+                    return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+                }
+            };
+
+            template <>
+            struct wide_rows<half> : rows_by_eight<half, half_by_eight>
+            {
             };
 #endif
 
 #if defined(__AVX2__)
             // bfloat16 is a float's top half: widening is a shift, narrowing rounds off the low half in
-            // integers (ties to even, NaN quieted), as float_to_bfloat16_bits does, 8 at a time.
-            template <>
-            struct wide_rows<bfloat16> : std::true_type
+            // integers (ties to even, NaN quieted), as float_to_bfloat16_bits does.
+            struct bfloat16_by_eight
             {
-                static void widen(const bfloat16* src, std::size_t n, float* dst) noexcept
+                static XLOSS_INLINE __m256 widen(const bfloat16* p) noexcept
                 {
-                    std::size_t j = 0;
-                    for (; j + 8 <= n; j += 8)
-                    {
-                        const __m256i u =
-                            _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + j)));
-                        _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(u, 16)));
-                    }
-                    for (; j < n; ++j)
-                    {
-                        dst[j] = static_cast<float>(src[j]);
-                    }
+                    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load_eight(p)), 16));
                 }
 
-                static void narrow(const float* src, std::size_t n, bfloat16* dst) noexcept
+                static XLOSS_INLINE __m128i narrow(__m256 v) noexcept
                 {
-                    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
-                    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
-                    const __m256i quiet = _mm256_set1_epi32(0x40);
-                    std::size_t j = 0;
-                    for (; j + 8 <= n; j += 8)
-                    {
-                        const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src + j));
-                        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
-                        const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), odd), 16);
-                        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
-                        const __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet);
-                        const __m256i r = _mm256_blendv_epi8(rounded, quieted, nan);
-                        // 32-bit lanes to 16: pack (within 128-bit halves), then gather the halves' low words.
-                        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
-                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm256_castsi256_si128(packed));
-                    }
-                    for (; j < n; ++j)
-                    {
-                        dst[j] = bfloat16(src[j]);
-                    }
+                    const __m256i u = _mm256_castps_si256(v);
+                    const __m256i high = _mm256_srli_epi32(u, 16);
+                    const __m256i odd = _mm256_and_si256(high, _mm256_set1_epi32(1));
+                    const __m256i rounded =
+                        _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), odd), 16);
+                    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
+                                                           _mm256_set1_epi32(0x7f800000));
+                    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
+                    // 32-bit lanes to 16: pack (within 128-bit halves), then gather the halves' low words.
+                    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
                 }
+            };
+
+            template <>
+            struct wide_rows<bfloat16> : rows_by_eight<bfloat16, bfloat16_by_eight>
+            {
             };
 #endif
 

@@ -59,6 +59,7 @@ namespace xloss
             return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
         }
 
+        /// The float of a bfloat16's bits (exact: the bits are a float's top half).
         XLOSS_INLINE float bfloat16_bits_to_float(std::uint16_t h) noexcept
         {
             return float_of_bits(static_cast<std::uint32_t>(h) << 16);
@@ -97,6 +98,7 @@ namespace xloss
             return static_cast<std::uint16_t>(sign | q);
         }
 
+        /// The float of a half's bits (exact; a NaN comes out quiet, as from x86's F16C conversion).
         XLOSS_INLINE float half_bits_to_float(std::uint16_t h) noexcept
         {
             const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
@@ -126,11 +128,13 @@ namespace xloss
         /// bfloat16's conversions.
         struct bfloat16_format
         {
+            /// The bits of the value nearest to f.
             static XLOSS_INLINE std::uint16_t from_float(float f) noexcept
             {
                 return float_to_bfloat16_bits(f);
             }
 
+            /// The value of these bits, exactly.
             static XLOSS_INLINE float to_float(std::uint16_t h) noexcept
             {
                 return bfloat16_bits_to_float(h);
@@ -140,11 +144,13 @@ namespace xloss
         /// half's conversions.
         struct half_format
         {
+            /// The bits of the value nearest to f.
             static XLOSS_INLINE std::uint16_t from_float(float f) noexcept
             {
                 return float_to_half_bits(f);
             }
 
+            /// The value of these bits, exactly.
             static XLOSS_INLINE float to_float(std::uint16_t h) noexcept
             {
                 return half_bits_to_float(h);

@@ -87,17 +87,18 @@ namespace xloss
 #endif
 
 #if defined(__AVX__)
-            /// Rows of the 16-bit type S converted 8 at a time by `Eight` (`static __m256 widen(const S*)`,
-            /// `static __m128i narrow(__m256)`), the tail one by one with S's own conversions.
-            template <class S, class Eight>
-            struct rows_by_eight : std::true_type
+            /// Rows of the 16-bit type S converted `Block::width` elements at a time (`Block::widen(const S*,
+            /// float*)`, `Block::narrow(const float*, S*)`), the tail one by one with S's own conversions,
+            /// which round alike.
+            template <class S, class Block>
+            struct rows_by_block : std::true_type
             {
                 static void widen(const S* src, std::size_t n, float* dst) noexcept
                 {
-                    const std::size_t whole = n - n % 8;
-                    for (std::size_t j = 0; j < whole; j += 8)
+                    const std::size_t whole = n - n % Block::width;
+                    for (std::size_t j = 0; j < whole; j += Block::width)
                     {
-                        _mm256_storeu_ps(dst + j, Eight::widen(src + j));
+                        Block::widen(src + j, dst + j);
                     }
                     for (std::size_t j = whole; j < n; ++j)
                     {
@@ -107,10 +108,10 @@ namespace xloss
 
                 static void narrow(const float* src, std::size_t n, S* dst) noexcept
                 {
-                    const std::size_t whole = n - n % 8;
-                    for (std::size_t j = 0; j < whole; j += 8)
+                    const std::size_t whole = n - n % Block::width;
+                    for (std::size_t j = 0; j < whole; j += Block::width)
                     {
-                        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), Eight::narrow(_mm256_loadu_ps(src + j)));
+                        Block::narrow(src + j, dst + j);
                     }
                     for (std::size_t j = whole; j < n; ++j)
                     {
@@ -119,9 +120,15 @@ namespace xloss
                 }
             };
 
+            /// 8 values of 16 bits.
             XLOSS_INLINE __m128i load_eight(const void* p) noexcept
             {
                 return _mm_loadu_si128(static_cast<const __m128i*>(p));
+            }
+
+            XLOSS_INLINE void store_eight(void* p, __m128i v) noexcept
+            {
+                _mm_storeu_si128(static_cast<__m128i*>(p), v);
             }
 #endif
 
@@ -131,19 +138,21 @@ namespace xloss
             // them: a half subnormal is a normal float.
             struct half_by_eight
             {
-                static XLOSS_INLINE __m256 widen(const half* p) noexcept
+                static constexpr std::size_t width = 8;
+
+                static XLOSS_INLINE void widen(const half* src, float* dst) noexcept
                 {
-                    return _mm256_cvtph_ps(load_eight(p));
+                    _mm256_storeu_ps(dst, _mm256_cvtph_ps(load_eight(src)));
                 }
 
-                static XLOSS_INLINE __m128i narrow(__m256 v) noexcept
+                static XLOSS_INLINE void narrow(const float* src, half* dst) noexcept
                 {
-                    return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+                    store_eight(dst, _mm256_cvtps_ph(_mm256_loadu_ps(src), _MM_FROUND_TO_NEAREST_INT));
                 }
             };
 
             template <>
-            struct wide_rows<half> : rows_by_eight<half, half_by_eight>
+            struct wide_rows<half> : rows_by_block<half, half_by_eight>
             {
             };
 #endif
@@ -153,14 +162,17 @@ namespace xloss
             // integers (ties to even, NaN quieted), as float_to_bfloat16_bits does.
             struct bfloat16_by_eight
             {
-                static XLOSS_INLINE __m256 widen(const bfloat16* p) noexcept
+                static constexpr std::size_t width = 8;
+
+                static XLOSS_INLINE void widen(const bfloat16* src, float* dst) noexcept
                 {
-                    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load_eight(p)), 16));
+                    const __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(load_eight(src)), 16);
+                    _mm256_storeu_ps(dst, _mm256_castsi256_ps(u));
                 }
 
-                static XLOSS_INLINE __m128i narrow(__m256 v) noexcept
+                static XLOSS_INLINE void narrow(const float* src, bfloat16* dst) noexcept
                 {
-                    const __m256i u = _mm256_castps_si256(v);
+                    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(src));
                     const __m256i high = _mm256_srli_epi32(u, 16);
                     const __m256i odd = _mm256_and_si256(high, _mm256_set1_epi32(1));
                     const __m256i rounded =
@@ -169,12 +181,12 @@ namespace xloss
                                                            _mm256_set1_epi32(0x7f800000));
                     const __m256i r = _mm256_blendv_epi8(rounded, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
                     // 32-bit lanes to 16: pack (within 128-bit halves), then gather the halves' low words.
-                    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+                    store_eight(dst, _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08)));
                 }
             };
 
             template <>
-            struct wide_rows<bfloat16> : rows_by_eight<bfloat16, bfloat16_by_eight>
+            struct wide_rows<bfloat16> : rows_by_block<bfloat16, bfloat16_by_eight>
             {
             };
 #endif

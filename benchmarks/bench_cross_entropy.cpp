@@ -21,20 +21,9 @@ namespace
 {
     using xloss_bench::data;
 
-    std::size_t rows_of(const benchmark::State& state)
-    {
-        return static_cast<std::size_t>(state.range(0));
-    }
-
-    std::size_t classes_of(const benchmark::State& state)
-    {
-        return static_cast<std::size_t>(state.range(1));
-    }
-
-    void set_items(benchmark::State& state)
-    {
-        state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows_of(state) * classes_of(state)));
-    }
+    using xloss_bench::classes_of;
+    using xloss_bench::rows_of;
+    using xloss_bench::set_items;
 
     /// One label per row, one row in eight ignored (padding).
     const xt::xarray<int>& labels_for(std::size_t rows, std::size_t classes)

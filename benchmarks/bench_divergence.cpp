@@ -27,20 +27,9 @@ namespace
 
     using xloss_bench::data;
 
-    std::size_t rows_of(const benchmark::State& state)
-    {
-        return static_cast<std::size_t>(state.range(0));
-    }
-
-    std::size_t classes_of(const benchmark::State& state)
-    {
-        return static_cast<std::size_t>(state.range(1));
-    }
-
-    void set_items(benchmark::State& state)
-    {
-        state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * rows_of(state) * classes_of(state)));
-    }
+    using xloss_bench::classes_of;
+    using xloss_bench::rows_of;
+    using xloss_bench::set_items;
 
     /// 0: forward KL, 1: reverse KL, 2: generalized JSD
     template <int Loss, int Threads = 1>

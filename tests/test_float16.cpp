@@ -6,6 +6,7 @@
 
 #include "catch_compat.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -299,6 +300,19 @@ TEMPLATE_TEST_CASE("cross_entropy on 16-bit logits is the float loss of their va
             CHECK(same_bits(ce.backward(view, col, odd), rounded<H>(ce.backward(wide_view, col, odd))));
         }
         CHECK(same_bits(ce.backward(view, col, 2.0), rounded<H>(ce.backward(wide_view, col, 2.0))));
+    }
+    SECTION("probability targets: 16-bit beside 16-bit logits, float beside them computes in float")
+    {
+        const logits<H> p({6, 3, 37}, 12);
+        const auto r16 = ce.forward_backward(x.low, p.low);
+        const auto r32 = ce.forward_backward(x.wide, p.wide);
+        CHECK(same_bits(r16.loss, rounded<H>(r32.loss)));
+        CHECK(same_bits(r16.grad_logits, rounded<H>(r32.grad_logits)));
+        const auto mixed = ce.forward_backward(x.low, p.wide);
+        static_assert(std::is_same<typename decltype(mixed.loss)::value_type, float>::value,
+                      "16-bit logits beside float targets compute in float");
+        CHECK(mixed.loss() == r32.loss());
+        CHECK(std::equal(mixed.grad_logits.begin(), mixed.grad_logits.end(), r32.grad_logits.begin()));
     }
     SECTION("_out into 16-bit outputs, and a float loss variable")
     {

@@ -108,7 +108,7 @@ namespace xloss
             template <class X, class L>
             auto forward_backward(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels) const
             {
-                using V = detail::row_value_t<X>;
+                using V = detail::cross_entropy_value_t<X, L>;
                 const auto call = make_call(logits, labels, "cross_entropy");
                 cross_entropy_result<V> r;
                 r.loss = detail::new_array<V>(call.loss_shape());
@@ -136,7 +136,7 @@ namespace xloss
             void forward_backward_out(LO& loss, GO& grad_logits, const xt::xexpression<X>& logits,
                                       const xt::xexpression<L>& labels) const
             {
-                using V = detail::row_value_t<X>;
+                using V = detail::cross_entropy_value_t<X, L>;
                 constexpr const char* func = "CrossEntropyLoss::forward_backward_out";
                 const auto call = make_call(logits, labels, func);
                 detail::write_out<V>(
@@ -160,7 +160,7 @@ namespace xloss
             template <class X, class L>
             auto make_call(const xt::xexpression<X>& logits, const xt::xexpression<L>& labels, const char* func) const
             {
-                using V = detail::row_value_t<X>;
+                using V = detail::cross_entropy_value_t<X, L>;
                 using LV = typename L::value_type;
                 return detail::cross_entropy_call<V, LV>(logits.derived_cast(), labels.derived_cast(), m_options, func);
             }

@@ -92,7 +92,7 @@ def main():
             for variant, (ignore, smoothing, weighted, z_loss, cap) in VARIANTS.items():
                 x = (torch.randn(shape) * 2).to(dtype)
                 labels = torch.randint(0, classes, row_shape)
-                soft = variant.startswith("soft")
+                soft = variant == "soft" or variant.startswith("soft_")
                 if soft:
                     # Probabilities along the class axis, a few exactly 0 (masked classes).
                     p = torch.randn(shape).double()

@@ -62,7 +62,7 @@ namespace xloss
                 const bool soft = labels.defined() && labels.is_floating_point();
                 return detail::torch_bridge::run<detail::torch_bridge::cross_entropy_call>(
                     xloss::CrossEntropyLoss(options), "xloss::torch::cross_entropy", {logits, "logits"},
-                    soft ? named_tensor{labels, "target"} : named_tensor{::torch::Tensor(), "target", false},
+                    soft ? named_tensor{labels, "labels"} : named_tensor{::torch::Tensor(), "target", false},
                     soft ? named_tensor{::torch::Tensor(), "labels", false} : named_tensor{labels, "labels"});
             }
 

@@ -169,14 +169,14 @@ namespace xloss
                                         const ::torch::Tensor& labels = ::torch::Tensor())
                 {
                     return xloss::detail::torch_bridge::fused_linear_divergence<Loss>(
-                        "xloss::torch::FusedLinearDivergenceLoss", hidden, weight, teacher_hidden, teacher_weight,
-                        labels, this->options, linear);
+                        xloss::detail::torch_bridge::fused_linear_name<Loss>::get(), hidden, weight, teacher_hidden,
+                        teacher_weight, labels, this->options, linear);
                 }
 
                 /// The module's name, as libtorch prints modules.
                 void pretty_print(std::ostream& stream) const override
                 {
-                    stream << "xloss::torch::FusedLinearDivergenceLoss";
+                    stream << xloss::detail::torch_bridge::fused_linear_name<Loss>::get();
                 }
 
                 fused_linear_options linear; ///< the chunking and output options

@@ -100,6 +100,23 @@ namespace xloss
             {
             };
 
+            /// The value type of a cross-entropy of logits X: with probability targets L, the promoted type
+            /// of both (as the divergences' arguments); with class indices, the logits'.
+            template <class X, class L, bool Soft = is_soft_target<typename L::value_type>::value>
+            struct cross_entropy_value
+            {
+                using type = row_value_t<X>;
+            };
+
+            template <class X, class L>
+            struct cross_entropy_value<X, L, true>
+            {
+                using type = row_value_t<X, L>;
+            };
+
+            template <class X, class L>
+            using cross_entropy_value_t = typename cross_entropy_value<X, L>::type;
+
             /**
              * One call: the logits V (float, double or a 16-bit type) and targets LV, class indices
              * (integers) or probabilities (floating point, of the logits' shape: PyTorch's soft labels).

@@ -127,9 +127,9 @@ namespace xloss
                             {
                                 ctx->saved_data["grad"] = grad;
                             }
-                            // The arguments, for a gradient computed in backward: `none`'s, and a 16-bit
+                            // The arguments, for a gradient computed in backward: `none`'s, and a half
                             // reduced loss's when grad_output is not 1 (see backward).
-                            if (!loss->reduced() || is_16_bit(args.input.scalar_type()))
+                            if (!loss->reduced() || args.input.scalar_type() == ::torch::kHalf)
                             {
                                 ctx->save_for_backward({args.input, args.target, args.labels});
                             }
@@ -146,7 +146,7 @@ namespace xloss
                         const ::torch::Tensor& grad_output = grads[0];
                         ::torch::Tensor grad = kept_grad(ctx);
                         const bool unit = loss->reduced() && (grad_output == 1).all().item<bool>();
-                        if (loss->reduced() && (unit || !is_16_bit(grad.scalar_type())))
+                        if (loss->reduced() && (unit || grad.scalar_type() != ::torch::kHalf))
                         {
                             // grad_output 1 (a loss's backward()) takes the kept gradient as it is.
                             if (!unit)
@@ -156,9 +156,10 @@ namespace xloss
                         }
                         else
                         {
-                            // `none`, or a 16-bit reduced loss scaled (fp16 loss scaling): its kept gradient
-                            // is rounded already, and scaling it would round twice (losing the entries
-                            // below the type's smallest), so the gradient is computed again for grad_output.
+                            // `none`, or a half reduced loss scaled (fp16 loss scaling): its kept gradient is
+                            // rounded to half already, whose range loses the entries below 6e-8 that the
+                            // scale exists to keep, so the gradient is computed again for grad_output
+                            // (bfloat16 has float's range: its kept gradient is scaled as float's is).
                             const auto saved = ctx->get_saved_variables();
                             const loss_args args{saved[0], saved[1], saved[2]};
                             grad = loss->backward(args, loss->reduced()

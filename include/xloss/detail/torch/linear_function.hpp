@@ -251,6 +251,21 @@ namespace xloss
                     return value.scalar_type() == hidden.scalar_type() ? value : value.to(hidden.scalar_type());
                 }
 
+                /// The function name of a fused linear divergence, for messages: "xloss::torch::fused_linear_" and
+                /// its policy's name.
+                template <class Loss>
+                struct fused_linear_name;
+
+                template <class Policy, class Options>
+                struct fused_linear_name<fused_linear_divergence_loss<Policy, Options>>
+                {
+                    static const char* get()
+                    {
+                        static const std::string name = std::string("xloss::torch::fused_linear_") + Policy::name;
+                        return name.c_str();
+                    }
+                };
+
                 /// A fused linear divergence `Loss` of the student's (hidden, weight) against the teacher's.
                 template <class Loss>
                 ::torch::Tensor fused_linear_divergence(const char* func, const ::torch::Tensor& hidden,

@@ -10,7 +10,6 @@
 #include <benchmark/benchmark.h>
 
 #include <xloss/xloss.hpp>
-#include XLOSS_XTENSOR_HEADER(core, xmath.hpp)
 
 #include "logits_data.hpp"
 
@@ -88,41 +87,6 @@ namespace
         set_items(state);
     }
 
-    /// Probability targets of the logits' shape: the teacher's softmax (as soft labels are made).
-    const xt::xarray<float>& targets_for(std::size_t rows, std::size_t classes)
-    {
-        static std::vector<std::pair<std::size_t, xt::xarray<float>>> cache;
-        for (const auto& [key, value] : cache)
-        {
-            if (key == rows * 1000003 + classes)
-            {
-                return value;
-            }
-        }
-        const auto& t = data(rows, classes).teacher;
-        xt::xarray<float> p = xt::exp(t - xt::amax(t, {1}, xt::keep_dims));
-        p /= xt::sum(p, {1}, xt::keep_dims);
-        cache.emplace_back(rows * 1000003 + classes, std::move(p));
-        return cache.back().second;
-    }
-
-    /// Forward + gradient with probability targets, into kept outputs.
-    void xloss_soft_out(benchmark::State& state)
-    {
-        const auto& x = data(rows_of(state), classes_of(state)).student;
-        const auto& p = targets_for(rows_of(state), classes_of(state));
-        const xloss::CrossEntropyLoss loss(lm);
-        xt::xarray<float> grad = xt::zeros_like(x);
-        float value = 0.f;
-        for (auto _ : state)
-        {
-            loss.forward_backward_out(value, grad, x, p);
-            benchmark::DoNotOptimize(value);
-            benchmark::ClobberMemory();
-        }
-        set_items(state);
-    }
-
     /**
      * The bound: per kept row its max, sum e^(x - max) (the exponentials kept in the gradient row) and
      * (e / Z - onehot) / kept written, with xloss's own batch kernels; no checks, options or layouts.
@@ -192,25 +156,6 @@ namespace
         set_items(state);
     }
 
-    /// F.cross_entropy with probability targets, backward by autograd.
-    void torch_soft_forward_backward(benchmark::State& state)
-    {
-        torch::set_num_threads(1);
-        const auto& x = data(rows_of(state), classes_of(state)).student;
-        const std::vector<int64_t> shape{int64_t(rows_of(state)), int64_t(classes_of(state))};
-        auto s = torch::from_blob(const_cast<float*>(x.data()), shape).clone().requires_grad_(true);
-        const auto p =
-            torch::from_blob(const_cast<float*>(targets_for(rows_of(state), classes_of(state)).data()), shape);
-        for (auto _ : state)
-        {
-            auto loss = torch::nn::functional::cross_entropy(s, p);
-            loss.backward();
-            benchmark::DoNotOptimize(s.grad().data_ptr<float>());
-            s.mutable_grad().reset();
-        }
-        set_items(state);
-    }
-
     void torch_forward_backward(benchmark::State& state)
     {
         torch::set_num_threads(1);
@@ -241,9 +186,7 @@ BENCHMARK(xloss_forward)->Name("cross_entropy/xloss")->Apply(shapes);
 BENCHMARK(xloss_forward_backward)->Name("cross_entropy_fb/xloss")->Apply(shapes);
 BENCHMARK(xloss_forward_backward_out)->Name("cross_entropy_fb/xloss_out")->Apply(shapes);
 BENCHMARK(bound_forward_backward)->Name("cross_entropy_fb/bound")->Apply(shapes);
-BENCHMARK(xloss_soft_out)->Name("cross_entropy_soft_fb/xloss_out")->Apply(shapes);
 #ifdef XLOSS_BENCH_WITH_TORCH
-BENCHMARK(torch_soft_forward_backward)->Name("cross_entropy_soft_fb/torch")->Apply(shapes);
 BENCHMARK(torch_forward)->Name("cross_entropy/torch")->Apply(shapes);
 BENCHMARK(torch_forward_backward)->Name("cross_entropy_fb/torch")->Apply(shapes);
 #endif

@@ -226,10 +226,6 @@ ROW_TABLES = {
             ("forward + gradient, share of its row bound", "cross_entropy_fb/xloss", "cross_entropy_fb/bound",
              "share"),
             ("`_out`, share of the row bound", "cross_entropy_fb/xloss_out", "cross_entropy_fb/bound", "share"),
-            ("probability targets, `_out` / libtorch's `F.cross_entropy(x, p)` + backward",
-             "cross_entropy_soft_fb/xloss_out", "cross_entropy_soft_fb/torch", "ratio"),
-            ("probability targets, `_out` time / class labels' `_out` time", "cross_entropy_fb/xloss_out",
-             "cross_entropy_soft_fb/xloss_out", "ratio"),
         ],
     },
 }
